@@ -1,0 +1,3 @@
+from nextvec.cli import main
+
+main()

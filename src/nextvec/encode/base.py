@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import os
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from nextvec.errors import NextvecError
+
+DEFAULT_ENCODER = "minilm"
+GTR_HUB_NAME = "sentence-transformers/gtr-t5-base"
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    dim: int
+
+    def encode(self, texts: list[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        """(N,) texts -> float32 (N, D)."""
+        ...
+
+    def fingerprint(self) -> dict:
+        """name, dim, pooling, normalized, version: what a store, checkpoint and index must agree on."""
+        ...
+
+
+def use_all_cores() -> None:
+    import torch
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def load_encoder(spec: str = DEFAULT_ENCODER, device: str = "cpu") -> Encoder:
+    """Build an encoder from a spec string (see the package docstring)."""
+    use_all_cores()
+    kind, _, arg = spec.partition(":")
+    if kind in ("minilm", "default") and not arg:
+        from nextvec.encode.sentence_transformer import MiniLMEncoder
+
+        return MiniLMEncoder(device=device)
+    if kind == "st" and arg:
+        from nextvec.encode.sentence_transformer import SentenceTransformerEncoder
+
+        return SentenceTransformerEncoder(arg, device=device)
+    if kind in ("gtr", "gtr-l2"):
+        from nextvec.encode.gtr import GTREncoder
+
+        return GTREncoder(arg or GTR_HUB_NAME, normalize=kind == "gtr-l2", device=device)
+    raise NextvecError(
+        f"unknown encoder {spec!r}; use 'minilm' (embedded default), 'st:NAME_OR_PATH', "
+        f"'gtr[:NAME_OR_PATH]' or 'gtr-l2[:NAME_OR_PATH]'"
+    )

@@ -1,0 +1,20 @@
+"""Errors a user can act on. The CLI prints their message without a traceback."""
+
+
+class NextvecError(Exception):
+    """Base class: a problem with the user's input, files or configuration."""
+
+
+class FingerprintMismatch(NextvecError):
+    """Vectors, a checkpoint or an index came from a different encoder than expected."""
+
+
+def check_fingerprint(expected: dict, actual: dict, what: str) -> None:
+    """Refuse to mix vectors from two encoders: compare name, dim, pooling and normalisation."""
+    keys = ("name", "dim", "pooling", "normalized")
+    diff = {k: (expected.get(k), actual.get(k)) for k in keys if expected.get(k) != actual.get(k)}
+    if diff:
+        lines = ", ".join(f"{k}: {a!r} here vs {b!r} in {what}" for k, (a, b) in diff.items())
+        raise FingerprintMismatch(
+            f"encoder mismatch with {what} ({lines}); vectors from different encoders cannot be mixed"
+        )

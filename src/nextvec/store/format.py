@@ -1,0 +1,56 @@
+"""File names and atomic-write helpers shared by the store writer and reader.
+
+A store is one folder:
+
+    manifest.json        written last, replaced atomically; `complete` says the store is usable
+    shards/              ingest progress: shard-NNNNN.npy (vectors) + shard-NNNNN.jsonl (chunks)
+    vectors.npy          (N, D) float32 or float16, memory-mapped by the reader
+    chunk_doc.npy        (N,) int64, document index of each chunk
+    chunk_pos.npy        (N,) int32, position of the chunk inside its document
+    texts.bin            UTF-8 chunk texts, concatenated
+    text_offsets.npy     (N + 1,) int64 byte offsets into texts.bin
+    doc_offsets.npy      (n_docs + 1,) int64: document d owns chunks [doc_offsets[d], doc_offsets[d+1])
+    doc_split.npy        (n_docs,) int8: 0 train, 1 val, 2 test
+    doc_ids.json         original document ids, in document-index order
+    stats.npz            per-dimension mean and std of the TRAIN vectors (float64 accumulation)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SHARDS = "shards"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary sibling, fsync, then rename over `path`: readers see old or new, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode())
+
+
+def read_manifest(root: Path) -> dict | None:
+    path = Path(root) / MANIFEST
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())

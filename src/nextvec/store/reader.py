@@ -1,0 +1,129 @@
+"""Read-only view of a finished concept store; vectors are memory-mapped, never loaded whole."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from nextvec.errors import NextvecError
+from nextvec.store.format import FORMAT_VERSION, read_manifest
+
+SPLITS = ("train", "val", "test")
+
+
+class ConceptStore:
+    """A finished store. Chunks of one document are contiguous and ordered by position.
+
+    Attributes:
+        vectors: (N, D) memmap (float32 or float16); use `get` for float32 copies.
+        chunk_doc: (N,) document index of each chunk.   chunk_pos: (N,) position in the document.
+        doc_offsets: (n_docs + 1,) chunk ranges.         doc_split: (n_docs,) 0 train / 1 val / 2 test.
+        mean, std: (D,) float32 statistics of the train vectors (std is 0 on constant dimensions).
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        manifest = read_manifest(self.root) if self.root.is_dir() else None
+        if manifest is None:
+            raise NextvecError(f"{self.root} is not a concept store (no manifest.json); create one with `nextvec ingest`")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise NextvecError(f"{self.root} has store format {manifest.get('format_version')}, expected {FORMAT_VERSION}")
+        if not manifest.get("complete"):
+            raise NextvecError(
+                f"{self.root} is incomplete ({sum(s['chunks'] for s in manifest['shards'])} chunks in "
+                f"{len(manifest['shards'])} shards): its ingest was interrupted; rerun the same ingest command to resume"
+            )
+        self.manifest = manifest
+        self.fingerprint: dict = manifest["encoder"]
+        self.dim: int = int(manifest["dim"])
+        self.vectors = np.load(self.root / "vectors.npy", mmap_mode="r", allow_pickle=False)
+        self.chunk_doc = np.load(self.root / "chunk_doc.npy", allow_pickle=False)
+        self.chunk_pos = np.load(self.root / "chunk_pos.npy", allow_pickle=False)
+        self.doc_offsets = np.load(self.root / "doc_offsets.npy", allow_pickle=False)
+        self.doc_split = np.load(self.root / "doc_split.npy", allow_pickle=False)
+        self._text_offsets = np.load(self.root / "text_offsets.npy", allow_pickle=False)
+        with np.load(self.root / "stats.npz", allow_pickle=False) as st:
+            self.mean = st["mean"].astype(np.float32)
+            self.std = st["std"].astype(np.float32)
+        if self.vectors.shape != (len(self.chunk_doc), self.dim):
+            raise NextvecError(f"{self.root} is damaged: vectors {self.vectors.shape} vs {len(self.chunk_doc)} chunks")
+
+    def __len__(self) -> int:
+        return len(self.chunk_doc)
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.doc_split)
+
+    @cached_property
+    def doc_ids(self) -> list[str]:
+        return json.loads((self.root / "doc_ids.json").read_text())
+
+    @cached_property
+    def _texts(self) -> bytes:
+        return (self.root / "texts.bin").read_bytes()
+
+    def text(self, i: int) -> str:
+        a, b = self._text_offsets[i], self._text_offsets[i + 1]
+        return self._texts[a:b].decode("utf-8")
+
+    def texts(self, idx) -> list[str]:
+        return [self.text(int(i)) for i in np.asarray(idx).reshape(-1)]
+
+    def get(self, idx) -> np.ndarray:
+        """Float32 copy of the vectors at `idx` (int, slice or index array)."""
+        return np.asarray(self.vectors[idx], dtype=np.float32)
+
+    def split_code(self, split: str) -> int:
+        if split not in SPLITS:
+            raise NextvecError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        return SPLITS.index(split)
+
+    def split_docs(self, split: str) -> np.ndarray:
+        """Document indices of a split."""
+        return np.flatnonzero(self.doc_split == self.split_code(split))
+
+    def split_chunks(self, split: str) -> np.ndarray:
+        """Chunk indices of a split, in store order (documents contiguous)."""
+        return np.flatnonzero(self.doc_split[self.chunk_doc] == self.split_code(split))
+
+    def doc_range(self, d: int) -> tuple[int, int]:
+        return int(self.doc_offsets[d]), int(self.doc_offsets[d + 1])
+
+    def summary(self) -> dict:
+        """Counts per split, dimension, encoder and chunk-length statistics (what `nextvec info` prints)."""
+        lengths = np.diff(self._text_offsets)  # bytes; equal to characters for ASCII text
+        char_lens = np.array([len(self.text(i)) for i in range(len(self))]) if len(self) <= 200_000 else lengths
+        splits = {}
+        for s in SPLITS:
+            docs = self.split_docs(s)
+            splits[s] = {"documents": int(len(docs)), "chunks": int(np.diff(self.doc_offsets)[docs].sum())}
+        return {
+            "path": str(self.root),
+            "documents": self.n_docs,
+            "chunks": len(self),
+            "dim": self.dim,
+            "dtype": str(self.vectors.dtype),
+            "encoder": self.fingerprint,
+            "splits": splits,
+            "split_seed": self.manifest.get("split", {}).get("seed"),
+            "chunk_chars": {
+                "mean": float(char_lens.mean()),
+                "p50": float(np.percentile(char_lens, 50)),
+                "p95": float(np.percentile(char_lens, 95)),
+                "max": int(char_lens.max()),
+            },
+            "chunks_per_doc": {
+                "mean": float(np.diff(self.doc_offsets).mean()),
+                "min": int(np.diff(self.doc_offsets).min()),
+                "max": int(np.diff(self.doc_offsets).max()),
+            },
+            "params": self.manifest.get("params", {}),
+        }
+
+
+def open_store(path: str | Path) -> ConceptStore:
+    return ConceptStore(path)
