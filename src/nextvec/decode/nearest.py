@@ -1,0 +1,60 @@
+"""Retrieval decoder: a vector becomes the texts of its nearest store chunks by cosine.
+
+Works for any encoder, and is exact: a vector that was encoded from a store chunk decodes to that
+chunk's text with score 1.0. Its ceiling is the store itself: it can only say what is already there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nextvec.decode import check_query_vectors, unit_rows
+from nextvec.errors import NextvecError
+
+LARGE_STORE = 1_000_000  # above this many chunks exact search gets slow; suggest index_kind="ivf"/"hnsw"
+
+
+class RetrievalDecoder:
+    """Nearest chunk texts of `store` (all chunks, or one split) by cosine similarity.
+
+    Args:
+        store: a ConceptStore.
+        split: None for every chunk, or "train" / "val" / "test".
+        index_kind: "flat" (exact FAISS inner product over unit vectors), "ivf" or "hnsw" (approximate,
+            for stores over ~1M chunks).
+    """
+
+    def __init__(self, store, split: str | None = None, index_kind: str = "flat"):
+        from nextvec.index import VectorIndex
+
+        self.store = store
+        self.split = split
+        self.dim = int(store.dim)
+        self.fingerprint = store.fingerprint
+        ids = np.arange(len(store)) if split is None else store.split_chunks(split)
+        if len(ids) == 0:
+            raise NextvecError(f"the store at {store.root} has no chunks{'' if split is None else f' in split {split!r}'} to decode to")
+        # Cosine, not raw inner product: predictions (y_dec) are not unit-norm, and neither are GTR vectors.
+        bank = np.empty((len(ids), self.dim), np.float32)
+        for s in range(0, len(ids), 65536):
+            bank[s : s + 65536] = unit_rows(store.get(ids[s : s + 65536]))
+        self.index = VectorIndex(bank, ids=ids, kind=index_kind, fingerprint=store.fingerprint)
+        self.index_kind = index_kind
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def search(self, vectors, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(N, D) -> cosine scores (N, k), store chunk ids (N, k) (-1 where fewer than k chunks exist)."""
+        if int(k) < 1:
+            raise NextvecError(f"k must be >= 1, got {k}")
+        q = check_query_vectors(vectors, self.dim)
+        if len(q) == 0:
+            return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+        return self.index.search(unit_rows(q), int(k))
+
+    def decode(self, vectors, k: int = 1) -> list[list[tuple[str, float]]]:
+        """(N, D) -> for each vector, up to k (text, cosine) pairs, best first."""
+        scores, ids = self.search(vectors, k)
+        return [[(self.store.text(int(i)), float(s)) for s, i in zip(srow, irow) if i >= 0]
+                for srow, irow in zip(scores, ids)]
