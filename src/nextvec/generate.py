@@ -1,0 +1,127 @@
+"""Multi-step generation: text prompt -> sentence vectors -> predicted vectors -> text.
+
+    model, meta = load_model("runs/demo")
+    out = generate(model, open_store("stores/demo"), load_encoder("minilm"), "First sentence. Second one.")
+    print(out["text"])
+
+Each step feeds the model the prompt's vectors plus every vector generated so far (the raw `y_dec`,
+the prediction a decoder wants), decodes the new prediction, and stops early when it barely moves:
+cosine(y_dec_t, y_dec_{t-1}) > stop_cos, 0.9 by default as in the Large Concept Model paper
+(LCM team, Barrault et al. 2024, "Large Concept Models", diffusion/inference stopping criteria).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nextvec.errors import NextvecError, check_fingerprint
+
+
+def split_prompt(prompt: str, max_chars: int | None = None) -> list[str]:
+    """Prompt -> sentences the way ingest chunks documents (blingfire, optional length cap)."""
+    try:
+        from nextvec.text import chunk_sentences, split_sentences
+    except ImportError:  # the text package is optional here: fall back to blingfire itself
+        import blingfire
+
+        sentences = [s.strip() for s in blingfire.text_to_sentences(prompt.strip()).split("\n") if s.strip()]
+        return sentences
+    sentences = split_sentences(prompt)
+    return chunk_sentences(sentences, max_chars) if max_chars else sentences
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine of two (D,) vectors; 0 when either is all zeros."""
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
+
+
+def rollout(model, context: np.ndarray, steps: int, stop_cos: float = 0.9,
+            context_length: int | None = None) -> tuple[np.ndarray, list[float | None], str]:
+    """Roll `model` forward from context (L, D): predictions (S, D), cos to previous (S,), stop reason.
+
+    The step that trips `stop_cos` is returned too (the caller decides to drop it).
+    """
+    import torch
+
+    if steps < 1:
+        raise NextvecError(f"steps must be >= 1, got {steps}")
+    if context_length is not None and context_length < 1:
+        raise NextvecError(f"context_length must be >= 1, got {context_length}")
+    try:
+        device = next(model.parameters()).device
+    except (AttributeError, StopIteration, TypeError):
+        device = torch.device("cpu")
+    seq = [np.asarray(v, np.float32) for v in context]
+    preds: list[np.ndarray] = []
+    cos_prev: list[float | None] = []
+    reason = "max_steps"
+    with torch.inference_mode():
+        for _ in range(steps):
+            window = seq if context_length is None else seq[-context_length:]
+            ctx = torch.from_numpy(np.stack(window))[None].to(device)  # (1, T, D)
+            mask = torch.ones(ctx.shape[:2], dtype=torch.bool, device=device)  # (1, T): no padding
+            y = model.predict(ctx, mask).y_dec[0].float().cpu().numpy()  # (D,)
+            if y.shape != seq[0].shape:
+                raise NextvecError(f"the model predicts {y.shape[0]}-d vectors but the context is {seq[0].shape[0]}-d")
+            if not np.isfinite(y).all():
+                raise NextvecError("the model predicted NaN or inf; the checkpoint is broken")
+            c = _cos(y, preds[-1]) if preds else None
+            preds.append(y)
+            cos_prev.append(c)
+            if c is not None and c > stop_cos:
+                reason = "similar_to_previous"
+                break
+            seq.append(y)
+    return np.stack(preds), cos_prev, reason
+
+
+def generate(model, store, encoder, prompt: str, steps: int = 5, stop_cos: float = 0.9, decoder=None,
+             context_length: int | None = None, k: int = 1) -> dict:
+    """Continue `prompt` by up to `steps` sentences.
+
+    Args:
+        model: a Predictor (e.g. from `nextvec.train.checkpoint.load_model`).
+        store: the ConceptStore the model was trained on (its encoder fingerprint must match `encoder`).
+        encoder: encodes the prompt's sentences.
+        stop_cos: stop when a prediction's cosine to the previous one exceeds this (that step is not kept).
+        decoder: anything with `decode(vectors, k)`; default the retrieval decoder over all store chunks.
+        context_length: feed the model at most this many most recent vectors (default: all).
+        k: candidates reported per step (the first one is the generated text).
+
+    Returns a dict: prompt_sentences, steps (per step: step, text, score, cos_prev, kept, candidates),
+    continuation (kept texts), text (continuation joined), stop_reason ("similar_to_previous" |
+    "max_steps"), steps_run.
+    """
+    check_fingerprint(store.fingerprint, encoder.fingerprint(), "the prompt encoder")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise NextvecError("the prompt is empty; give at least one sentence")
+    max_chars = store.manifest.get("params", {}).get("max_chars") if hasattr(store, "manifest") else None
+    sentences = split_prompt(prompt, max_chars if isinstance(max_chars, int) else None)
+    if not sentences:
+        raise NextvecError("the prompt has no sentences")
+    context = np.asarray(encoder.encode(sentences), np.float32)  # (L, D)
+    if context.shape != (len(sentences), store.dim):
+        raise NextvecError(f"the encoder made {context.shape} vectors; the store expects dim {store.dim}")
+    if decoder is None:
+        from nextvec.decode.nearest import RetrievalDecoder
+
+        decoder = RetrievalDecoder(store)
+    preds, cos_prev, reason = rollout(model, context, steps, stop_cos, context_length)
+    decoded = decoder.decode(preds, k=max(1, k))
+    out_steps = []
+    for t, (cands, c) in enumerate(zip(decoded, cos_prev)):
+        kept = not (reason == "similar_to_previous" and t == len(preds) - 1)
+        text, score = cands[0] if cands else ("", float("nan"))
+        out_steps.append({"step": t + 1, "text": text, "score": float(score), "cos_prev": c, "kept": kept,
+                          "candidates": [{"text": x, "score": float(s)} for x, s in cands]})
+    continuation = [s["text"] for s in out_steps if s["kept"]]
+    return {
+        "prompt_sentences": sentences,
+        "steps": out_steps,
+        "continuation": continuation,
+        "text": " ".join(continuation),
+        "stop_reason": reason,
+        "stop_cos": stop_cos,
+        "steps_run": len(out_steps),
+    }

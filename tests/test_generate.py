@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import build_store
+from fake_encoder import HashEncoder, OneHotEncoder
+from nextvec.errors import FingerprintMismatch, NextvecError
+from nextvec.generate import generate, split_prompt
+from nextvec.models.base import Prediction
+
+D = 8
+
+
+class Roll(torch.nn.Module):
+    """Predicts the last context vector shifted by one dimension: e_i -> e_{i+1}. Records context lengths."""
+
+    name = "roll"
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[int] = []
+
+    def predict(self, context, mask):
+        self.seen.append(int(mask.sum()))
+        y = torch.roll(context[:, -1], 1, dims=-1)
+        return Prediction(y, torch.nn.functional.normalize(y, dim=-1))
+
+
+class Constant(torch.nn.Module):
+    """Always the same vector (plus a tiny drift) — a model that has stopped moving."""
+
+    name = "constant"
+
+    def predict(self, context, mask):
+        y = torch.zeros(context.shape[0], context.shape[-1])
+        y[:, 3] = 1.0
+        y[:, 4] = 0.01 * context.shape[1]
+        return Prediction(y, torch.nn.functional.normalize(y, dim=-1))
+
+
+@pytest.fixture
+def onehot_store(tmp_path):
+    enc = OneHotEncoder(dim=D)
+    texts = [[f"Sentence e{i}." for i in range(4)], [f"Sentence e{i}." for i in range(4, 8)]]
+    store = build_store(tmp_path / "s", [enc.encode(t) for t in texts], texts=texts, fingerprint=enc.fingerprint())
+    return store, enc
+
+
+def test_rollout_appends_each_prediction(onehot_store):
+    store, enc = onehot_store
+    model = Roll()
+    out = generate(model, store, enc, "Sentence e0. Sentence e1.", steps=3)
+    assert out["prompt_sentences"] == ["Sentence e0.", "Sentence e1."]
+    # e1 -> e2 -> e3 -> e4 only if each prediction becomes the next step's last context vector.
+    assert out["continuation"] == ["Sentence e2.", "Sentence e3.", "Sentence e4."]
+    assert out["text"] == "Sentence e2. Sentence e3. Sentence e4."
+    assert out["stop_reason"] == "max_steps" and out["steps_run"] == 3
+    assert model.seen == [2, 3, 4]
+    assert [s["cos_prev"] for s in out["steps"]] == [None, 0.0, 0.0]
+    assert all(s["score"] == pytest.approx(1.0) and s["kept"] for s in out["steps"])
+
+
+def test_context_length_keeps_only_the_latest_vectors(onehot_store):
+    store, enc = onehot_store
+    model = Roll()
+    generate(model, store, enc, "Sentence e0. Sentence e1. Sentence e2.", steps=3, context_length=2)
+    assert model.seen == [2, 2, 2]
+
+
+def test_stops_when_the_prediction_stops_moving(onehot_store):
+    store, enc = onehot_store
+    out = generate(Constant(), store, enc, "Sentence e0.", steps=5, stop_cos=0.9)
+    # step 2 has cosine ~1 with step 1: stop there and drop it as a repeat
+    assert out["stop_reason"] == "similar_to_previous" and out["steps_run"] == 2
+    assert out["steps"][1]["cos_prev"] > 0.9 and out["steps"][1]["kept"] is False
+    assert out["continuation"] == ["Sentence e3."]
+
+
+def test_threshold_above_one_never_stops_early(onehot_store):
+    store, enc = onehot_store
+    out = generate(Constant(), store, enc, "Sentence e0.", steps=4, stop_cos=1.01)
+    assert out["stop_reason"] == "max_steps" and out["steps_run"] == 4 and len(out["continuation"]) == 4
+
+
+def test_candidates_and_custom_decoder(onehot_store):
+    store, enc = onehot_store
+
+    class Echo:
+        dim = D
+
+        def decode(self, vectors, k=1):
+            return [[(f"dim{int(np.argmax(v))}", 0.5)] * k for v in vectors]
+
+    out = generate(Roll(), store, enc, "Sentence e5.", steps=2, decoder=Echo(), k=2)
+    assert out["continuation"] == ["dim6", "dim7"]
+    assert len(out["steps"][0]["candidates"]) == 2
+
+
+def test_refuses_mismatched_encoder_and_empty_prompt(onehot_store):
+    store, enc = onehot_store
+    with pytest.raises(FingerprintMismatch):
+        generate(Roll(), store, HashEncoder(dim=D), "Sentence e0.")
+    with pytest.raises(NextvecError, match="empty"):
+        generate(Roll(), store, enc, "   ")
+    with pytest.raises(NextvecError, match="steps"):
+        generate(Roll(), store, enc, "Sentence e0.", steps=0)
+
+
+def test_refuses_a_model_of_another_dimension(onehot_store):
+    store, enc = onehot_store
+
+    class Wide(torch.nn.Module):
+        name = "wide"
+
+        def predict(self, context, mask):
+            y = torch.ones(context.shape[0], D + 1)
+            return Prediction(y, y)
+
+    with pytest.raises(NextvecError, match="9-d"):
+        generate(Wide(), store, enc, "Sentence e0.")
+
+
+def test_split_prompt_uses_a_real_sentence_splitter():
+    assert split_prompt("Dr. Smith went home. It rained!") == ["Dr. Smith went home.", "It rained!"]
