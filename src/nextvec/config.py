@@ -91,3 +91,91 @@ def _deep_merge(a: dict, b: dict) -> dict:
 
 def save_config(cfg: BaseModel, path: str | Path) -> None:
     Path(path).write_text(json.dumps(cfg.model_dump(mode="json"), indent=2, sort_keys=True))
+
+
+# ---------------------------------------------------------------------------------------------------
+# LVM training schemas: `nextvec train` reads [model], [loss] and [train] sections into `LVMConfig`.
+# ---------------------------------------------------------------------------------------------------
+
+from typing import Literal  # noqa: E402
+
+from pydantic import Field, model_validator  # noqa: E402
+
+MODEL_FAMILIES = ("gru", "lstm", "transformer", "amn")
+PRIORS = ("none", "mean", "last", "recency")
+
+
+class ModelConfig(Strict):
+    """The one config every LVM takes (nanoGPT's GPTConfig). `dim` comes from the store at build time.
+
+    residual_prior: predict a residual over a prior computed from the context: "mean" (masked mean),
+    "last" (the last context vector), "recency" (learned softmax weights over positions, starting
+    uniform), or "none". The residual head's last layer starts at zero, so training starts AT the
+    prior. "auto" means "mean" for AMN (its defining idea) and "none" for the other families.
+    """
+
+    name: Literal["gru", "lstm", "transformer", "amn"] = "gru"
+    dim: int = Field(0, ge=0, description="vector dimension; 0 = take it from the store")
+    context_length: int = Field(5, ge=1, le=4096)
+    hidden_dim: int = Field(512, ge=1)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    residual_prior: Literal["auto", "none", "mean", "last", "recency"] = "auto"
+    separate_cos_head: bool = False
+
+    @model_validator(mode="after")
+    def _heads_divide(self):
+        if self.name in ("transformer", "amn") and self.hidden_dim % self.num_heads:
+            raise ValueError(f"hidden_dim {self.hidden_dim} must be divisible by num_heads {self.num_heads}")
+        return self
+
+    def resolved(self, dim: int | None = None) -> "ModelConfig":
+        """A copy with `auto` settings made explicit and `dim` filled in."""
+        prior = self.residual_prior
+        if prior == "auto":
+            prior = "mean" if self.name == "amn" else "none"
+        return self.model_copy(update={"residual_prior": prior, "dim": int(dim or self.dim)})
+
+
+class LossConfig(Strict):
+    """One weight per loss term (0 = logged but not trained on) plus InfoNCE settings."""
+
+    mse: float = Field(1.0, ge=0.0)
+    cosine: float = Field(1.0, ge=0.0)
+    infonce: float = Field(0.0, ge=0.0)
+    moment: float = Field(0.0, ge=0.0)
+    variance: float = Field(0.0, ge=0.0)
+    covariance: float = Field(0.0, ge=0.0)
+    temperature: float = Field(0.05, gt=0.0)
+    hard_negatives: int = Field(4, ge=0, description="same-document negatives per window for InfoNCE")
+
+
+class TrainConfig(Strict):
+    batch_size: int = Field(256, ge=1, description="per process under torchrun")
+    lr: float = Field(3e-4, gt=0.0)
+    min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0, description="cosine decays to lr * min_lr_ratio")
+    warmup_steps: int = Field(100, ge=0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = Field(1.0, ge=0.0, description="max gradient norm; 0 = off")
+    max_steps: int = Field(5000, ge=1)
+    max_minutes: float = Field(0.0, ge=0.0, description="wall-clock budget for the training loop; 0 = none")
+    seed: int = Field(0, ge=0)
+    max_windows_per_doc: int = Field(8, ge=1, description="cap on windows of one document in a batch")
+    val_every: int = Field(250, ge=1)
+    val_max_windows: int = Field(20000, ge=1, description="validate on at most this many val windows")
+    checkpoint_every: int = Field(0, ge=0, description="also save last.safetensors every N steps; 0 = at validation")
+    select_metric: str = "val/cosine"
+    select_mode: Literal["max", "min"] = "max"
+    patience: int = Field(10, ge=0, description="validations without improvement before stopping; 0 = never")
+    device: str = "auto"
+    progress: bool = True
+
+
+class LVMConfig(Strict):
+    """Everything `nextvec train` needs; saved resolved as RUN/config.json."""
+
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()

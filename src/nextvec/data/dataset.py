@@ -1,0 +1,131 @@
+"""Window dataset over one split of a store: (context, mask, target, K same-document hard negatives, doc).
+
+The vectors of every chunk the windows touch are read ONCE from the memory-mapped store into a float32
+tensor (plus one zero row used for padding); a batch is then a few index operations on that tensor,
+on whatever device it lives. Training never calls the encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from nextvec.data.windows import context_indices, window_targets
+from nextvec.errors import NextvecError
+
+
+@dataclass
+class WindowBatch:
+    context: torch.Tensor  # (B, T, D) float32, left-padded with zeros
+    mask: torch.Tensor  # (B, T) bool, True = real; mask[:, -1] always True
+    target: torch.Tensor  # (B, D)
+    negatives: torch.Tensor  # (B, K, D) other chunks of the target's document (zeros where masked)
+    negatives_mask: torch.Tensor  # (B, K) bool, True = a real negative
+    doc: torch.Tensor  # (B,) store document index of each window
+
+    def to(self, device) -> "WindowBatch":
+        return WindowBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Every window of `split` (or the given `targets`, store chunk ids) with context length T.
+
+    Args:
+        store: a ConceptStore.
+        split: "train", "val" or "test".
+        context_length: T.
+        hard_negatives: K same-document negatives sampled per window by `get_batch`.
+        targets: optional subset of target chunk ids (must belong to `split`).
+        device: where the vector table and index tensors live.
+    """
+
+    def __init__(self, store, split: str, context_length: int, hard_negatives: int = 0,
+                 targets: np.ndarray | None = None, device: str | torch.device = "cpu"):
+        all_targets = window_targets(store, split)
+        if targets is None:
+            targets = all_targets
+        else:
+            targets = np.asarray(targets, dtype=np.int64)
+            if not np.isin(targets, all_targets).all():
+                raise NextvecError(f"some requested targets are not windows of the {split} split")
+        if len(targets) == 0:
+            raise NextvecError(f"the {split} split of {store.root} has no windows (documents need at least 2 chunks)")
+        self.split, self.T, self.K = split, int(context_length), int(hard_negatives)
+        self.targets = targets  # (M,) store chunk ids
+        self.doc = store.chunk_doc[targets].astype(np.int64)  # (M,)
+
+        # Read the chunks of every document involved once; `local` maps store chunk ids into that table.
+        docs = np.unique(self.doc)
+        starts, ends = store.doc_offsets[docs], store.doc_offsets[docs + 1]
+        self.chunks = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])  # sorted store ids
+        table = np.concatenate([store.get(self.chunks), np.zeros((1, store.dim), np.float32)])
+        self.pad_row = len(self.chunks)  # index of the zero row
+        local = lambda ids: np.searchsorted(self.chunks, ids)  # noqa: E731
+
+        ctx, mask = context_indices(store, targets, self.T)
+        self.vectors = torch.from_numpy(table).to(device)  # (n_chunks + 1, D)
+        self.context_idx = torch.from_numpy(np.where(mask, local(np.clip(ctx, 0, None)), self.pad_row)).to(device)
+        self.mask = torch.from_numpy(mask).to(device)  # (M, T)
+        self.target_idx = torch.from_numpy(local(targets)).to(device)  # (M,)
+        doc_start = local(store.doc_offsets[self.doc])
+        self.doc_start = torch.from_numpy(doc_start).to(device)  # (M,) local index of the doc's first chunk
+        self.doc_len = torch.from_numpy(np.diff(store.doc_offsets)[self.doc]).to(device)  # (M,)
+        self.target_pos = torch.from_numpy(store.chunk_pos[targets].astype(np.int64)).to(device)  # (M,)
+        self.doc_t = torch.from_numpy(self.doc).to(device)
+        self.device = torch.device(device)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> dict:
+        b = self.get_batch(torch.tensor([i]))
+        return {f.name: getattr(b, f.name)[0] for f in fields(b)}
+
+    def get_batch(self, rows, generator: torch.Generator | None = None) -> WindowBatch:
+        """Windows `rows` (B,) as a WindowBatch; hard negatives drawn with `generator` (CPU)."""
+        rows = torch.as_tensor(rows, dtype=torch.long).to(self.device)
+        V = self.vectors
+        target_idx = self.target_idx[rows]
+        neg_idx, neg_mask = self.sample_negatives(rows, generator)
+        return WindowBatch(
+            context=V[self.context_idx[rows]],  # (B, T, D)
+            mask=self.mask[rows],
+            target=V[target_idx],
+            negatives=V[neg_idx],  # (B, K, D)
+            negatives_mask=neg_mask,
+            doc=self.doc_t[rows],
+        )
+
+    def sample_negatives(self, rows: torch.Tensor, generator: torch.Generator | None = None):
+        """K other chunks of each target's document -> (local idx (B, K), mask (B, K) True = real).
+
+        Drawn without replacement (documents with fewer than K other chunks give all of them, the rest
+        masked). The target's own position is skipped by construction, and a chunk whose vector equals
+        the target's (a repeated sentence) is masked too, so the positive never appears.
+        """
+        B, K = len(rows), self.K
+        if K == 0:
+            return (torch.zeros(B, 0, dtype=torch.long, device=self.device),
+                    torch.zeros(B, 0, dtype=torch.bool, device=self.device))
+        n_other = (self.doc_len[rows] - 1).cpu()  # (B,) candidates per window
+        L = int(n_other.max())
+        if L <= 256:  # random keys, K smallest among the real candidates: no repeats
+            keys = torch.rand(B, max(L, 1), generator=generator)
+            keys[torch.arange(max(L, 1)).unsqueeze(0) >= n_other.unsqueeze(1)] = 2.0  # never before a real one
+            r = keys.topk(min(K, max(L, 1)), dim=1, largest=False).indices  # (B, <=K)
+            r = torch.cat([r, torch.full((B, K - r.shape[1]), L, dtype=torch.long)], 1)  # pad -> invalid
+            repeat = torch.zeros(B, K, dtype=torch.bool)
+        else:  # long documents: K draws with replacement, repeats masked (rare)
+            r = (torch.rand(B, K, generator=generator) * n_other.unsqueeze(1)).long().sort(1).values
+            repeat = torch.zeros(B, K, dtype=torch.bool)
+            repeat[:, 1:] = r[:, 1:] == r[:, :-1]
+        valid = ((r < n_other.unsqueeze(1)) & ~repeat).to(self.device)
+        r = r.to(self.device)
+        pos = self.target_pos[rows].unsqueeze(1)
+        idx = self.doc_start[rows].unsqueeze(1) + r + (r >= pos).long()  # skip the target's own position
+        idx = torch.where(valid, idx, self.pad_row)
+        same = (self.vectors[idx] == self.vectors[self.target_idx[rows]].unsqueeze(1)).all(-1)  # (B, K)
+        valid &= ~same
+        return torch.where(valid, idx, self.pad_row), valid

@@ -1,0 +1,90 @@
+"""Pieces every LVM family shares: the projection head, the residual priors and the `LVM` base class.
+
+A family only implements `encode(context, mask) -> h (B, H)`, a summary of a LEFT-padded context
+(mask[:, -1] is always True); `LVM.forward` turns it into `Prediction(y_dec, y_cos)`.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nextvec.config import ModelConfig
+from nextvec.models.base import Prediction
+
+
+class ProjectionHead(nn.Sequential):
+    """Linear -> GELU -> LayerNorm -> Linear: hidden (B, H) -> vector (B, D)."""
+
+    def __init__(self, hidden_dim: int, out_dim: int, zero_init: bool = False):
+        super().__init__(nn.Linear(hidden_dim, hidden_dim), nn.GELU(), nn.LayerNorm(hidden_dim),
+                         nn.Linear(hidden_dim, out_dim))
+        if zero_init:  # a residual head that starts at 0 makes training start exactly at the prior
+            nn.init.zeros_(self[-1].weight)
+            nn.init.zeros_(self[-1].bias)
+
+
+def masked_mean(context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the real vectors: context (B, T, D), mask (B, T) -> (B, D)."""
+    w = mask.to(context.dtype).unsqueeze(-1)  # (B, T, 1)
+    return (context * w).sum(1) / w.sum(1).clamp_min(1.0)
+
+
+class ResidualPrior(nn.Module):
+    """The prediction a residual is added to: context mean, last vector, or learned recency weights."""
+
+    def __init__(self, kind: str, context_length: int):
+        super().__init__()
+        self.kind = kind
+        if kind == "recency":
+            # one logit per position counted from the end (column j = T - j places back); zeros = mean
+            self.logits = nn.Parameter(torch.zeros(context_length))
+
+    def forward(self, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.kind == "mean":
+            return masked_mean(context, mask)
+        if self.kind == "last":
+            return context[:, -1]
+        if self.kind == "recency":
+            T = context.shape[1]
+            if T > len(self.logits):
+                raise ValueError(f"context of {T} vectors is longer than the model's context_length {len(self.logits)}")
+            logits = self.logits[-T:].unsqueeze(0).masked_fill(~mask, float("-inf"))  # (B, T)
+            return torch.einsum("bt,btd->bd", logits.softmax(-1), context)
+        raise ValueError(f"unknown residual prior {self.kind!r}")
+
+
+class LVM(nn.Module):
+    """Base class: config handling, heads, prior. Subclasses build their body and define `encode`."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        config = config.resolved()
+        if config.dim <= 0:
+            raise ValueError("ModelConfig.dim must be set (build models with registry.build_model(config, dim))")
+        self.config = config
+        self.name = config.name
+        H, D = config.hidden_dim, config.dim
+        residual = config.residual_prior != "none"
+        self.prior = ResidualPrior(config.residual_prior, config.context_length) if residual else None
+        self.head = ProjectionHead(H, D, zero_init=residual)
+        self.cos_head = ProjectionHead(H, D, zero_init=residual) if config.separate_cos_head else None
+
+    def encode(self, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, context: torch.Tensor, mask: torch.Tensor) -> Prediction:
+        """context (B, T, D) left-padded, mask (B, T) bool -> Prediction(y_dec (B, D), y_cos (B, D))."""
+        context = context * mask.unsqueeze(-1).to(context.dtype)  # padding values never matter
+        h = self.encode(context, mask)  # (B, H)
+        prior = self.prior(context, mask) if self.prior is not None else 0.0
+        y_dec = prior + self.head(h)
+        y_cos = prior + self.cos_head(h) if self.cos_head is not None else y_dec
+        return Prediction(y_dec, F.normalize(y_cos, dim=-1))
+
+    def predict(self, context: torch.Tensor, mask: torch.Tensor) -> Prediction:
+        return self(context, mask)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
