@@ -272,10 +272,10 @@ def train_decoder(store, out: str | Path, cfg: InverterConfig, resume: bool = Fa
                 record = {"step": step, "loss": loss.item(), "lr": lr, "grad_norm": gnorm, "minutes": round(minutes(), 3)}
                 metrics_f.write(json.dumps(record) + "\n")
                 metrics_f.flush()
-                bar.set_postfix(loss=f"{float(loss):.3f}")
+                bar.set_postfix(loss=f"{loss.item():.3f}")
             if step % tc.val_every == 0:
                 record = run_val()
-                bar.set_postfix(loss=f"{float(loss):.3f}", val=f"{record['val/loss']:.3f}")
+                bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{record['val/loss']:.3f}")
         if step % tc.val_every != 0 or meta_prev is not None and step == int(meta_prev["step"]):
             record = run_val()
     finally:
