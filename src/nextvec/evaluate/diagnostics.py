@@ -9,11 +9,9 @@
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-
 import numpy as np
 
+from nextvec.decode.metrics import exact_match, token_f1
 from nextvec.errors import check_fingerprint
 from nextvec.evaluate.collapse import mean_pairwise_cosine, moment_matching, rankme, std_ratio
 from nextvec.evaluate.metrics import Bank, cosine_rows, predict_windows, retrieval_ranks, unit_rows
@@ -40,7 +38,7 @@ class NearestText:
     def __init__(self, store, split: str | None = None):
         from nextvec.index import VectorIndex
 
-        self.store = store
+        self.store, self.split = store, split
         ids = np.arange(len(store)) if split is None else store.split_chunks(split)
         self.index = VectorIndex(unit_rows(store.get(ids)), ids=ids)
 
@@ -59,22 +57,6 @@ def retrieval_decoder(store, split: str | None = None):
     except ImportError:
         return NearestText(store, split)
     return RetrievalDecoder(store, split=split)
-
-
-def _tokens(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
-
-
-def token_f1(pred: str, ref: str) -> float:
-    """Bag-of-words F1 over lower-cased word tokens (SQuAD style)."""
-    p, r = _tokens(pred), _tokens(ref)
-    if not p or not r:
-        return float(p == r)
-    common = sum((Counter(p) & Counter(r)).values())
-    if common == 0:
-        return 0.0
-    prec, rec = common / len(p), common / len(r)
-    return 2 * prec * rec / (prec + rec)
 
 
 class _TextVectors:
@@ -107,21 +89,26 @@ def decoder_abc(store, targets: np.ndarray, y_dec: np.ndarray, decoder=None, enc
     (retrieval decoders: every chunk of the store) by cosine with y_dec.
     """
     decoder = retrieval_decoder(store) if decoder is None else decoder
-    if retrieval is None:
-        retrieval = isinstance(decoder, NearestText) or type(decoder).__name__ == "RetrievalDecoder"
+    if retrieval is None:  # a retrieval decoder answers store chunks and can say which (search -> ids)
+        retrieval = hasattr(decoder, "search") and getattr(decoder, "store", None) is store
     x = store.get(targets)
     truth = store.texts(targets)
     x_enc = x if encoder is None else np.asarray(encoder.encode(truth), dtype=np.float32)  # A: encode(x) afresh
     vec_of = _TextVectors(store, encoder)
     out = {"decoder": type(decoder).__name__, "n": int(len(targets))}
     for test, v in (("A", x_enc), ("B", unit_rows(x_enc)), ("C", np.asarray(y_dec, dtype=np.float32))):
-        texts = [h[0][0] if h else "" for h in decoder.decode(v, k=1)]
-        res = {"exact_match": float(np.mean([a == b for a, b in zip(texts, truth)])),
-               "token_f1": float(np.mean([token_f1(a, b) for a, b in zip(texts, truth)]))}
-        dv = vec_of(texts)
-        res["cosine"] = None if dv is None else float(cosine_rows(dv, x).mean())
+        if retrieval:
+            _, ids = decoder.search(v, 1)
+            texts = store.texts(ids[:, 0])
+            dv = store.get(ids[:, 0])
+        else:
+            texts = [h[0][0] if h else "" for h in decoder.decode(v, k=1)]
+            dv = vec_of(texts)
+        res = {"exact_match": float(np.mean([exact_match(a, b) for a, b in zip(texts, truth)])),
+               "token_f1": float(np.mean([token_f1(a, b) for a, b in zip(texts, truth)])),
+               "cosine": None if dv is None else float(cosine_rows(dv, x).mean())}
         if test == "C" and retrieval:
-            rank, _ = retrieval_ranks(v, targets, Bank.for_split(store, None))
+            rank, _ = retrieval_ranks(v, targets, Bank.for_split(store, getattr(decoder, "split", None)))
             res.update(true_rank=float(np.median(rank)), true_rank_mean=float(rank.mean()),
                        mrr=float((1.0 / rank).mean()), **{"r@1": float((rank <= 1).mean())})
         out[test] = res

@@ -19,6 +19,19 @@ TABLE_COLUMNS = (("cosine", "cosine", True), ("r@1", "R@1", True), ("r@5", "R@5"
                  ("std_ratio", "std ratio", None))
 
 
+def load_run(path, store):
+    """(model, meta, store) for a run folder or checkpoint file and a store path; refuses a store made by
+    another encoder than the checkpoint's training store."""
+    from nextvec.store import ConceptStore
+    from nextvec.train.checkpoint import load_model
+
+    if not isinstance(store, ConceptStore):
+        store = ConceptStore(store)
+    model, meta = load_model(path, expected_fingerprint=store.fingerprint)
+    check_fingerprint(store.fingerprint, meta["fingerprint"], f"checkpoint {meta.get('path', path)}")
+    return model, meta, store
+
+
 def resolve_context_length(model, context_length: int | None, meta: dict | None = None) -> int:
     """Explicit value, else the checkpoint's, else the model's own attribute, else 5."""
     if context_length is not None:

@@ -1,0 +1,39 @@
+"""`nextvec evaluate`: the model beside every baseline, same windows, same bank, one table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="Run folder (best checkpoint, else last) or a .safetensors checkpoint."),
+    store: Path = typer.Option(..., "--store", help="Concept store made by the same encoder as the run's training store."),
+    split: str = typer.Option("test", help="Split to evaluate on: test | val | train."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Evaluate the four baselines beside the model."),
+    max_windows: Optional[int] = typer.Option(None, help="Evaluate a fixed random subset of this many windows."),
+    batch_size: int = typer.Option(512, help="Windows per forward pass."),
+    seed: int = typer.Option(0, help="Seed of the --max-windows subset."),
+) -> None:
+    """Cosine, global retrieval (R@1/5/10, MRR over every chunk of the split, context chunks included),
+    in-document MRR, contrastive accuracy and next-vs-last margin of the model and of the global-mean,
+    copy-last, linear-average and kNN-successor baselines, on the same windows against the same bank."""
+    from nextvec.evaluate import evaluate_run, format_summary, format_table, write_json
+    from nextvec.evaluate.runner import load_run
+
+    model, meta, st = load_run(run, store)
+    res = evaluate_run(model, st, split, context_length=meta.get("context_length"), baselines=baselines,
+                       batch_size=batch_size, max_windows=max_windows, seed=seed, meta=meta,
+                       checkpoint=meta.get("path", str(run)))
+    typer.echo(format_summary(res))
+    typer.echo("")
+    typer.echo(format_table(res))
+    if json_path is not None:
+        typer.echo(f"results written to {write_json(res, json_path)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate_cmd)
