@@ -122,3 +122,20 @@ def test_refuses_a_model_of_another_dimension(onehot_store):
 
 def test_split_prompt_uses_a_real_sentence_splitter():
     assert split_prompt("Dr. Smith went home. It rained!") == ["Dr. Smith went home.", "It rained!"]
+
+
+def test_encoder_spec_for_rebuilds_the_store_encoder():
+    from nextvec.generate import encoder_spec_for
+
+    assert encoder_spec_for({"name": "sentence-transformers/all-MiniLM-L6-v2"}) == "minilm"
+    assert encoder_spec_for({"name": "gtr-t5-vec2text:gtr-t5-base", "normalized": False}) == "gtr"
+    assert encoder_spec_for({"name": "gtr-t5-vec2text:mygtr", "normalized": True}) == "gtr-l2:mygtr"
+    assert encoder_spec_for({"name": "/models/e5"}) == "st:/models/e5"
+
+
+def test_default_context_length_comes_from_the_model_config(onehot_store):
+    store, enc = onehot_store
+    model = Roll()
+    model.config = type("C", (), {"context_length": 2})()
+    generate(model, store, enc, "Sentence e0. Sentence e1. Sentence e2.", steps=2)
+    assert model.seen == [2, 2]

@@ -1,8 +1,8 @@
 """Multi-step generation: text prompt -> sentence vectors -> predicted vectors -> text.
 
-    model, meta = load_model("runs/demo")
-    out = generate(model, open_store("stores/demo"), load_encoder("minilm"), "First sentence. Second one.")
-    print(out["text"])
+    from nextvec.generate import generate, load_for_generation
+    model, store, encoder = load_for_generation("runs/demo", "stores/demo")
+    print(generate(model, store, encoder, "First sentence. Second one.", steps=5)["text"])
 
 Each step feeds the model the prompt's vectors plus every vector generated so far (the raw `y_dec`,
 the prediction a decoder wants), decodes the new prediction, and stops early when it barely moves:
@@ -15,6 +15,31 @@ from __future__ import annotations
 import numpy as np
 
 from nextvec.errors import NextvecError, check_fingerprint
+
+
+MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def encoder_spec_for(fingerprint: dict) -> str:
+    """The `load_encoder` spec that rebuilds the encoder a store was made with."""
+    name = str(fingerprint.get("name", ""))
+    if name == MINILM_NAME:
+        return "minilm"
+    if name.startswith("gtr-t5-vec2text:"):
+        base = name.split(":", 1)[1]
+        kind = "gtr-l2" if fingerprint.get("normalized") else "gtr"
+        return kind if base == "gtr-t5-base" else f"{kind}:{base}"
+    return f"st:{name}"
+
+
+def store_encoder(store, spec: str = "auto"):
+    """Load the encoder for `store`: "auto" rebuilds the one that made it, else a `load_encoder` spec;
+    either way its fingerprint must match the store's."""
+    from nextvec.encode import load_encoder
+
+    encoder = load_encoder(encoder_spec_for(store.fingerprint) if spec == "auto" else spec)
+    check_fingerprint(store.fingerprint, encoder.fingerprint(), "the encoder " + repr(spec))
+    return encoder
 
 
 def split_prompt(prompt: str, max_chars: int | None = None) -> list[str]:
@@ -86,7 +111,8 @@ def generate(model, store, encoder, prompt: str, steps: int = 5, stop_cos: float
         encoder: encodes the prompt's sentences.
         stop_cos: stop when a prediction's cosine to the previous one exceeds this (that step is not kept).
         decoder: anything with `decode(vectors, k)`; default the retrieval decoder over all store chunks.
-        context_length: feed the model at most this many most recent vectors (default: all).
+        context_length: feed the model at most this many most recent vectors (default: the model's
+            `config.context_length` when it has one, else all).
         k: candidates reported per step (the first one is the generated text).
 
     Returns a dict: prompt_sentences, steps (per step: step, text, score, cos_prev, kept, candidates),
@@ -107,6 +133,8 @@ def generate(model, store, encoder, prompt: str, steps: int = 5, stop_cos: float
         from nextvec.decode.nearest import RetrievalDecoder
 
         decoder = RetrievalDecoder(store)
+    if context_length is None:  # the training context length when the model carries its config
+        context_length = getattr(getattr(model, "config", None), "context_length", None)
     preds, cos_prev, reason = rollout(model, context, steps, stop_cos, context_length)
     decoded = decoder.decode(preds, k=max(1, k))
     out_steps = []
@@ -125,3 +153,14 @@ def generate(model, store, encoder, prompt: str, steps: int = 5, stop_cos: float
         "stop_cos": stop_cos,
         "steps_run": len(out_steps),
     }
+
+
+def load_for_generation(run_path, store_path, encoder: str = "auto"):
+    """(model, store, encoder) ready for `generate`: the run's best checkpoint, checked against the store
+    and its encoder."""
+    from nextvec.store import open_store
+    from nextvec.train.checkpoint import load_model
+
+    store = open_store(store_path)
+    model, _ = load_model(run_path, expected_fingerprint=store.fingerprint)
+    return model, store, store_encoder(store, encoder)

@@ -25,9 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from nextvec.config import Strict
 from nextvec.errors import NextvecError, check_fingerprint
 
-MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-
-
 class ServeLimits(Strict):
     """Per-request limits; anything over them gets a 413/422 with the limit in the message."""
 
@@ -39,18 +36,6 @@ class ServeLimits(Strict):
     max_steps: int = Field(20, ge=1, description="steps per /generate request")
     max_body_bytes: int = Field(4_000_000, ge=1024, description="request body size")
     max_batch: int = Field(32, ge=1, description="/predict requests merged into one model call")
-
-
-def encoder_spec_for(fingerprint: dict) -> str:
-    """The `load_encoder` spec that rebuilds the encoder a store was made with."""
-    name = str(fingerprint.get("name", ""))
-    if name == MINILM_NAME:
-        return "minilm"
-    if name.startswith("gtr-t5-vec2text:"):
-        base = name.split(":", 1)[1]
-        kind = "gtr-l2" if fingerprint.get("normalized") else "gtr"
-        return kind if base == "gtr-t5-base" else f"{kind}:{base}"
-    return f"st:{name}"
 
 
 def _check_texts(texts: list[str], max_chars: int, what: str) -> list[str]:
@@ -194,9 +179,9 @@ def _load_encoder(store, encoder):
     if encoder is None or encoder == "none":
         return None
     if isinstance(encoder, str):
-        from nextvec.encode import load_encoder
+        from nextvec.generate import store_encoder
 
-        encoder = load_encoder(encoder_spec_for(store.fingerprint) if encoder == "auto" else encoder)
+        return store_encoder(store, encoder)
     check_fingerprint(store.fingerprint, encoder.fingerprint(), "the server's encoder")
     return encoder
 
