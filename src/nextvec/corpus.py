@@ -1,0 +1,191 @@
+"""Demo corpora fetched from package registries (no corpus text is committed to the repo).
+
+    wiki        101 English Wikipedia articles from the dump excerpt in the gensim 4.4.0 wheel's test data
+                (text CC BY-SA 3.0, Wikipedia contributors). One document per article section.
+    linux-doc   The Linux kernel documentation (HTML) from Debian's linux-doc-6.1 package (GPL-2.0).
+                One document per section of each page.
+
+`get_corpus(name)` parses once and caches `<cache>/corpora/<name>.jsonl` ({"id", "sentences"} per line,
+sentences split by blingfire); documents with fewer than MIN_SENTENCES sentences are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Iterator
+
+from nextvec.errors import NextvecError
+from nextvec.store.format import atomic_write_bytes
+
+MIN_SENTENCES = 6
+
+CORPORA = {
+    "wiki": {
+        "description": "Wikipedia excerpt (101 articles, sections as documents) from the gensim 4.4.0 wheel",
+        "license": "CC BY-SA 3.0 (Wikipedia contributors)",
+        "source": "PyPI: gensim==4.4.0 (gensim/test/test_data/enwiki-latest-pages-articles1...-shortened.bz2)",
+    },
+    "linux-doc": {
+        "description": "Linux kernel documentation, HTML sections as documents, Debian linux-doc-6.1",
+        "license": "GPL-2.0 (the Linux kernel documentation)",
+        "source": "Debian: linux-doc-6.1 (usr/share/doc/linux-doc-6.1/html)",
+    },
+}
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("NEXTVEC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "nextvec")
+    return Path(root) / "corpora"
+
+
+def corpus_path(name: str) -> Path:
+    return cache_dir() / f"{name}.jsonl"
+
+
+def get_corpus(name: str, refresh: bool = False) -> Path:
+    """Return the cached JSONL of a demo corpus, building it on first use."""
+    if name not in CORPORA:
+        raise NextvecError(f"unknown corpus {name!r}; available: {', '.join(CORPORA)}")
+    path = corpus_path(name)
+    if path.exists() and not refresh:
+        return path
+    docs = {"wiki": _wiki_documents, "linux-doc": _linux_doc_documents}[name]()
+    from nextvec.text import split_sentences
+
+    lines = []
+    for doc_id, text in docs:
+        sentences = split_sentences(text)
+        if len(sentences) >= MIN_SENTENCES:
+            lines.append(json.dumps({"id": doc_id, "sentences": sentences}, ensure_ascii=False))
+    if not lines:
+        raise NextvecError(f"corpus {name} produced no documents")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    return path
+
+
+# --- wiki -------------------------------------------------------------------------------------------
+
+_WIKI_SUBHEADING = re.compile(r"^\s*=+\s*(.*?)\s*=+\s*$", re.M)
+_WIKI_QUOTES = re.compile(r"'{2,}")
+_WIKI_LIST = re.compile(r"^[*#:;]+\s*", re.M)
+_WIKI_TABLE_ROW = re.compile(r"^\s*[|!{].*$", re.M)
+_WIKI_LEFTOVER = re.compile(r"\{\{.*?\}\}|\[\[|\]\]|<[^>]+>")
+_SPACES = re.compile(r"[ \t]+")
+
+
+def clean_wikitext(text: str) -> str:
+    """Prose of a gensim-filtered wiki section: sub-headings become paragraph breaks, markup dropped."""
+    text = _WIKI_SUBHEADING.sub("\n\n", text)
+    text = _WIKI_TABLE_ROW.sub("", text)
+    text = _WIKI_LIST.sub("\n\n", text)
+    text = _WIKI_QUOTES.sub("", text)
+    text = _WIKI_LEFTOVER.sub("", text)
+    return prose(re.split(r"\n\s*\n|\n", text))
+
+
+def prose(paragraphs: list[str], min_chars: int = 30) -> str:
+    """Keep paragraphs that read as prose: long enough and ending like a sentence (drops captions, list
+    stubs, field names, headings left in the text)."""
+    kept = [_SPACES.sub(" ", p.replace("\n", " ")).strip() for p in paragraphs]
+    return "\n\n".join(p for p in kept if len(p) >= min_chars and p[-1:] in '.!?"\')')
+
+
+def _wiki_documents() -> Iterator[tuple[str, str]]:
+    try:
+        import gensim
+        from gensim.scripts.segment_wiki import segment_all_articles
+    except ImportError as e:
+        raise NextvecError("the wiki corpus needs gensim: pip install gensim==4.4.0") from e
+    dump = next((Path(gensim.__file__).parent / "test" / "test_data").glob("enwiki-latest-pages-articles1*"), None)
+    if dump is None:
+        raise NextvecError("this gensim install does not ship its Wikipedia test dump; pip install gensim==4.4.0")
+    for article in segment_all_articles(str(dump), min_article_character=200, workers=1):
+        title, sections = article[0], article[1]
+        for heading, text in sections:
+            if heading.lower() in ("see also", "references", "external links", "further reading", "notes", "bibliography"):
+                continue
+            yield f"{title}#{heading}", clean_wikitext(text)
+
+
+# --- linux-doc ----------------------------------------------------------------------------------------
+
+_LINUX_DOC_PKG = "linux-doc-6.1"
+
+
+def _linux_doc_documents() -> Iterator[tuple[str, str]]:
+    if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
+        raise NextvecError("the linux-doc corpus needs apt-get and dpkg-deb (a Debian-based machine)")
+    with tempfile.TemporaryDirectory() as tmp:
+        r = subprocess.run(["apt-get", "download", _LINUX_DOC_PKG], cwd=tmp, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise NextvecError(f"apt-get download {_LINUX_DOC_PKG} failed ({r.stderr.strip()[-300:]}); "
+                               f"run `apt-get update` first")
+        deb = next(Path(tmp).glob("*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True)
+        html_root = next((Path(tmp) / "x" / "usr" / "share" / "doc").glob("linux-doc-*/html"))
+        for page in sorted(html_root.rglob("*.html")):
+            rel = str(page.relative_to(html_root))
+            if rel.startswith(("_", "genindex", "search")):
+                continue
+            for heading, text in sphinx_sections(page.read_text(encoding="utf-8", errors="replace")):
+                yield f"{rel}#{heading}", text
+
+
+class _SphinxSections(HTMLParser):
+    """Split a Sphinx page's article body into (heading, prose) at h1-h3; code and tables are skipped."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.sections: list[tuple[str, list[str]]] = []
+        self.in_body = False
+        self.heading: list[str] | None = None
+        self.skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get("itemprop") == "articleBody":
+            self.in_body = True
+        if not self.in_body:
+            return
+        if tag == "footer":
+            self.in_body = False
+        elif tag in ("pre", "table", "script", "style"):  # code blocks sit in <pre>
+            self.skip += 1
+        elif tag in ("h1", "h2", "h3"):
+            self.heading = []
+        elif tag in ("p", "li", "dd", "dt", "h4", "h5", "div", "br") and self.sections:
+            self.sections[-1][1].append("\n\n")
+
+    def handle_endtag(self, tag):
+        if not self.in_body:
+            return
+        if tag in ("pre", "table", "script", "style") and self.skip:
+            self.skip -= 1
+        elif tag in ("h1", "h2", "h3") and self.heading is not None:
+            self.sections.append(("".join(self.heading).strip().rstrip("¶").strip(), []))
+            self.heading = None
+        elif tag in ("p", "li", "dd", "dt") and self.sections:
+            self.sections[-1][1].append("\n\n")
+
+    def handle_data(self, data):
+        if not self.in_body or self.skip:
+            return
+        if self.heading is not None:
+            self.heading.append(data)
+        elif self.sections:
+            self.sections[-1][1].append(data)
+
+
+def sphinx_sections(html: str) -> list[tuple[str, str]]:
+    p = _SphinxSections()
+    p.feed(html)
+    p.close()
+    return [(h, prose(re.split(r"\n\s*\n", "".join(parts)))) for h, parts in p.sections]
