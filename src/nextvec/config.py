@@ -170,7 +170,9 @@ class TrainConfig(Strict):
     select_mode: Literal["max", "min"] = "max"
     patience: int = Field(10, ge=0, description="validations without improvement before stopping; 0 = never")
     device: str = "auto"
+    threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch's default")
     progress: bool = True
+    overfit: int = Field(0, ge=0, description="train AND validate on this many train windows (sanity check); 0 = off")
 
 
 class LVMConfig(Strict):

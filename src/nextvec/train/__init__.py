@@ -1,0 +1,1 @@
+"""Training: `loop.train` (one readable function), `schedule.get_lr`, `checkpoint.load_model`, DDP helpers."""
