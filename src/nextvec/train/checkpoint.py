@@ -115,7 +115,7 @@ def optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     for k, v in meta["optimizer"]["scalars"].items():
         i, key = k.split(".", 1)
         state.setdefault(int(i), {})[key] = v
-    return {"state": state, "param_groups": meta["optimizer"]["param_groups"]}
+    return {"state": dict(sorted(state.items())), "param_groups": meta["optimizer"]["param_groups"]}
 
 
 def load_model(path: str | Path, expected_fingerprint: dict | None = None, device: str | torch.device = "cpu"):

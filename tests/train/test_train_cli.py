@@ -1,0 +1,91 @@
+"""`nextvec train` through typer's CliRunner, the overfit check, and a 2-process DDP run under torchrun."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import build_store, random_docs
+from nextvec.cli import app
+from nextvec.errors import NextvecError
+from nextvec.train.checkpoint import load_model
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = str(ROOT / "configs" / "tiny.toml")
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return build_store(tmp_path_factory.mktemp("s") / "store", random_docs(n_docs=30))
+
+
+def test_train_command_runs_and_resumes(store, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", str(store.root), "--model", "lstm", "--config", TINY, "--out", str(run)]
+    r = runner.invoke(app, [*args, "--set", "train.max_steps=6", "--set", "train.val_every=3"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output[r.output.index("{"):])
+    assert summary["model"] == "lstm" and summary["steps"] == 6
+    assert json.loads((run / "config.json").read_text())["model"]["name"] == "lstm"
+    r = runner.invoke(app, [*args, "--resume", "--set", "train.max_steps=9"])  # extend the finished run
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output[r.output.index("{"):])["steps"] == 9
+    model, meta = load_model(run)
+    assert meta["model_config"]["name"] == "lstm"
+
+
+def test_unknown_config_key_is_a_clear_error(store, tmp_path):
+    r = runner.invoke(app, ["train", str(store.root), "--config", TINY, "--out", str(tmp_path / "r"),
+                            "--set", "train.learnin_rate=1"])
+    assert isinstance(r.exception, NextvecError) and "train.learnin_rate" in str(r.exception)
+    proc = subprocess.run([sys.executable, "-m", "nextvec", "train", str(store.root), "--out", str(tmp_path / "r"),
+                           "--model", "rnn"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "model.name" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow  # ~10-20 s on 2 shared cores
+def test_overfit_check_small_lstm_with_mse(tmp_path):
+    """The sanity experiment: a small LSTM trained with MSE alone memorises 1,000 training windows."""
+    store = build_store(tmp_path / "store", random_docs(n_docs=100, min_len=10, max_len=30, dim=8))
+    mse_only = [f"loss.{t}=0" for t in ("cosine", "infonce", "moment", "variance", "covariance")]
+    sets = [*mse_only, "loss.hard_negatives=0", "model.hidden_dim=128", "train.batch_size=100",
+            "train.max_steps=400", "train.val_every=100", "train.lr=5e-3", "train.warmup_steps=20",
+            "train.max_windows_per_doc=100", "train.weight_decay=0", "train.min_lr_ratio=0.01"]
+    r = runner.invoke(app, ["train", str(store.root), "--model", "lstm", "--config", TINY, "--overfit", "1000",
+                            "--out", str(tmp_path / "run"), *[x for s in sets for x in ("--set", s)]])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output[r.output.index("{"):])
+    assert summary["train_windows"] == 1000 and summary["val_windows"] == 1000
+    assert summary["train_cosine"] >= 0.95
+
+
+@pytest.mark.slow  # three Python processes import torch: ~10-25 s on 2 shared cores
+def test_ddp_two_cpu_processes_under_torchrun(store, tmp_path):
+    run = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "nextvec", "train", str(store.root), "--config", TINY, "--out", str(run),
+           "--set", "train.max_steps=6", "--set", "train.val_every=3", "--set", "train.batch_size=8"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 6
+    assert proc.stdout.count('"world_size": 2') == 1  # only rank 0 prints
+    _, meta = load_model(run)
+    assert meta["step"] in (3, 6)
+    steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in steps if "loss" in r] == list(range(1, 7))  # rank 0 logs, once per step

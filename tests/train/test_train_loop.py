@@ -1,0 +1,141 @@
+"""The trainer: run folder, metrics, best checkpoint, early stopping, time budget, bit-for-bit resume,
+fingerprint refusal."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import build_store, random_docs
+from nextvec.config import LVMConfig, load_config
+from nextvec.errors import FingerprintMismatch, NextvecError
+from nextvec.losses import TERMS
+from nextvec.train import loop as train_loop
+from nextvec.train.checkpoint import load_model, read_checkpoint
+from nextvec.train.loop import predict_windows, train
+
+TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.toml"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """2 shared cores on CI: one torch thread keeps tiny runs fast and steady."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return build_store(tmp_path_factory.mktemp("s") / "store", random_docs(n_docs=30))
+
+
+def cfg(*overrides):
+    return load_config(LVMConfig, TINY, list(overrides))
+
+
+def records(run):
+    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_run_folder_metrics_and_checkpoints(store, tmp_path):
+    summary = train(store.root, cfg("train.max_steps=12", "train.val_every=6"), tmp_path / "run")
+    run = tmp_path / "run"
+    assert summary["steps"] == 12 and summary["stop_reason"] == "max_steps"
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["model"]["dim"] == store.dim and saved["model"]["residual_prior"] == "none"  # resolved
+    steps = [r for r in records(run) if "loss" in r]
+    assert [r["step"] for r in steps] == list(range(1, 13))
+    assert all({"lr", "grad_norm", *TERMS} <= set(r) for r in steps)  # every term, every step
+    vals = [r for r in records(run) if "val/cosine" in r]
+    assert [r["step"] for r in vals] == [6, 12]
+    for name in ("last", "best"):
+        assert (run / "checkpoints" / f"{name}.safetensors").is_file()
+        assert json.loads((run / "checkpoints" / f"{name}.json").read_text())["dim"] == store.dim
+    model, meta = load_model(run)
+    assert not model.training and meta["step"] == summary["best_step"]
+    assert meta["fingerprint"] == store.fingerprint and meta["context_length"] == 4
+    assert {"model_config", "train_config", "run_dir"} <= set(meta) and meta["run_dir"] == str(run)
+
+
+def test_best_checkpoint_and_early_stopping(store, tmp_path, monkeypatch):
+    scores = iter([0.1, 0.9, 0.5, 0.4, 0.3, 0.2])
+
+    def fake_validate(*args, **kwargs):
+        return {"val/cosine": next(scores), "val/loss": 0.0}
+
+    monkeypatch.setattr(train_loop, "validate", fake_validate)
+    summary = train(store.root, cfg("train.max_steps=30", "train.val_every=2", "train.patience=2"), tmp_path / "run")
+    assert summary["stop_reason"] == "early_stopping"
+    assert summary["best_step"] == 4 and summary["best"] == 0.9
+    assert summary["steps"] == 8  # two validations without improvement after step 4
+    _, meta = read_checkpoint(tmp_path / "run" / "checkpoints" / "best.safetensors")
+    assert meta["step"] == 4
+    _, meta = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    assert meta["step"] == 8
+
+
+def test_time_budget_stops_the_loop(store, tmp_path):
+    summary = train(store.root, cfg("train.max_steps=1000", "train.max_minutes=1e-6"), tmp_path / "run")
+    assert summary["stop_reason"] == "max_minutes" and summary["steps"] == 1
+    assert (tmp_path / "run" / "checkpoints" / "last.safetensors").is_file()
+
+
+def test_resume_continues_bit_for_bit(store, tmp_path):
+    c = cfg("train.max_steps=20", "train.val_every=5", "model.dropout=0.1")  # dropout: RNG must line up too
+    train(store.root, c, tmp_path / "straight")
+    train(store.root, c, tmp_path / "split", stop_after=8)
+    assert read_checkpoint(tmp_path / "split" / "checkpoints" / "last.safetensors")[1]["step"] == 8
+    summary = train(store.root, None, tmp_path / "split", resume=True)
+    assert summary["steps"] == 20
+    a, _ = read_checkpoint(tmp_path / "straight" / "checkpoints" / "last.safetensors")
+    b, _ = read_checkpoint(tmp_path / "split" / "checkpoints" / "last.safetensors")
+    assert a.keys() == b.keys() and any(k.startswith("optim.") for k in a)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    train_steps = lambda run: [r for r in records(run) if "loss" in r]  # noqa: E731
+    assert train_steps(tmp_path / "straight") == train_steps(tmp_path / "split")
+
+
+def test_refuses_existing_run_and_missing_resume(store, tmp_path):
+    train(store.root, cfg("train.max_steps=2"), tmp_path / "run")
+    with pytest.raises(NextvecError, match="already holds a run"):
+        train(store.root, cfg("train.max_steps=2"), tmp_path / "run")
+    with pytest.raises(NextvecError, match="nothing|no checkpoints"):
+        train(store.root, cfg(), tmp_path / "empty", resume=True)
+
+
+def test_refuses_a_store_from_another_encoder(store, tmp_path):
+    train(store.root, cfg("train.max_steps=2"), tmp_path / "run")
+    other_fp = dict(store.fingerprint, name="another-encoder")
+    other = build_store(tmp_path / "other", random_docs(n_docs=30), fingerprint=other_fp)
+    with pytest.raises(FingerprintMismatch, match="another-encoder"):
+        train(other.root, None, tmp_path / "run", resume=True)
+    with pytest.raises(FingerprintMismatch):
+        load_model(tmp_path / "run", expected_fingerprint=other_fp)
+    load_model(tmp_path / "run", expected_fingerprint=store.fingerprint)
+
+
+def test_bad_select_metric_and_too_few_windows(store, tmp_path):
+    with pytest.raises(NextvecError, match="select_metric"):
+        train(store.root, cfg("train.select_metric=val/accuracy"), tmp_path / "a")
+    with pytest.raises(NextvecError, match="batch_size"):
+        train(store.root, cfg("train.batch_size=100000"), tmp_path / "b")
+
+
+def test_predict_windows_matches_the_model(store, tmp_path):
+    train(store.root, cfg("train.max_steps=2"), tmp_path / "run")
+    model, meta = load_model(tmp_path / "run")
+    targets = np.arange(len(store))[store.chunk_pos >= 1][:7]
+    y_dec, y_cos = predict_windows(model, store, targets, meta["context_length"], batch_size=3)
+    assert y_dec.shape == (7, store.dim) and y_dec.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(y_cos, axis=1), 1.0, rtol=1e-5)
+    from nextvec.data.windows import gather_windows
+
+    ctx, mask, _ = gather_windows(store, targets, meta["context_length"])
+    with torch.no_grad():
+        direct = model(torch.from_numpy(ctx), torch.from_numpy(mask)).y_dec.numpy()
+    np.testing.assert_allclose(y_dec, direct, rtol=1e-5, atol=1e-6)
