@@ -21,8 +21,8 @@ def std_ratio(pred: np.ndarray, target: np.ndarray) -> dict:
     Returns median, p10, p90 and mean of the ratio, the per-dim ratios (`per_dim`, NaN on excluded
     dims), and `zero_std_dims`: how many target dimensions are constant.
     """
-    ps = np.asarray(pred, dtype=np.float64).std(0)
-    ts = np.asarray(target, dtype=np.float64).std(0)
+    ps = np.asarray(pred).std(0, dtype=np.float64)  # float64 accumulation without a float64 copy
+    ts = np.asarray(target).std(0, dtype=np.float64)
     ok = ts > _zero_std_tol(ts)
     ratio = np.full(ts.shape, np.nan)
     ratio[ok] = ps[ok] / ts[ok]
@@ -40,11 +40,11 @@ def moment_matching(target: np.ndarray, y_dec: np.ndarray, y_cos: np.ndarray) ->
     For each head: std-ratio summary (median, p10, p90), distance between the mean vectors
     (L2, and relative to the norm of the target mean) and the cosine between the mean vectors.
     """
-    t_mean = np.asarray(target, dtype=np.float64).mean(0)
+    t_mean = np.asarray(target).mean(0, dtype=np.float64)
     out = {"target_mean_norm": float(np.linalg.norm(t_mean)),
-           "target_std_mean": float(np.asarray(target, dtype=np.float64).std(0).mean())}
+           "target_std_mean": float(np.asarray(target).std(0, dtype=np.float64).mean())}
     for head, y in (("y_dec", y_dec), ("y_cos", y_cos)):
-        y_mean = np.asarray(y, dtype=np.float64).mean(0)
+        y_mean = np.asarray(y).mean(0, dtype=np.float64)
         sr = std_ratio(y, target)
         dist = float(np.linalg.norm(y_mean - t_mean))
         denom = np.linalg.norm(y_mean) * np.linalg.norm(t_mean)

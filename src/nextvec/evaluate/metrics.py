@@ -182,8 +182,12 @@ def predict_windows(predictors: dict, store, targets: np.ndarray, context_length
                 np.concatenate(c) if c else np.zeros((0, D), np.float32), sec) for n, (d, c, sec) in out.items()}
 
 
-def score_predictions(y_dec: np.ndarray, y_cos: np.ndarray, targets: np.ndarray, store, bank: Bank) -> dict:
-    """Every next-vector metric for predictions of the windows whose true next chunks are `targets`."""
+def score_predictions(y_dec: np.ndarray, y_cos: np.ndarray, targets: np.ndarray, store, bank: Bank,
+                      rankme_target: float | None = None) -> dict:
+    """Every next-vector metric for predictions of the windows whose true next chunks are `targets`.
+
+    `rankme_target` may pass RankMe of the targets when it is already known (it depends only on them).
+    """
     from nextvec.evaluate.collapse import rankme, std_ratio
 
     targets = np.asarray(targets, dtype=np.int64)
@@ -213,7 +217,7 @@ def score_predictions(y_dec: np.ndarray, y_cos: np.ndarray, targets: np.ndarray,
         "margin": float((cos - last).mean()),
         "std_ratio": sr["median"],
         "rankme_pred": rankme(y_dec),
-        "rankme_target": rankme(tv),
+        "rankme_target": rankme(tv) if rankme_target is None else float(rankme_target),
     }
 
 

@@ -80,9 +80,12 @@ def evaluate_run(model, store, split: str = "test", context_length: int | None =
     targets, total = select_windows(store, split, max_windows, seed)
     bank = Bank.for_split(store, split)
     preds = predict_windows(predictors, store, targets, T, batch_size)
+    from nextvec.evaluate.collapse import rankme
+
+    rk_target = rankme(store.get(targets))
     rows = []
     for name, (y_dec, y_cos, sec) in preds.items():
-        row = {"name": name, **score_predictions(y_dec, y_cos, targets, store, bank), "seconds": round(sec, 3)}
+        row = {"name": name, **score_predictions(y_dec, y_cos, targets, store, bank, rk_target), "seconds": round(sec, 3)}
         if name == "model":
             row["model_name"] = getattr(model, "name", type(model).__name__)
         rows.append(row)
