@@ -15,13 +15,17 @@ def serve_cmd(
     api_key: str | None = typer.Option(None, "--api-key", envvar="NEXTVEC_API_KEY",
                                        help="require header X-API-Key on every endpoint but /health"),
     encoder: str = typer.Option("auto", "--encoder", help="'auto' (the store's encoder), 'none' (vectors only) or a spec"),
+    index_kind: str = typer.Option("flat", "--index", help="/decode index: flat (exact) | ivf | hnsw (stores over ~1M chunks)"),
     limits: list[str] | None = typer.Option(None, "--limit", help="request limit, e.g. --limit max_vectors=512"),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
+    threads: int = typer.Option(1, "--threads", min=0,
+                                help="torch CPU threads (1 suits one-request batches on few cores; 0 = torch's default)"),
 ) -> None:
     """Serve a trained model over HTTP: /health, /encode, /predict, /decode, /generate (docs at /docs).
 
     Refuses a store made by another encoder than the model's. Bad requests get a 4xx with a message.
     """
+    import torch
     import uvicorn
 
     from nextvec.config import parse_value
@@ -41,7 +45,9 @@ def serve_cmd(
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         typer.secho(f"warning: serving on {host} without --api-key; anyone who can reach it can use it",
                     fg="yellow", err=True)
-    app = create_app(run, store, encoder=encoder, api_key=api_key, limits=lim)
+    if threads:
+        torch.set_num_threads(threads)
+    app = create_app(run, store, encoder=encoder, api_key=api_key, limits=lim, index_kind=index_kind)
     typer.echo(f"nextvec serving {run} on http://{host}:{port} (docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 

@@ -188,7 +188,7 @@ def _load_encoder(store, encoder):
 
 def create_app(run_path: str | Path | None = None, store_path: str | Path | None = None, encoder="auto",
                api_key: str | None = None, limits: ServeLimits | dict | None = None, *, model=None,
-               meta: dict | None = None, store=None, decoder=None):
+               meta: dict | None = None, store=None, decoder=None, index_kind: str = "flat"):
     """Build the FastAPI app.
 
     Args:
@@ -201,6 +201,7 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
         model, meta: an already loaded Predictor and its metadata (fingerprint, dim, context_length), for tests
             and embedding the app in other code.
         decoder: anything with decode(vectors, k); default the retrieval decoder over the whole store.
+        index_kind: the default decoder's FAISS index: "flat" (exact), or "ivf" / "hnsw" for stores over ~1M chunks.
     """
     import torch
     from fastapi import Depends, FastAPI, HTTPException, Request
@@ -233,8 +234,9 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
     if hasattr(model, "eval"):
         model.eval()
     encoder = _load_encoder(store, encoder)
-    decoder = decoder if decoder is not None else RetrievalDecoder(store)
+    decoder = decoder if decoder is not None else RetrievalDecoder(store, index_kind=index_kind)
     dim = store.dim
+    model_name = getattr(model, "name", type(model).__name__)
     context_length = meta.get("context_length")
     schemas = build_schemas(dim, limits)
     EncodeRequest, PredictRequest = schemas["encode"], schemas["predict"]
@@ -319,7 +321,7 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
     @app.post("/encode", dependencies=guarded, summary="Texts -> vectors with the store's encoder")
     async def encode_endpoint(req: EncodeRequest):
         v = await encode(req.texts)
-        return {"vectors": v.tolist(), "dim": dim}
+        return JSONResponse({"vectors": v.tolist(), "dim": dim})
 
     @app.post("/predict", dependencies=guarded, summary="Context -> the next vector")
     async def predict_endpoint(req: PredictRequest):
@@ -329,13 +331,14 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
             ctx = ctx[-int(context_length):]
         y_dec, y_cos = await batcher.submit(np.ascontiguousarray(ctx, np.float32))
         y = y_dec if req.output_type == "decoder" else y_cos
-        return {"vector": y.tolist(), "output_type": req.output_type, "dim": dim,
-                "model": getattr(model, "name", type(model).__name__), "context_given": given, "context_used": len(ctx)}
+        # JSONResponse directly: FastAPI's jsonable_encoder walks every float and costs more than the model
+        return JSONResponse({"vector": y.tolist(), "output_type": req.output_type, "dim": dim, "model": model_name,
+                             "context_given": given, "context_used": len(ctx)})
 
     @app.post("/decode", dependencies=guarded, summary="Vectors -> nearest texts with scores")
     async def decode_endpoint(req: DecodeRequest):
         out = await run_in_threadpool(decoder.decode, req.vectors, req.k)
-        return {"results": [[{"text": t, "score": float(s)} for t, s in cands] for cands in out]}
+        return JSONResponse({"results": [[{"text": t, "score": float(s)} for t, s in cands] for cands in out]})
 
     @app.post("/generate", dependencies=guarded, summary="Prompt -> a continuation, step by step")
     async def generate_endpoint(req: GenerateRequest):

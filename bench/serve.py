@@ -1,0 +1,222 @@
+"""Serving speed: the real uvicorn server on loopback, driven by httpx at concurrency 1 and 8.
+
+    python bench/serve.py                       # synthetic 384-d store + a freshly trained default GRU
+    python bench/serve.py --run RUN --store STORE --requests 1000
+
+Prints p50/p99 latency, requests/s and errors for /predict and /decode, beside the same calls made
+in-process (model.predict / decoder.decode on one request's input), and their ratio (HTTP overhead).
+Target: /predict p99 < 20 ms at concurrency 8 on a 2-core machine, 0 errors. The client runs on the
+same cores as the server, so the numbers include its cost too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_synthetic(root: Path, n_docs: int, dim: int, model: str) -> tuple[Path, Path]:
+    """A store of random unit vectors (documents of 8-16 chunks) and a default-size model trained 2 steps."""
+    import torch
+
+    from nextvec.store import StoreWriter
+    from nextvec.train.loop import train
+
+    rng = np.random.default_rng(0)
+    fp = {"name": "bench-random", "dim": dim, "pooling": "none", "normalized": True, "version": "0"}
+    w = StoreWriter(root / "store", fp, params={"source": "bench"})
+    for s in range(0, n_docs, 200):
+        docs, vecs = [], []
+        for d in range(s, min(s + 200, n_docs)):
+            n = int(rng.integers(8, 17))
+            v = rng.normal(size=(n, dim)).astype(np.float32)
+            vecs.append(v / np.linalg.norm(v, axis=1, keepdims=True))
+            docs.append((f"doc{d}", [f"document {d} sentence {p}" for p in range(n)]))
+        w.add_shard(docs, np.concatenate(vecs), source_end=min(s + 200, n_docs))
+    w.finalize((0.8, 0.1, 0.1), 0)
+    cfg = {"model": {"name": model}, "train": {"max_steps": 2, "val_every": 2, "warmup_steps": 1, "batch_size": 64,
+                                               "val_max_windows": 256, "progress": False, "device": "cpu", "threads": 1}}
+    train(root / "store", cfg, root / "run")
+    return root / "run", root / "store"
+
+
+def pct(xs, q):
+    return float(np.percentile(np.asarray(xs) * 1000, q)) if xs else float("nan")
+
+
+async def drive(base: str, path: str, bodies: list[bytes], concurrency: int, headers: dict):
+    """Send every body once with `concurrency` workers; -> latencies (s), wall (s), errors, responses."""
+    import httpx
+
+    lat, errors, responses = [], 0, [None] * len(bodies)
+    nxt = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as c:
+        async def worker():
+            nonlocal nxt, errors
+            while nxt < len(bodies):
+                i = nxt
+                nxt += 1
+                t = time.perf_counter()
+                try:
+                    r = await c.post(path, content=bodies[i])
+                    ok = r.status_code == 200
+                    responses[i] = r.json() if ok else None
+                except httpx.HTTPError:
+                    ok = False
+                lat.append(time.perf_counter() - t)
+                errors += not ok
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(concurrency)])
+        wall = time.perf_counter() - t0
+    return lat, wall, errors, responses
+
+
+def in_process(fn, inputs) -> list[float]:
+    out = []
+    for x in inputs:
+        t = time.perf_counter()
+        fn(x)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path)
+    ap.add_argument("--store", type=Path)
+    ap.add_argument("--model", default="gru", help="synthetic setup: gru | lstm | transformer | amn (default size)")
+    ap.add_argument("--docs", type=int, default=2000, help="synthetic setup: documents (~24k chunks for 2000)")
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--requests", type=int, default=400, help="requests per (endpoint, concurrency)")
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--workdir", type=Path, help="synthetic setup: build it here once and reuse it on later runs")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads, server and in-process alike")
+    args = ap.parse_args()
+
+    import torch
+
+    from nextvec.data.windows import gather_windows, window_targets
+    from nextvec.decode.nearest import RetrievalDecoder
+    from nextvec.store import open_store
+    from nextvec.train.checkpoint import load_model
+
+    torch.set_num_threads(args.threads)
+    tmp = tempfile.TemporaryDirectory()
+    if args.run is None or args.store is None:
+        t = time.perf_counter()
+        root = args.workdir or Path(tmp.name)
+        if (root / "run" / "checkpoints").is_dir() and (root / "store" / "manifest.json").is_file():
+            args.run, args.store = root / "run", root / "store"
+        else:
+            args.run, args.store = make_synthetic(root, args.docs, args.dim, args.model)
+        print(f"synthetic setup: {args.docs} docs, {args.dim}-d, default {args.model}, built in {time.perf_counter() - t:.1f} s")
+    store = open_store(args.store)
+    model, meta = load_model(args.run, expected_fingerprint=store.fingerprint)
+    T = int(meta["context_length"])
+    targets = window_targets(store, "test")[: args.requests]
+    targets = np.resize(targets, args.requests)
+    ctx, mask, _ = gather_windows(store, targets, T)
+    contexts = [c[m] for c, m in zip(ctx, mask)]  # each request sends only its real vectors
+    queries = store.get(targets)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model {model.name} ({n_params / 1e6:.2f}M params, context {T}), store {len(store)} chunks x {store.dim}-d, "
+          f"{args.requests} requests per cell, k={args.k}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.1f} (other processes share these cores)")
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    key = "bench-key"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nextvec", "serve", str(args.run), "--store", str(args.store), "--port", str(port),
+         "--encoder", "none", "--api-key", key, "--log-level", "warning", "--threads", str(args.threads)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        import httpx
+
+        t0 = time.perf_counter()
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"server exited: {server.stderr.read()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.perf_counter() - t0 > 180:
+                raise SystemExit("server did not come up in 180 s")
+            time.sleep(0.2)
+        print(f"server up on {base} in {time.perf_counter() - t0:.1f} s")
+
+        predict_bodies = [json.dumps({"context_vectors": c.tolist()}).encode() for c in contexts]
+        decode_bodies = [json.dumps({"vectors": [q.tolist()], "k": args.k}).encode() for q in queries]
+        headers = {"X-API-Key": key, "content-type": "application/json"}
+
+        # the same work in-process, one request's input at a time
+        dec = RetrievalDecoder(store)
+
+        def predict_one(c):
+            with torch.inference_mode():
+                return model.predict(torch.from_numpy(c)[None], torch.ones(1, len(c), dtype=torch.bool)).y_dec[0].numpy()
+
+        local_pred = [predict_one(c) for c in contexts[:20]]  # warm-up
+        local = {"/predict": in_process(predict_one, contexts), "/decode": in_process(lambda q: dec.decode(q[None], k=args.k), queries)}
+
+        rows = []
+        for path, bodies in (("/predict", predict_bodies), ("/decode", decode_bodies)):
+            asyncio.run(drive(base, path, bodies[:20], 1, headers))  # warm-up
+            for conc in (1, 8):
+                lat, wall, errors, resp = asyncio.run(drive(base, path, bodies, conc, headers))
+                rows.append((path, conc, pct(lat, 50), pct(lat, 99), len(bodies) / wall, errors))
+                if path == "/predict":
+                    diff = max(float(np.abs(np.asarray(r["vector"]) - predict_one(c)).max())
+                               for r, c in zip(resp[:50], contexts[:50]) if r is not None)
+                else:
+                    diff = None
+                rows[-1] += (diff,)
+        health = httpx.get(f"{base}/health", timeout=5).json()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    print()
+    print(f"{'endpoint':9} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'errors':>6} | "
+          f"{'in-proc p50':>11} {'in-proc p99':>11} {'p50 ratio':>9} | max|diff| vs in-process")
+    for path, conc, p50, p99, rps, err, diff in rows:
+        lp50, lp99 = pct(local[path], 50), pct(local[path], 99)
+        d = "" if diff is None else f"{diff:.1e}"
+        print(f"{path:9} {conc:>4} {p50:8.2f} {p99:8.2f} {rps:8.1f} {err:>6} | {lp50:11.2f} {lp99:11.2f} {p50 / lp50:8.1f}x | {d}")
+    b = health["batches"]
+    print(f"\nmicro-batching: {b['requests']} /predict requests in {b['calls']} model calls "
+          f"({b['requests'] / max(1, b['calls']):.2f} per call)")
+    p99_c8 = next(r[3] for r in rows if r[0] == "/predict" and r[1] == 8)
+    errs = sum(r[5] for r in rows)
+    print(f"load average now {os.getloadavg()[0]:.1f}")
+    print(f"target /predict p99 < 20 ms at concurrency 8: {p99_c8:.2f} ms -> {'MET' if p99_c8 < 20 else 'MISSED'}; "
+          f"errors: {errs} -> {'MET' if errs == 0 else 'MISSED'}")
+    del local_pred
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
