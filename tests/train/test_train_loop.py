@@ -139,3 +139,21 @@ def test_predict_windows_matches_the_model(store, tmp_path):
     with torch.no_grad():
         direct = model(torch.from_numpy(ctx), torch.from_numpy(mask)).y_dec.numpy()
     np.testing.assert_allclose(y_dec, direct, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_from_a_periodic_checkpoint_after_a_kill(store, tmp_path):
+    """A kill leaves metrics past the last checkpoint (and maybe a cut line); resume drops them and the
+    continued run logs exactly what an uninterrupted one does."""
+    c = cfg("train.max_steps=12", "train.val_every=100", "train.checkpoint_every=4")
+    train(store.root, c, tmp_path / "straight")
+    train(store.root, c, tmp_path / "killed", stop_after=6)  # last checkpoint: step 6 (the stop) ...
+    run = tmp_path / "killed"
+    # ... pretend the kill came at step 6 after the step-4 checkpoint: restore that state by re-running to 4
+    train(store.root, c, tmp_path / "at4", stop_after=4)
+    for name in ("last.safetensors", "last.json"):
+        (run / "checkpoints" / name).write_bytes((tmp_path / "at4" / "checkpoints" / name).read_bytes())
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 7, "lo')  # a line cut by the kill
+    train(store.root, None, run, resume=True)
+    straight = [r for r in records(tmp_path / "straight") if "loss" in r]
+    assert [r for r in records(run) if "loss" in r] == straight

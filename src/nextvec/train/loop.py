@@ -117,7 +117,13 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """On resume, drop records written after the checkpoint we continue from."""
     if not path.is_file():
         return
-    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):  # a line cut short by a kill
+            continue
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(line + "\n" for line in keep))
     os.replace(tmp, path)
@@ -295,6 +301,7 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
                     stop_reason = "early_stopping"
                     break
             elif tc.checkpoint_every and loop["step"] % tc.checkpoint_every == 0 and main:
+                log.flush()  # every record up to the checkpoint is on disk before it
                 checkpoint(last_path, with_optimizer=True, val=last_val)
             if out_of_time:
                 stop_reason = "max_minutes"

@@ -1,0 +1,109 @@
+"""Training throughput: the nextvec trainer vs a bare PyTorch loop, per model family at its default size.
+
+Both sides train the same model (same config and seed), with the same AdamW param groups, the same
+combined loss and batches of the same size; the bare loop draws its batches from tensors gathered into
+memory beforehand (context, mask, target, hard negatives), with no sampler, logging, progress bar or
+checkpointing. The trainer's rate is over its training steps (sampler, batch gather, hard-negative
+sampling, loss breakdown, metrics.jsonl, progress bar included; validation and checkpoint writes, which
+run every `train.val_every` steps, are excluded). Each side runs twice, alternating; the faster round counts.
+
+    python bench/train_speed.py [--steps 15] [--threads 1] [--families gru,lstm,transformer,amn]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nextvec.config import LVMConfig
+from nextvec.data.dataset import WindowDataset
+from nextvec.losses import CombinedLoss
+from nextvec.models import build_model
+from nextvec.store import ConceptStore, StoreWriter
+from nextvec.train.loop import make_optimizer, train
+
+DIM, BATCH = 384, 256
+
+
+def synthetic_store(root: Path, n_docs: int = 300, seed: int = 0) -> ConceptStore:
+    """A store of random unit vectors with document structure (a random walk per document)."""
+    rng = np.random.default_rng(seed)
+    fp = {"name": "bench-random", "dim": DIM, "pooling": "none", "normalized": True, "version": "0"}
+    w = StoreWriter(root, fp, params={"source": "bench"})
+    for s in range(0, n_docs, 50):
+        docs, vecs = [], []
+        for d in range(s, min(s + 50, n_docs)):
+            n = int(rng.integers(8, 40))
+            v = np.cumsum(rng.normal(size=(n, DIM)), axis=0).astype(np.float32)
+            vecs.append(v / np.linalg.norm(v, axis=1, keepdims=True))
+            docs.append((f"doc{d}", [f"d{d} s{p}" for p in range(n)]))
+        w.add_shard(docs, np.concatenate(vecs), source_end=min(s + 50, n_docs))
+    w.finalize((0.8, 0.1, 0.1), seed)
+    return ConceptStore(root)
+
+
+def bare_loop(cfg: LVMConfig, store: ConceptStore, steps: int) -> float:
+    """Samples/s of a plain loop over in-memory tensors (after 2 warm-up steps)."""
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg.model, store.dim)
+    opt = make_optimizer(model, cfg.train)
+    loss_fn = CombinedLoss(cfg.loss, store.mean, store.std)
+    ds = WindowDataset(store, "train", cfg.model.context_length, cfg.loss.hard_negatives)
+    b = ds.get_batch(np.arange(len(ds)), torch.Generator().manual_seed(0))  # everything in memory
+    ctx, mask, tgt, neg, neg_mask = b.context, b.mask, b.target, b.negatives, b.negatives_mask
+    g = torch.Generator().manual_seed(1)
+    t0 = None
+    for step in range(steps + 2):
+        if step == 2:
+            t0 = time.perf_counter()
+        i = torch.randint(len(ds), (BATCH,), generator=g)
+        pred = model(ctx[i], mask[i])
+        loss, _ = loss_fn(pred.y_dec, pred.y_cos, tgt[i], neg[i], neg_mask[i])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        opt.step()
+    return steps * BATCH / (time.perf_counter() - t0)
+
+
+def trainer(cfg: LVMConfig, store: ConceptStore, steps: int, out: Path) -> float:
+    c = cfg.model_copy(update={"train": cfg.train.model_copy(update={
+        "max_steps": steps, "val_every": 10**6, "val_max_windows": 256, "progress": False, "device": "cpu"})})
+    return train(store.root, c, out)["samples_per_s"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--families", default="gru,lstm,transformer,amn")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    tmp = Path(tempfile.mkdtemp(prefix="nextvec-bench-"))
+    store = synthetic_store(tmp / "store")
+    print(f"store: {len(store)} chunks of {DIM}-d, batch {BATCH}, {args.steps} timed steps, "
+          f"{args.threads} thread(s), default model size and loss")
+    print(f"| family | params | trainer samples/s | bare samples/s | trainer ms/batch | bare ms/batch | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    ratios = []
+    for fam in args.families.split(","):
+        cfg = LVMConfig.model_validate({"model": {"name": fam}, "train": {"batch_size": BATCH, "threads": args.threads}})
+        params = build_model(cfg.model, DIM).num_params()
+        ours, bare = [], []
+        for r in range(2):  # alternate to share the machine's load fairly
+            ours.append(trainer(cfg, store, args.steps, tmp / f"{fam}-{r}"))
+            bare.append(bare_loop(cfg, store, args.steps))
+        o, b = max(ours), max(bare)
+        ratios.append(o / b)
+        print(f"| {fam} | {params:,} | {o:,.0f} | {b:,.0f} | {1000 * BATCH / o:.1f} | {1000 * BATCH / b:.1f} | {o / b:.3f} |")
+    print(f"ratio trainer/bare samples/s: min {min(ratios):.3f}, mean {np.mean(ratios):.3f} "
+          f"over {len(ratios)} families (target >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()
