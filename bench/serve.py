@@ -127,7 +127,8 @@ def main() -> None:
             args.run, args.store = root / "run", root / "store"
         else:
             args.run, args.store = make_synthetic(root, args.docs, args.dim, args.model)
-        print(f"synthetic setup: {args.docs} docs, {args.dim}-d, default {args.model}, built in {time.perf_counter() - t:.1f} s")
+        print(f"synthetic setup: {args.docs} docs, {args.dim}-d, default {args.model}, "
+              f"ready in {time.perf_counter() - t:.1f} s")
     store = open_store(args.store)
     model, meta = load_model(args.run, expected_fingerprint=store.fingerprint)
     T = int(meta["context_length"])
@@ -177,7 +178,8 @@ def main() -> None:
                 return model.predict(torch.from_numpy(c)[None], torch.ones(1, len(c), dtype=torch.bool)).y_dec[0].numpy()
 
         local_pred = [predict_one(c) for c in contexts[:20]]  # warm-up
-        local = {"/predict": in_process(predict_one, contexts), "/decode": in_process(lambda q: dec.decode(q[None], k=args.k), queries)}
+        local = {"/predict": in_process(predict_one, contexts),
+                 "/decode": in_process(lambda q: dec.decode(q[None], k=args.k), queries)}
 
         rows = []
         for path, bodies in (("/predict", predict_bodies), ("/decode", decode_bodies)):
@@ -205,7 +207,8 @@ def main() -> None:
     for path, conc, p50, p99, rps, err, diff in rows:
         lp50, lp99 = pct(local[path], 50), pct(local[path], 99)
         d = "" if diff is None else f"{diff:.1e}"
-        print(f"{path:9} {conc:>4} {p50:8.2f} {p99:8.2f} {rps:8.1f} {err:>6} | {lp50:11.2f} {lp99:11.2f} {p50 / lp50:8.1f}x | {d}")
+        print(f"{path:9} {conc:>4} {p50:8.2f} {p99:8.2f} {rps:8.1f} {err:>6} | "
+              f"{lp50:11.2f} {lp99:11.2f} {p50 / lp50:8.1f}x | {d}")
     b = health["batches"]
     print(f"\nmicro-batching: {b['requests']} /predict requests in {b['calls']} model calls "
           f"({b['requests'] / max(1, b['calls']):.2f} per call)")

@@ -141,7 +141,8 @@ def generate(model, store, encoder, prompt: str, steps: int = 5, stop_cos: float
     for t, (cands, c) in enumerate(zip(decoded, cos_prev)):
         kept = not (reason == "similar_to_previous" and t == len(preds) - 1)
         text, score = cands[0] if cands else ("", None)
-        out_steps.append({"step": t + 1, "text": text, "score": None if score is None else float(score), "cos_prev": c, "kept": kept,
+        out_steps.append({"step": t + 1, "text": text, "score": None if score is None else float(score),
+                          "cos_prev": c, "kept": kept,
                           "candidates": [{"text": x, "score": float(s)} for x, s in cands]})
     continuation = [s["text"] for s in out_steps if s["kept"]]
     return {

@@ -235,3 +235,13 @@ def test_concurrent_predicts_share_model_calls_and_do_not_block_the_loop(parts):
     for x, r in zip(ctxs, results):
         np.testing.assert_allclose(r.json()["vector"], 2 * np.roll(x[-1], 1), atol=1e-6)
     assert sum(model.batch_sizes) == 12 and len(model.batch_sizes) < 12 and max(model.batch_sizes) > 1
+
+
+def test_openapi_documents_the_request_bodies_and_the_key(parts):
+    with make_client(parts, api_key="k", limits={"max_vectors": 8}) as c:
+        spec = c.get("/openapi.json").json()
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["properties"]) == {"context_texts", "context_vectors", "output_type"}
+    decode = spec["paths"]["/decode"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "at most 8" not in json.dumps(decode) and "1 to 8 vectors of 16 finite numbers" in json.dumps(decode)
+    assert "X-API-Key" in json.dumps(spec["components"]["securitySchemes"])

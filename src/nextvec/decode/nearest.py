@@ -33,7 +33,8 @@ class RetrievalDecoder:
         self.fingerprint = store.fingerprint
         ids = np.arange(len(store)) if split is None else store.split_chunks(split)
         if len(ids) == 0:
-            raise NextvecError(f"the store at {store.root} has no chunks{'' if split is None else f' in split {split!r}'} to decode to")
+            where = "" if split is None else f" in split {split!r}"
+            raise NextvecError(f"the store at {store.root} has no chunks{where} to decode to")
         # Cosine, not raw inner product: predictions (y_dec) are not unit-norm, and neither are GTR vectors.
         bank = np.empty((len(ids), self.dim), np.float32)
         for s in range(0, len(ids), 65536):

@@ -37,7 +37,8 @@ def check_vec2text_fingerprint(fingerprint: dict) -> None:
             f"gibberish. Use the retrieval decoder, or re-ingest with --encoder gtr"
         )
     if int(fingerprint.get("dim", -1)) != VEC2TEXT_DIM:
-        raise NextvecError(f"vec2text gtr-base inverts {VEC2TEXT_DIM}-d vectors; this store has dim {fingerprint.get('dim')}")
+        raise NextvecError(
+            f"vec2text gtr-base inverts {VEC2TEXT_DIM}-d vectors; this store has dim {fingerprint.get('dim')}")
     if fingerprint.get("normalized"):
         raise NextvecError(
             "vec2text gtr-base was trained on unnormalised GTR mean-pooled vectors; this store is L2-normalised "
@@ -117,7 +118,8 @@ def load_gtr_corrector(cache_dir: str | Path | None = None, allow_online: bool =
         except (OSError, ValueError, RuntimeError) as e:
             why = f"{e.__class__.__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
             if allow_online:
-                raise NextvecError(f"could not download or load the vec2text gtr-base weights ({why}); {_how_to_provide(cache_dir)}") from e
+                raise NextvecError(f"could not download or load the vec2text gtr-base weights ({why}); "
+                                   f"{_how_to_provide(cache_dir)}") from e
             raise NextvecError(f"{_how_to_provide(cache_dir)} [{why}]") from e
 
 
@@ -191,7 +193,8 @@ class Vec2TextDecoder:
         batch = c.embedder_tokenizer(list(texts), return_tensors="pt", max_length=128, truncation=True, padding="max_length")
         batch = batch.to(_corrector_device(c))
         with torch.no_grad():
-            e = c.inversion_trainer.call_embedding_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            e = c.inversion_trainer.call_embedding_model(input_ids=batch["input_ids"],
+                                                         attention_mask=batch["attention_mask"])
         return e.float().cpu().numpy()
 
     def decode(self, vectors, k: int = 1) -> list[list[tuple[str, float]]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nextvec.config import Strict
 from nextvec.errors import NextvecError, check_fingerprint
@@ -282,6 +282,18 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
 
     guarded = [Depends(require_key)]
 
+    async def parse(request: Request, schema: type[BaseModel]):
+        # pydantic's own JSON parser on the raw body: ~5x faster than json.loads + validation for vector
+        # payloads (FastAPI's default path), and it still turns NaN/Infinity literals into floats we refuse.
+        try:
+            return schema.model_validate_json(await request.body())
+        except ValidationError as e:
+            raise RequestValidationError([{**err, "loc": ("body", *err["loc"])} for err in e.errors(include_input=False)])
+
+    def body_doc(schema: type[BaseModel]) -> dict:
+        """OpenAPI entry for a body read by `parse` (FastAPI cannot see it in the signature)."""
+        return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema.model_json_schema()}}}}
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
         # FastAPI's default echoes the whole input (megabytes of floats); keep where and why only.
@@ -318,13 +330,17 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
             "limits": limits.model_dump(),
         }
 
-    @app.post("/encode", dependencies=guarded, summary="Texts -> vectors with the store's encoder")
-    async def encode_endpoint(req: EncodeRequest):
+    @app.post("/encode", dependencies=guarded, openapi_extra=body_doc(EncodeRequest),
+              summary="Texts -> vectors with the store's encoder")
+    async def encode_endpoint(request: Request):
+        req = await parse(request, EncodeRequest)
         v = await encode(req.texts)
         return JSONResponse({"vectors": v.tolist(), "dim": dim})
 
-    @app.post("/predict", dependencies=guarded, summary="Context -> the next vector")
-    async def predict_endpoint(req: PredictRequest):
+    @app.post("/predict", dependencies=guarded, openapi_extra=body_doc(PredictRequest),
+              summary="Context -> the next vector")
+    async def predict_endpoint(request: Request):
+        req = await parse(request, PredictRequest)
         ctx = await encode(req.context_texts) if req.context_texts is not None else req.context_vectors
         given = len(ctx)
         if context_length:
@@ -335,13 +351,17 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
         return JSONResponse({"vector": y.tolist(), "output_type": req.output_type, "dim": dim, "model": model_name,
                              "context_given": given, "context_used": len(ctx)})
 
-    @app.post("/decode", dependencies=guarded, summary="Vectors -> nearest texts with scores")
-    async def decode_endpoint(req: DecodeRequest):
+    @app.post("/decode", dependencies=guarded, openapi_extra=body_doc(DecodeRequest),
+              summary="Vectors -> nearest texts with scores")
+    async def decode_endpoint(request: Request):
+        req = await parse(request, DecodeRequest)
         out = await run_in_threadpool(decoder.decode, req.vectors, req.k)
         return JSONResponse({"results": [[{"text": t, "score": float(s)} for t, s in cands] for cands in out]})
 
-    @app.post("/generate", dependencies=guarded, summary="Prompt -> a continuation, step by step")
-    async def generate_endpoint(req: GenerateRequest):
+    @app.post("/generate", dependencies=guarded, openapi_extra=body_doc(GenerateRequest),
+              summary="Prompt -> a continuation, step by step")
+    async def generate_endpoint(request: Request):
+        req = await parse(request, GenerateRequest)
         enc = need_encoder()
         # The rollout shares the model with the /predict worker and the encoder with /encode: same locks.
         return await run_in_threadpool(
