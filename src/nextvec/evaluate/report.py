@@ -68,13 +68,15 @@ def plot_training_curves(run_dir: str | Path, path: str | Path) -> Path | None:
     fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 2.8 * nrows), squeeze=False)
     for ax, (name, steps, vals, kind) in zip(axes.flat, panels):
         if kind == "train":
-            ax.plot(steps, vals, lw=0.6, alpha=0.4, color="tab:blue")
             w = max(1, len(vals) // 50)
+            ax.plot(steps, vals, lw=0.6 if w > 1 else 1.2, alpha=0.4 if w > 1 else 1.0, color="tab:blue")
             if w > 1:  # moving average over ~2% of the run
                 sm = np.convolve(vals, np.ones(w) / w, mode="valid")
                 ax.plot(steps[w - 1:], sm, lw=1.4, color="tab:blue")
         else:
             ax.plot(steps, vals, marker="o", ms=3, lw=1.2, color="tab:orange")
+        if (vals > 0).all() and vals.max() > 100 * vals.min():  # terms spanning decades read better on a log axis
+            ax.set_yscale("log")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
