@@ -1,6 +1,12 @@
 """Latent Vector Models: every predictor maps a left-padded context (B, T, D) to Prediction(y_dec, y_cos)."""
 
+from nextvec.models.amn import AMNModel
 from nextvec.models.base import Prediction, Predictor
+from nextvec.models.common import LVM
+from nextvec.models.gru import GRUModel
+from nextvec.models.lstm import LSTMModel
 from nextvec.models.registry import MODELS, build_model
+from nextvec.models.transformer import TransformerModel
 
-__all__ = ["MODELS", "Prediction", "Predictor", "build_model"]
+__all__ = ["AMNModel", "GRUModel", "LSTMModel", "LVM", "MODELS", "Prediction", "Predictor", "TransformerModel",
+           "build_model"]
