@@ -65,7 +65,8 @@ def test_evaluate_json_schema(run_and_store, tmp_path):
 
 def test_evaluate_val_split(run_and_store):
     run, store = run_and_store
-    res = invoke("evaluate", run, "--store", store.root, "--split", "val", "--no-baselines")
+    ckpt = run / "checkpoints" / "best.safetensors"  # a checkpoint file works as well as its run folder
+    res = invoke("evaluate", ckpt, "--store", store.root, "--split", "val", "--no-baselines")
     assert res.exit_code == 0, res.output
     assert "split val" in res.output and "copy_last" not in res.output
 

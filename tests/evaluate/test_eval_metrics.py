@@ -85,3 +85,16 @@ def test_copy_last_and_oracle_metrics_by_hand(onehot):
     assert copy["in_doc_mrr"] == pytest.approx(1 / 3)
     # contrastive accuracy: 1 - (rank - 1) / 7 others
     assert copy["contrastive_accuracy"] == pytest.approx(1 - 4 / 7)
+
+
+def test_copy_last_is_perfect_when_chunks_repeat(tmp_path):
+    eye = np.eye(6, dtype=np.float32)
+    # train e0 e1 e2; test: e3 e3 e3 e3 (a document that repeats itself) and e4 e5
+    store = make_store(tmp_path / "s", [eye[[0, 1, 2]], eye[[3, 3, 3, 3]], eye[[4, 5]]], splits=[0, 2, 2])
+    res = evaluate_predictor(CopyLastBaseline(), store, "test", context_length=2)
+    assert res["windows"] == 4 and res["bank_size"] == 6
+    # 3 of 4 windows copy the identical chunk: cosine 1 and rank 1 (the copies are the same concept)
+    assert res["cosine"] == pytest.approx(3 / 4)
+    # window e4 -> e5: e4 scores 1, the 4 e3 chunks tie with the target at 0 -> rank 1 + 1 + 0.5 * 4
+    assert res["mrr"] == pytest.approx((3 * 1 + 1 / 4) / 4)
+    assert res["r@1"] == pytest.approx(3 / 4)

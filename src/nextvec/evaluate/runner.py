@@ -109,7 +109,7 @@ def evaluate_run(model, store, split: str = "test", context_length: int | None =
 def format_table(result: dict) -> str:
     """The evaluate result as a Markdown table; the best value of each scored column in bold."""
     rows = result["rows"]
-    head = ["predictor"] + [h for _, h, _ in TABLE_COLUMNS] + ["RankMe pred/target"]
+    head = ["predictor"] + [h for _, h, _ in TABLE_COLUMNS] + ["cosine p10/p50/p90", "RankMe pred/target"]
     best = {}
     for key, _, higher in TABLE_COLUMNS:
         vals = [r[key] for r in rows if r.get(key) is not None and np.isfinite(r[key])]
@@ -122,6 +122,7 @@ def format_table(result: dict) -> str:
             v = r.get(key)
             s = "n/a" if v is None or not np.isfinite(v) else f"{v:.3f}"
             cells.append(f"**{s}**" if key in best and v == best[key] else s)
+        cells.append("/".join(f"{r.get(k, float('nan')):.2f}" for k in ("cosine_p10", "cosine_p50", "cosine_p90")))
         cells.append(f"{r.get('rankme_pred', float('nan')):.0f}/{r.get('rankme_target', float('nan')):.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
