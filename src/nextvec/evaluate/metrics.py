@@ -163,16 +163,20 @@ def predict_windows(predictors: dict, store, targets: np.ndarray, context_length
     if context_length < 1:
         raise NextvecError(f"context length must be >= 1, got {context_length}")
     out = {n: ([], [], 0.0) for n in predictors}
-    for p in predictors.values():
+    devices = {}
+    for n, p in predictors.items():
         if isinstance(p, torch.nn.Module):
             p.eval()
+            param = next(p.parameters(), None)
+            devices[n] = param.device if param is not None else torch.device("cpu")
     with torch.no_grad():
         for s in range(0, len(targets), batch_size):
             ctx, mask, _ = gather_windows(store, targets[s:s + batch_size], context_length)
             ctx_t, mask_t = torch.from_numpy(ctx), torch.from_numpy(mask)
             for name, p in predictors.items():
                 t0 = time.perf_counter()
-                pred = p.predict(ctx_t, mask_t)
+                dev = devices.get(name)
+                pred = p.predict(ctx_t, mask_t) if dev is None else p.predict(ctx_t.to(dev), mask_t.to(dev))
                 dec, cos, sec = out[name]
                 dec.append(pred.y_dec.detach().float().cpu().numpy())
                 cos.append(pred.y_cos.detach().float().cpu().numpy())
