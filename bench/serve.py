@@ -119,6 +119,9 @@ def main() -> None:
     from nextvec.train.checkpoint import load_model
 
     torch.set_num_threads(args.threads)
+    import faiss
+
+    faiss.omp_set_num_threads(args.threads)
     tmp = tempfile.TemporaryDirectory()
     if args.run is None or args.store is None:
         t = time.perf_counter()
@@ -209,9 +212,9 @@ def main() -> None:
         d = "" if diff is None else f"{diff:.1e}"
         print(f"{path:9} {conc:>4} {p50:8.2f} {p99:8.2f} {rps:8.1f} {err:>6} | "
               f"{lp50:11.2f} {lp99:11.2f} {p50 / lp50:8.1f}x | {d}")
-    b = health["batches"]
-    print(f"\nmicro-batching: {b['requests']} /predict requests in {b['calls']} model calls "
-          f"({b['requests'] / max(1, b['calls']):.2f} per call)")
+    for name, b in health["batches"].items():
+        print(f"micro-batching /{name}: {b['requests']} requests in {b['calls']} calls "
+              f"({b['requests'] / max(1, b['calls']):.2f} per call)")
     p99_c8 = next(r[3] for r in rows if r[0] == "/predict" and r[1] == 8)
     errs = sum(r[5] for r in rows)
     print(f"load average now {os.getloadavg()[0]:.1f}")

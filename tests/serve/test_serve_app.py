@@ -245,3 +245,36 @@ def test_openapi_documents_the_request_bodies_and_the_key(parts):
     decode = spec["paths"]["/decode"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "at most 8" not in json.dumps(decode) and "1 to 8 vectors of 16 finite numbers" in json.dumps(decode)
     assert "X-API-Key" in json.dumps(spec["components"]["securitySchemes"])
+
+
+def test_concurrent_decodes_share_one_search_and_keep_their_own_k(parts):
+    import httpx
+
+    from nextvec.decode.nearest import RetrievalDecoder
+
+    store, enc, meta = parts
+    inner = RetrievalDecoder(store)
+    calls = []
+
+    class Slow:
+        dim = D
+
+        def decode(self, vectors, k=1):
+            calls.append((len(vectors), k))
+            time.sleep(0.05)
+            return inner.decode(vectors, k)
+
+    app = create_app(model=Roll(), meta=meta, store=store, encoder=enc, decoder=Slow())
+    texts = [t for d in DOCS for t in d]
+
+    async def main():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            reqs = [c.post("/decode", json={"vectors": enc.encode([t] * (1 + i % 2)).tolist(), "k": 1 + i % 3})
+                    for i, t in enumerate(texts)]
+            return await asyncio.gather(*reqs)
+
+    results = asyncio.run(main())
+    for i, (t, r) in enumerate(zip(texts, results)):
+        res = r.json()["results"]
+        assert len(res) == 1 + i % 2 and all(len(c) == 1 + i % 3 and c[0]["text"] == t for c in res)
+    assert sum(n for n, _ in calls) == sum(1 + i % 2 for i in range(len(texts))) and len(calls) < len(texts)

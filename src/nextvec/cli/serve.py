@@ -19,7 +19,7 @@ def serve_cmd(
     limits: list[str] | None = typer.Option(None, "--limit", help="request limit, e.g. --limit max_vectors=512"),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
     threads: int = typer.Option(1, "--threads", min=0,
-                                help="torch CPU threads (1 suits one-request batches on few cores; 0 = torch's default)"),
+                                help="torch and FAISS CPU threads (1 suits small batches on few cores; 0 = their default)"),
 ) -> None:
     """Serve a trained model over HTTP: /health, /encode, /predict, /decode, /generate (docs at /docs).
 
@@ -45,8 +45,11 @@ def serve_cmd(
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         typer.secho(f"warning: serving on {host} without --api-key; anyone who can reach it can use it",
                     fg="yellow", err=True)
-    if threads:
+    if threads:  # torch and FAISS's OpenMP: spinning thread teams hurt one-request calls on shared cores
+        import faiss
+
         torch.set_num_threads(threads)
+        faiss.omp_set_num_threads(threads)
     app = create_app(run, store, encoder=encoder, api_key=api_key, limits=lim, index_kind=index_kind)
     typer.echo(f"nextvec serving {run} on http://{host}:{port} (docs at /docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

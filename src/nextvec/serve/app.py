@@ -8,8 +8,9 @@
 
 The model is loaded with the same classes and checkpoint format as training
 (`nextvec.train.checkpoint.load_model`), and the app refuses a store made by another encoder. Inference
-runs off the event loop: /predict requests are micro-batched onto one worker thread, the other heavy
-calls go to the thread pool behind locks. Every bad input gets a 4xx with a message, never a 500.
+runs off the event loop: /predict and /decode requests are micro-batched onto one worker thread each
+(concurrent requests share one model call / one FAISS search); /encode and /generate go to the thread
+pool behind locks. Every bad input gets a 4xx with a message, never a 500.
 """
 
 # No `from __future__ import annotations`: FastAPI must see the request classes built inside create_app.
@@ -260,7 +261,18 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
         y_dec, y_cos = p.y_dec.float().cpu().numpy(), p.y_cos.float().cpu().numpy()
         return [(y_dec[i], y_cos[i]) for i in range(len(contexts))]
 
-    batcher = MicroBatcher(predict_batch, max_batch=limits.max_batch)
+    def decode_batch(items: list[tuple[np.ndarray, int]]) -> list[list[list[tuple[str, float]]]]:
+        """One decoder call for several requests: search with the largest k, trim each to its own k."""
+        k = max(k for _, k in items)
+        out = decoder.decode(np.concatenate([v for v, _ in items]), k=k)
+        res, start = [], 0
+        for v, kk in items:
+            res.append([cands[:kk] for cands in out[start : start + len(v)]])
+            start += len(v)
+        return res
+
+    batcher = MicroBatcher(predict_batch, max_batch=limits.max_batch, name="nextvec-predict")
+    decode_batcher = MicroBatcher(decode_batch, max_batch=limits.max_batch, name="nextvec-decode")
 
     from contextlib import asynccontextmanager
 
@@ -268,6 +280,7 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
     async def lifespan(app):
         yield
         batcher.close()
+        decode_batcher.close()
 
     app = FastAPI(title="nextvec", version=_version(), lifespan=lifespan,
                   description="Next-sentence-vector prediction over a trained nextvec checkpoint and its concept store.")
@@ -326,7 +339,8 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
             "encoder": store.fingerprint,
             "encoder_loaded": encoder is not None,
             "store": {"path": str(store.root), "chunks": len(store), "documents": store.n_docs, "dim": dim},
-            "batches": {"calls": batcher.batches, "requests": batcher.items},
+            "batches": {"predict": {"calls": batcher.batches, "requests": batcher.items},
+                        "decode": {"calls": decode_batcher.batches, "requests": decode_batcher.items}},
             "limits": limits.model_dump(),
         }
 
@@ -355,7 +369,7 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
               summary="Vectors -> nearest texts with scores")
     async def decode_endpoint(request: Request):
         req = await parse(request, DecodeRequest)
-        out = await run_in_threadpool(decoder.decode, req.vectors, req.k)
+        out = await decode_batcher.submit((req.vectors, req.k))
         return JSONResponse({"results": [[{"text": t, "score": float(s)} for t, s in cands] for cands in out]})
 
     @app.post("/generate", dependencies=guarded, openapi_extra=body_doc(GenerateRequest),
