@@ -20,3 +20,15 @@ def test_embedded_minilm_offline(monkeypatch):
     assert v[0] @ v[1] > v[0] @ v[2] + 0.3  # paraphrases closer than an unrelated sentence
     fp = enc.fingerprint()
     assert fp["name"] == "sentence-transformers/all-MiniLM-L6-v2" and fp["dim"] == 384 and fp["normalized"]
+
+
+def test_hash_encoder_is_deterministic_and_normalised():
+    enc = load_encoder("hash:32")
+    v = enc.encode(["The cat sat.", "the CAT sat", "", "dogs bark"])
+    assert v.shape == (4, 32)
+    np.testing.assert_array_equal(v[0], v[1])  # case and punctuation do not matter
+    assert not v[2].any()  # empty text -> zero vector, no NaN
+    np.testing.assert_allclose(np.linalg.norm(v[[0, 3]], axis=1), 1.0, rtol=1e-6)
+    assert enc.fingerprint()["name"] == "hash-bow-32"
+    with pytest.raises(NextvecError, match="bad hash encoder"):
+        load_encoder("hash:1")

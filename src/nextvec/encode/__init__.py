@@ -7,6 +7,7 @@ Every encoder has `encode(list[str]) -> float32 (N, D)`, `dim` and `fingerprint(
     st:NAME_OR_PATH           any sentence-transformers model (hub name needs network access)
     gtr[:NAME_OR_PATH]        GTR-T5 the way vec2text expects it: T5 encoder + masked mean pool, no Dense
     gtr-l2[:NAME_OR_PATH]     the same, L2-normalised
+    hash[:DIM]                bag-of-words feature hashing: no model, for smoke and crash tests
 """
 
 from nextvec.encode.base import Encoder, load_encoder

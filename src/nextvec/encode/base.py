@@ -38,6 +38,13 @@ def load_encoder(spec: str = DEFAULT_ENCODER, device: str = "cpu") -> Encoder:
         from nextvec.encode.sentence_transformer import MiniLMEncoder
 
         return MiniLMEncoder(device=device)
+    if kind == "hash":
+        from nextvec.encode.hashing import HashingEncoder
+
+        try:
+            return HashingEncoder(int(arg or 64))
+        except ValueError as e:
+            raise NextvecError(f"bad hash encoder spec {spec!r}: {e}") from e
     if kind == "st" and arg:
         from nextvec.encode.sentence_transformer import SentenceTransformerEncoder
 
@@ -48,5 +55,5 @@ def load_encoder(spec: str = DEFAULT_ENCODER, device: str = "cpu") -> Encoder:
         return GTREncoder(arg or GTR_HUB_NAME, normalize=kind == "gtr-l2", device=device)
     raise NextvecError(
         f"unknown encoder {spec!r}; use 'minilm' (embedded default), 'st:NAME_OR_PATH', "
-        f"'gtr[:NAME_OR_PATH]' or 'gtr-l2[:NAME_OR_PATH]'"
+        f"'gtr[:NAME_OR_PATH]', 'gtr-l2[:NAME_OR_PATH]' or 'hash[:DIM]' (bag-of-words hashing, for smoke tests)"
     )
