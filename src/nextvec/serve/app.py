@@ -271,8 +271,16 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
             start += len(v)
         return res
 
-    batcher = MicroBatcher(predict_batch, max_batch=limits.max_batch, name="nextvec-predict")
-    decode_batcher = MicroBatcher(decode_batch, max_batch=limits.max_batch, name="nextvec-decode")
+    # OpenMP's thread count is per thread: the workers copy this thread's (set by `nextvec serve --threads`).
+    omp_threads, torch_threads = _omp_threads(), torch.get_num_threads()
+
+    def init():
+        torch.set_num_threads(torch_threads)
+        if omp_threads:
+            _omp_threads(omp_threads)
+
+    batcher = MicroBatcher(predict_batch, max_batch=limits.max_batch, name="nextvec-predict", init=init)
+    decode_batcher = MicroBatcher(decode_batch, max_batch=limits.max_batch, name="nextvec-decode", init=init)
 
     from contextlib import asynccontextmanager
 
@@ -384,6 +392,17 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
 
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     return app
+
+
+def _omp_threads(n: int | None = None) -> int | None:
+    """Get (or set, on the calling thread) FAISS's OpenMP thread count; None without FAISS."""
+    try:
+        import faiss
+    except ImportError:
+        return None
+    if n is not None:
+        faiss.omp_set_num_threads(n)
+    return faiss.omp_get_max_threads()
 
 
 class _Locked:

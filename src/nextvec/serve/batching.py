@@ -24,8 +24,10 @@ class MicroBatcher:
     moment (up to `max_batch`), so a lone request pays no waiting time and a burst shares one call.
     """
 
-    def __init__(self, fn: Callable[[list], list], max_batch: int = 32, name: str = "nextvec-batcher"):
+    def __init__(self, fn: Callable[[list], list], max_batch: int = 32, name: str = "nextvec-batcher",
+                 init: Callable[[], None] | None = None):
         self.fn = fn
+        self.init = init  # runs first on the worker thread (per-thread settings such as OpenMP's thread count)
         self.max_batch = max_batch
         self._q: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -40,6 +42,8 @@ class MicroBatcher:
         return await fut
 
     def _run(self) -> None:
+        if self.init is not None:
+            self.init()
         while True:
             first = self._q.get()
             if first is None:
