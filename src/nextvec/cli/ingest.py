@@ -31,12 +31,13 @@ def ingest_cmd(
     seed: int = typer.Option(0, help="Seed of the document split."),
     dtype: str = typer.Option("float32", help="float32 or float16 vectors on disk."),
     batch_size: int = typer.Option(64, help="Encoder batch size."),
+    shard_chunks: int = typer.Option(2048, min=1, help="Chunks per durable shard: a kill loses at most one shard of work."),
 ) -> None:
     """Split documents into sentences/chunks, encode them and write a concept store."""
     from nextvec.ingest import ingest
 
     summary = ingest(source, out, encoder=encoder, max_chars=max_chars, split=parse_split(split), seed=seed,
-                     dtype=dtype, batch_size=batch_size)
+                     dtype=dtype, batch_size=batch_size, shard_chunks=shard_chunks)
     typer.echo(format_info(summary))
     typer.echo(f"ingested in {summary['seconds']} s; {summary['skipped']} records skipped")
 

@@ -169,20 +169,24 @@ class StoreWriter:
 
         try:
             tmp_vec = self.root / "vectors.npy.tmp"
-            out = np.lib.format.open_memmap(tmp_vec, mode="w+", dtype=self.dtype, shape=(n, self.dim))
             is_train = doc_split[chunk_doc] == 0
             total = np.zeros(self.dim, np.float64)
             total_sq = np.zeros(self.dim, np.float64)
             row = 0
-            for s in shards:
-                v = np.load(self.root / SHARDS / f"{s['name']}.npy", allow_pickle=False)
-                out[row : row + len(v)] = v
-                tr = v[is_train[row : row + len(v)]].astype(np.float64)
-                total += tr.sum(0)
-                total_sq += (tr * tr).sum(0)
-                row += len(v)
-            out.flush()
-            del out
+            # Plain writes, not a memmap: on a full disk a write raises ENOSPC, a memmap store dies of SIGBUS.
+            with open(tmp_vec, "wb") as f:
+                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(self.dtype)), "fortran_order": False,
+                          "shape": (n, self.dim)}
+                np.lib.format.write_array_header_1_0(f, header)
+                for s in shards:
+                    v = np.load(self.root / SHARDS / f"{s['name']}.npy", allow_pickle=False)
+                    f.write(np.ascontiguousarray(v, dtype=self.dtype).tobytes())
+                    tr = v[is_train[row : row + len(v)]].astype(np.float64)
+                    total += tr.sum(0)
+                    total_sq += (tr * tr).sum(0)
+                    row += len(v)
+                f.flush()
+                os.fsync(f.fileno())
             n_train = int(is_train.sum())
             mean = total / max(n_train, 1)
             std = np.sqrt(np.maximum(total_sq / max(n_train, 1) - mean * mean, 0.0))
