@@ -53,4 +53,15 @@ def read_manifest(root: Path) -> dict | None:
     path = Path(root) / MANIFEST
     if not path.exists():
         return None
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_bytes())
+    except (OSError, ValueError) as e:  # ValueError covers bad JSON and bad UTF-8
+        from nextvec.errors import NextvecError
+
+        raise NextvecError(f"{path} is damaged or unreadable ({e}); it was not written by nextvec's atomic writer, "
+                           f"re-ingest into a new folder") from e
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("shards", []), list):
+        from nextvec.errors import NextvecError
+
+        raise NextvecError(f"{path} is not a nextvec store manifest; re-ingest into a new folder")
+    return manifest

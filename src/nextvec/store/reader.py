@@ -36,6 +36,12 @@ class ConceptStore:
                 f"{self.root} is incomplete ({sum(s['chunks'] for s in manifest['shards'])} chunks in "
                 f"{len(manifest['shards'])} shards): its ingest was interrupted; rerun the same ingest command to resume"
             )
+        try:
+            self._load(manifest)
+        except (OSError, ValueError, KeyError, TypeError, EOFError) as e:  # damaged by hand or by another tool
+            raise NextvecError(f"{self.root} is damaged ({type(e).__name__}: {e}); re-ingest it into a new folder") from e
+
+    def _load(self, manifest: dict) -> None:
         self.manifest = manifest
         self.fingerprint: dict = manifest["encoder"]
         self.dim: int = int(manifest["dim"])
