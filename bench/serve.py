@@ -89,6 +89,17 @@ async def drive(base: str, path: str, bodies: list[bytes], concurrency: int, hea
     return lat, wall, errors, responses
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (this one by default), from /proc or getrusage."""
+    if pid is None:
+        import resource
+
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def in_process(fn, inputs) -> list[float]:
     out = []
     for x in inputs:
@@ -188,8 +199,10 @@ def main() -> None:
         for path, bodies in (("/predict", predict_bodies), ("/decode", decode_bodies)):
             asyncio.run(drive(base, path, bodies[:20], 1, headers))  # warm-up
             for conc in (1, 8):
+                cpu0 = cpu_seconds(server.pid), cpu_seconds()
                 lat, wall, errors, resp = asyncio.run(drive(base, path, bodies, conc, headers))
-                rows.append((path, conc, pct(lat, 50), pct(lat, 99), len(bodies) / wall, errors))
+                cpu = [(b - a) * 1000 / len(bodies) for a, b in zip(cpu0, (cpu_seconds(server.pid), cpu_seconds()))]
+                rows.append((path, conc, pct(lat, 50), pct(lat, 99), len(bodies) / wall, errors, cpu))
                 if path == "/predict":
                     diff = max(float(np.abs(np.asarray(r["vector"]) - predict_one(c)).max())
                                for r, c in zip(resp[:50], contexts[:50]) if r is not None)
@@ -206,16 +219,18 @@ def main() -> None:
 
     print()
     print(f"{'endpoint':9} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'errors':>6} | "
-          f"{'in-proc p50':>11} {'in-proc p99':>11} {'p50 ratio':>9} | max|diff| vs in-process")
-    for path, conc, p50, p99, rps, err, diff in rows:
+          f"{'in-proc p50':>11} {'in-proc p99':>11} {'p50 ratio':>9} | CPU ms/req server client | "
+          f"max|diff| vs in-process")
+    for path, conc, p50, p99, rps, err, cpu, diff in rows:
         lp50, lp99 = pct(local[path], 50), pct(local[path], 99)
         d = "" if diff is None else f"{diff:.1e}"
         print(f"{path:9} {conc:>4} {p50:8.2f} {p99:8.2f} {rps:8.1f} {err:>6} | "
-              f"{lp50:11.2f} {lp99:11.2f} {p50 / lp50:8.1f}x | {d}")
+              f"{lp50:11.2f} {lp99:11.2f} {p50 / lp50:8.1f}x | {cpu[0]:17.2f} {cpu[1]:6.2f} | {d}")
     for name, b in health["batches"].items():
         print(f"micro-batching /{name}: {b['requests']} requests in {b['calls']} calls "
               f"({b['requests'] / max(1, b['calls']):.2f} per call)")
     p99_c8 = next(r[3] for r in rows if r[0] == "/predict" and r[1] == 8)
+    print("CPU ms/req: CPU time the server process and this client spent per request (2 cores = 2000 ms/s in all)")
     errs = sum(r[5] for r in rows)
     print(f"load average now {os.getloadavg()[0]:.1f}")
     print(f"target /predict p99 < 20 ms at concurrency 8: {p99_c8:.2f} ms -> {'MET' if p99_c8 < 20 else 'MISSED'}; "
