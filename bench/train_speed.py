@@ -77,28 +77,33 @@ def trainer(cfg: LVMConfig, store: ConceptStore, steps: int, out: Path) -> float
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=15)
+    ap.add_argument("--steps", type=int, default=15, help="minimum timed steps per round")
+    ap.add_argument("--seconds", type=float, default=15.0, help="target length of one round")
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--families", default="gru,lstm,transformer,amn")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="nextvec-bench-"))
     store = synthetic_store(tmp / "store")
-    print(f"store: {len(store)} chunks of {DIM}-d, batch {BATCH}, {args.steps} timed steps, "
-          f"{args.threads} thread(s), default model size and loss")
-    print(f"| family | params | trainer samples/s | bare samples/s | trainer ms/batch | bare ms/batch | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"store: {len(store)} chunks of {DIM}-d, batch {BATCH}, rounds of >= {args.steps} steps / ~{args.seconds:.0f} s, "
+          f"{args.rounds} rounds per side, {args.threads} thread(s), default model size and loss")
+    print(f"| family | params | trainer samples/s | bare samples/s | trainer ms/batch | bare ms/batch | steps | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
     ratios = []
     for fam in args.families.split(","):
         cfg = LVMConfig.model_validate({"model": {"name": fam}, "train": {"batch_size": BATCH, "threads": args.threads}})
         params = build_model(cfg.model, DIM).num_params()
+        t0 = time.perf_counter()
+        bare_loop(cfg, store, 2)  # probe: enough steps for ~args.seconds per round, at least args.steps
+        steps = max(args.steps, int(args.seconds / ((time.perf_counter() - t0) / 2)))
         ours, bare = [], []
-        for r in range(2):  # alternate to share the machine's load fairly
-            ours.append(trainer(cfg, store, args.steps, tmp / f"{fam}-{r}"))
-            bare.append(bare_loop(cfg, store, args.steps))
+        for r in range(args.rounds):  # alternate so both sides share the machine's load
+            ours.append(trainer(cfg, store, steps, tmp / f"{fam}-{r}"))
+            bare.append(bare_loop(cfg, store, steps))
         o, b = max(ours), max(bare)
         ratios.append(o / b)
-        print(f"| {fam} | {params:,} | {o:,.0f} | {b:,.0f} | {1000 * BATCH / o:.1f} | {1000 * BATCH / b:.1f} | {o / b:.3f} |")
+        print(f"| {fam} | {params:,} | {o:,.0f} | {b:,.0f} | {1000 * BATCH / o:.1f} | {1000 * BATCH / b:.1f} | {steps} | {o / b:.3f} |")
     print(f"ratio trainer/bare samples/s: min {min(ratios):.3f}, mean {np.mean(ratios):.3f} "
           f"over {len(ratios)} families (target >= 0.9)")
 

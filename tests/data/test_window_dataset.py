@@ -75,3 +75,14 @@ def test_getitem_and_target_validation(tiny_store):
     assert item["context"].shape == (4, tiny_store.dim) and item["mask"][-1]
     with pytest.raises(NextvecError, match="not windows of the train split"):
         WindowDataset(tiny_store, "train", 4, targets=window_targets(tiny_store, "val")[:2])
+
+
+def test_vector_keys_match_exactly_repeated_rows():
+    from nextvec.data.dataset import vector_keys
+
+    rng = np.random.default_rng(0)
+    table = rng.normal(size=(1000, 16)).astype(np.float32)
+    table[500] = table[3]
+    keys = vector_keys(table, block=64)  # blocks must not change anything
+    assert keys[500] == keys[3]
+    assert len(np.unique(keys)) == 999

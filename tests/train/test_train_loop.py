@@ -157,3 +157,9 @@ def test_resume_from_a_periodic_checkpoint_after_a_kill(store, tmp_path):
     train(store.root, None, run, resume=True)
     straight = [r for r in records(tmp_path / "straight") if "loss" in r]
     assert [r for r in records(run) if "loss" in r] == straight
+
+
+def test_resume_refuses_a_changed_model(store, tmp_path):
+    train(store.root, cfg("train.max_steps=2"), tmp_path / "run")
+    with pytest.raises(NextvecError, match="model.. cannot change"):
+        train(store.root, cfg("train.max_steps=4", "model.hidden_dim=64"), tmp_path / "run", resume=True)

@@ -16,6 +16,19 @@ from nextvec.data.windows import context_indices, window_targets
 from nextvec.errors import NextvecError
 
 
+def vector_keys(table: np.ndarray, block: int = 65536) -> np.ndarray:
+    """An int64 key per row, equal for bit-identical rows: a random integer combination of the float bits
+    (integer sums are exact, so no rounding can split two copies). Comparing keys finds every repeat of
+    a vector; a rare collision of different vectors only drops a negative, never lets the positive in."""
+    coef = np.random.default_rng(0).integers(-(2**62), 2**62, size=table.shape[1], dtype=np.int64)
+    keys = np.empty(len(table), dtype=np.int64)
+    bits = np.ascontiguousarray(table, dtype=np.float32).view(np.int32)
+    with np.errstate(over="ignore"):
+        for s in range(0, len(table), block):
+            keys[s:s + block] = (bits[s:s + block].astype(np.int64) * coef).sum(1)  # wraps mod 2^64
+    return keys
+
+
 @dataclass
 class WindowBatch:
     context: torch.Tensor  # (B, T, D) float32, left-padded with zeros
@@ -66,6 +79,7 @@ class WindowDataset(torch.utils.data.Dataset):
 
         ctx, mask = context_indices(store, targets, self.T)
         self.vectors = torch.from_numpy(table).to(device)  # (n_chunks + 1, D)
+        self.vector_key = torch.from_numpy(vector_keys(table)).to(device)  # (n_chunks + 1,)
         self.context_idx = torch.from_numpy(np.where(mask, local(np.clip(ctx, 0, None)), self.pad_row)).to(device)
         self.mask = torch.from_numpy(mask).to(device)  # (M, T)
         self.target_idx = torch.from_numpy(local(targets)).to(device)  # (M,)
@@ -126,6 +140,6 @@ class WindowDataset(torch.utils.data.Dataset):
         pos = self.target_pos[rows].unsqueeze(1)
         idx = self.doc_start[rows].unsqueeze(1) + r + (r >= pos).long()  # skip the target's own position
         idx = torch.where(valid, idx, self.pad_row)
-        same = (self.vectors[idx] == self.vectors[self.target_idx[rows]].unsqueeze(1)).all(-1)  # (B, K)
+        same = self.vector_key[idx] == self.vector_key[self.target_idx[rows]].unsqueeze(1)  # (B, K)
         valid &= ~same
         return torch.where(valid, idx, self.pad_row), valid

@@ -165,6 +165,12 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
     if cfg.model.dim not in (0, store.dim):
         raise NextvecError(f"model.dim {cfg.model.dim} does not match the store's vectors ({store.dim}-d)")
     cfg = cfg.model_copy(update={"model": cfg.model.resolved(store.dim)})
+    if resume:  # refuse before reading any data: another encoder's store, or another model
+        tensors, meta = read_checkpoint(last_path)
+        check_fingerprint(store.fingerprint, meta["fingerprint"], f"checkpoint {last_path}")
+        if meta["model_config"] != cfg.model.model_dump(mode="json"):
+            raise NextvecError(f"the model config differs from the one {last_path} was trained with; "
+                               "model.* cannot change on --resume")
 
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -198,10 +204,10 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
         loop = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None, "bad_evals": 0,
                 "elapsed_s": 0.0}
         if resume:
-            tensors, meta = read_checkpoint(last_path)
-            check_fingerprint(store.fingerprint, meta["fingerprint"], f"checkpoint {last_path}")
             model.load_state_dict(model_state(tensors))
             optimizer.load_state_dict(optimizer_state(tensors, meta))
+            for group, decay in zip(optimizer.param_groups, (tc.weight_decay, 0.0)):  # the config wins
+                group.update(weight_decay=decay, betas=tuple(tc.betas))
             loop.update(meta["loop"])
             last_val = meta.get("val")
         if main:
@@ -238,6 +244,7 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
                    disable=not (main and tc.progress))
         shown = [t for t in TERMS if getattr(cfg.loss, t) > 0]
         gen = torch.Generator()
+        on_gpu = env.device.type == "cuda"
         started = time.perf_counter() - loop["elapsed_s"]
         step_seconds, steps_run, stop_reason, last_shown = 0.0, 0, "max_steps", 0.0
 
@@ -249,8 +256,9 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
                 continue
             t0 = time.perf_counter()
             step = loop["step"]
-            gen.manual_seed(step_seed(tc.seed, env.rank, step))
-            torch.manual_seed(step_seed(tc.seed, env.rank, step) + 1)  # dropout
+            gen.manual_seed(step_seed(tc.seed, env.rank, step))  # hard negatives
+            dropout_seed = step_seed(tc.seed, env.rank, step) + 1
+            torch.cuda.manual_seed(dropout_seed) if on_gpu else torch.default_generator.manual_seed(dropout_seed)
             batch = train_ds.get_batch(batches[loop["batch_in_epoch"]], gen)
             lr = get_lr(step, tc)
             for group in optimizer.param_groups:
