@@ -105,6 +105,19 @@ def test_cached_greedy_matches_full_recompute():
     assert got == want
 
 
+def test_no_repeat_ngram_bans_only_completed_repeats():
+    from nextvec.decode.inverter import _ban_repeats
+
+    ident = lambda ids: ids  # out_vocab == all ids
+    logp = torch.zeros(2, 10)
+    tokens = torch.tensor([[5, 6, 5], [1, 2, 3]])
+    out = _ban_repeats(logp, tokens, 2, ident)
+    # row 0 ends with 5 and "5 6" occurred: 6 is banned; row 1 ends with 3, never seen before: nothing banned
+    assert torch.isinf(out[0, 6]) and torch.isfinite(out[0]).sum() == 9
+    assert torch.isfinite(out[1]).all()
+    assert torch.isfinite(_ban_repeats(logp, tokens, 3, ident)).all()  # "6 5" never followed by anything
+
+
 def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(2)
     model, bcfg = tiny_model(correction=True)

@@ -39,6 +39,7 @@ def evaluate_decoder_cmd(
     retrieval_split: str = typer.Option("train", help="Bank of the retrieval decoder: train | val | test | all."),
     encoder: str = typer.Option("minilm", help="Encoder spec matching the store (minilm | st:PATH | gtr[:PATH])."),
     seed: int = typer.Option(0, help="Seed of the sample and the noise."),
+    no_repeat_ngram: int = typer.Option(3, help="Greedy decoding never repeats an n-gram of this length (0 = off)."),
 ) -> None:
     """Token F1, BLEU, exact match and round-trip cosine of the learned decoder beside the retrieval decoder,
     on exact, noised (sigma 0.01, 0.05) and (with --run) model-predicted vectors."""
@@ -50,7 +51,7 @@ def evaluate_decoder_cmd(
     from nextvec.store import open_store
 
     st = open_store(store)
-    dec = InverterDecoder.load(decoder)
+    dec = InverterDecoder.load(decoder, no_repeat_ngram=no_repeat_ngram)
     dec.check_store(st)
     threads = torch.get_num_threads()
     enc = load_encoder(encoder)

@@ -193,8 +193,11 @@ class VectorInverter(nn.Module):
 
     @torch.no_grad()
     def generate(self, target: torch.Tensor, hyp: torch.Tensor | None, bos: int, eos: int, max_tokens: int | None = None,
-                 ) -> tuple[list[list[int]], torch.Tensor]:
-        """Greedy decoding with a KV cache. Returns token ids per row (without BOS/EOS) and (B,) mean log-prob."""
+                 no_repeat_ngram: int = 0) -> tuple[list[list[int]], torch.Tensor]:
+        """Greedy decoding with a KV cache. Returns token ids per row (without BOS/EOS) and (B,) mean log-prob.
+
+        no_repeat_ngram=n > 0 forbids any n-gram from occurring twice in a row's output (an undertrained LM
+        otherwise loops: "the the the ...")."""
         from transformers import DynamicCache
 
         max_tokens = max_tokens or self.config.max_tokens
@@ -212,6 +215,8 @@ class VectorInverter(nn.Module):
         done = torch.zeros(B, dtype=torch.bool)
         for _ in range(max_tokens - 1):
             logp = self._logits(out.last_hidden_state[:, -1:])[:, 0].log_softmax(-1)  # (B, V')
+            if no_repeat_ngram > 0 and tokens.shape[1] >= no_repeat_ngram - 1:
+                logp = _ban_repeats(logp, tokens, no_repeat_ngram, self._to_out)
             j = logp.argmax(-1)
             nxt = self.out_vocab[j]
             live = ~done
@@ -230,6 +235,18 @@ class VectorInverter(nn.Module):
         for row in tokens.tolist():
             ids.append(row[: row.index(eos)] if eos in row else row)
         return ids, logp_sum / n_tok.clamp(min=1)
+
+
+# (B, V') log-probs with -inf on tokens that would repeat an n-gram already in that row of `tokens` (B, L)
+def _ban_repeats(logp: torch.Tensor, tokens: torch.Tensor, n: int, to_out) -> torch.Tensor:
+    logp = logp.clone()
+    for b, row in enumerate(tokens.tolist()):
+        prefix = tuple(row[len(row) - n + 1 :]) if n > 1 else ()
+        banned = [row[i + n - 1] for i in range(len(row) - n + 1) if tuple(row[i : i + n - 1]) == prefix]
+        if banned:
+            idx = to_out(torch.tensor(banned))
+            logp[b, idx[idx >= 0]] = float("-inf")
+    return logp
 
 
 def build_inverter(config: InverterModelConfig, dim: int, pretrained: bool = True) -> tuple[VectorInverter, dict]:
@@ -312,12 +329,15 @@ class InverterDecoder:
         encoder: the store's encoder; needed for correction steps and to score by round-trip cosine.
         steps: correction passes after the first (0 = a single pass).
         batch_size: vectors decoded at once.
+        no_repeat_ngram: greedy decoding never repeats an n-gram of this length (0 = off).
     Scores are round-trip cosines when an encoder is given, else mean token log-probabilities. k > 1 returns
     the distinct hypotheses met across correction passes, best first (at most steps + 1 of them).
     """
 
-    def __init__(self, model: VectorInverter, meta: dict, encoder=None, steps: int = 0, batch_size: int = 64):
+    def __init__(self, model: VectorInverter, meta: dict, encoder=None, steps: int = 0, batch_size: int = 64,
+                 no_repeat_ngram: int = 3):
         self.model = model.eval()
+        self.no_repeat_ngram = no_repeat_ngram
         self.meta = meta
         self.fingerprint = meta.get("fingerprint", {})
         self.dim = model.dim
@@ -333,9 +353,9 @@ class InverterDecoder:
             check_fingerprint(self.fingerprint, encoder.fingerprint(), "the decoder")
 
     @classmethod
-    def load(cls, path, encoder=None, steps: int = 0, batch_size: int = 64) -> "InverterDecoder":
+    def load(cls, path, encoder=None, steps: int = 0, batch_size: int = 64, no_repeat_ngram: int = 3) -> "InverterDecoder":
         model, meta = load_checkpoint(path)
-        return cls(model, meta, encoder=encoder, steps=steps, batch_size=batch_size)
+        return cls(model, meta, encoder=encoder, steps=steps, batch_size=batch_size, no_repeat_ngram=no_repeat_ngram)
 
     def check_store(self, store) -> None:
         """Refuse a store made by another encoder than the one this decoder was trained on."""
@@ -352,7 +372,7 @@ class InverterDecoder:
         for s in range(0, len(vectors), self.batch_size):
             t = torch.from_numpy(vectors[s : s + self.batch_size])
             h = None if hyp is None else torch.from_numpy(hyp[s : s + self.batch_size])
-            ids, lp = self.model.generate(t, h, tok.cls_token_id, tok.sep_token_id)
+            ids, lp = self.model.generate(t, h, tok.cls_token_id, tok.sep_token_id, no_repeat_ngram=self.no_repeat_ngram)
             texts += self._texts(ids)
             lps.append(lp.numpy())
         return texts, np.concatenate(lps) if lps else np.zeros(0, np.float32)
