@@ -32,8 +32,9 @@ def use_all_cores() -> None:
 
 def load_encoder(spec: str = DEFAULT_ENCODER, device: str = "cpu") -> Encoder:
     """Build an encoder from a spec string (see the package docstring)."""
-    use_all_cores()
     kind, _, arg = spec.partition(":")
+    if kind != "hash":  # the hashing encoder needs no torch: keep its processes fast to start
+        use_all_cores()
     if kind in ("minilm", "default") and not arg:
         from nextvec.encode.sentence_transformer import MiniLMEncoder
 
