@@ -29,6 +29,8 @@ def encoder_spec_for(fingerprint: dict) -> str:
         base = name.split(":", 1)[1]
         kind = "gtr-l2" if fingerprint.get("normalized") else "gtr"
         return kind if base == "gtr-t5-base" else f"{kind}:{base}"
+    if name.startswith("hash-bow-") and name[9:].isdigit():  # the bag-of-words hashing encoder (smoke tests)
+        return f"hash:{name[9:]}"
     return f"st:{name}"
 
 
