@@ -1,9 +1,10 @@
-"""Shared fixtures: tiny deterministic stores built straight from vectors (no encoder)."""
+"""Shared test helpers: tiny deterministic stores built straight from vectors (no encoder).
+
+Imported as `storekit` (pytest puts tests/ on sys.path, see pyproject); the fixtures live in conftest.py."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from nextvec.store import ConceptStore, StoreWriter
 
@@ -33,7 +34,3 @@ def random_docs(n_docs=20, min_len=6, max_len=14, dim=8, seed=0) -> list[np.ndar
         out.append(v / np.linalg.norm(v, axis=1, keepdims=True))
     return out
 
-
-@pytest.fixture
-def tiny_store(tmp_path):
-    return build_store(tmp_path / "store", random_docs())

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import build_store
+from storekit import build_store
 from fake_encoder import HashEncoder, OneHotEncoder
 from nextvec.errors import FingerprintMismatch, NextvecError
 from nextvec.generate import generate, split_prompt

@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import build_store
+from storekit import build_store
 from fake_encoder import HashEncoder
 from nextvec.cli import app
 from nextvec.errors import FingerprintMismatch, NextvecError

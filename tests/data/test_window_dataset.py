@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import build_store, random_docs
+from storekit import build_store, random_docs
 from nextvec.data.dataset import WindowDataset
 from nextvec.data.windows import gather_windows, window_targets
 from nextvec.errors import NextvecError

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import build_store, random_docs
+from storekit import build_store, random_docs
 from nextvec.decode import round_trip, round_trip_cosine
 from nextvec.decode.nearest import RetrievalDecoder
 from nextvec.errors import NextvecError

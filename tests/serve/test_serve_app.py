@@ -9,7 +9,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from conftest import build_store
+from storekit import build_store
 from fake_encoder import HashEncoder
 from nextvec.errors import FingerprintMismatch, NextvecError
 from nextvec.models.base import Prediction

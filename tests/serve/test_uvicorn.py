@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from conftest import build_store
+from storekit import build_store
 from fake_encoder import HashEncoder
 from nextvec.serve import create_app
 

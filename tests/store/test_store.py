@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import FAKE_FINGERPRINT, build_store, random_docs
+from storekit import FAKE_FINGERPRINT, build_store, random_docs
 from nextvec.errors import FingerprintMismatch, NextvecError
 from nextvec.store import ConceptStore, StoreWriter
 from nextvec.store.writer import split_documents

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from conftest import build_store, random_docs
+from storekit import build_store, random_docs
 from nextvec.cli import app
 from nextvec.errors import NextvecError
 from nextvec.train.checkpoint import load_model

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import build_store, random_docs
+from storekit import build_store, random_docs
 from nextvec.config import LVMConfig, load_config
 from nextvec.errors import FingerprintMismatch, NextvecError
 from nextvec.losses import TERMS
