@@ -6,7 +6,7 @@
                 One document per section of each page.
 
 `get_corpus(name)` parses once and caches `<cache>/corpora/<name>.jsonl` ({"id", "sentences"} per line,
-sentences split by blingfire); documents with fewer than MIN_SENTENCES sentences are dropped.
+sentences split by blingfire); documents with fewer than the corpus's `min_sentences` are dropped.
 """
 
 from __future__ import annotations
@@ -24,18 +24,18 @@ from typing import Iterator
 from nextvec.errors import NextvecError
 from nextvec.store.format import atomic_write_bytes
 
-MIN_SENTENCES = 6
-
 CORPORA = {
     "wiki": {
         "description": "Wikipedia excerpt (101 articles, sections as documents) from the gensim 4.4.0 wheel",
         "license": "CC BY-SA 3.0 (Wikipedia contributors)",
         "source": "PyPI: gensim==4.4.0 (gensim/test/test_data/enwiki-latest-pages-articles1...-shortened.bz2)",
+        "min_sentences": 6,
     },
     "linux-doc": {
         "description": "Linux kernel documentation, HTML sections as documents, Debian linux-doc-6.1",
         "license": "GPL-2.0 (the Linux kernel documentation)",
         "source": "Debian: linux-doc-6.1 (usr/share/doc/linux-doc-6.1/html)",
+        "min_sentences": 3,  # short reference sections are the norm in kernel docs
     },
 }
 
@@ -62,7 +62,7 @@ def get_corpus(name: str, refresh: bool = False) -> Path:
     lines = []
     for doc_id, text in docs:
         sentences = split_sentences(text)
-        if len(sentences) >= MIN_SENTENCES:
+        if len(sentences) >= CORPORA[name]["min_sentences"]:
             lines.append(json.dumps({"id": doc_id, "sentences": sentences}, ensure_ascii=False))
     if not lines:
         raise NextvecError(f"corpus {name} produced no documents")
