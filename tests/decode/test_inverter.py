@@ -189,6 +189,18 @@ def test_train_decoder_cli_resume_and_fingerprint_refusal(tmp_path):
     assert len(got) == 3 and all(len(c) == 1 and isinstance(c[0][0], str) for c in got)
 
 
+def test_lr_schedule_warmup_then_cosine_to_ten_percent():
+    from nextvec.decode.inverter import InverterTrainConfig
+    from nextvec.decode.inverter_train import get_lr
+
+    c = InverterTrainConfig(lr=1e-3, warmup_steps=10)
+    assert get_lr(0, 0.0, c) == pytest.approx(1e-4)  # (0 + 1) / 10 of the peak
+    assert get_lr(10, 0.0, c) == pytest.approx(1e-3)
+    assert get_lr(50, 0.5, c) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))  # cosine midpoint
+    assert get_lr(90, 1.0, c) == pytest.approx(1e-4)
+    assert get_lr(99, 2.0, c) == pytest.approx(1e-4)  # clamped past the budget
+
+
 def test_noise_is_renormalised_for_unit_encoders():
     rng = np.random.default_rng(0)
     v = unit(rng.normal(size=(50, 32)).astype(np.float32))

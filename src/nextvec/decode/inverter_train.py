@@ -27,7 +27,8 @@ from nextvec.errors import NextvecError, check_fingerprint
 
 
 def get_lr(step: int, time_frac: float, cfg) -> float:
-    """Linear warmup over warmup_steps, then cosine decay to 10% over the time (or step) budget."""
+    """Linear warmup over warmup_steps, then cosine decay to 10% as `time_frac` (the share of the budget left
+    after warmup that has been used, by time or by steps, whichever is further) goes from 0 to 1."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     frac = min(1.0, max(0.0, time_frac))
@@ -195,7 +196,7 @@ def train_decoder(store, out: str | Path, cfg: InverterConfig, resume: bool = Fa
     else:
         model.set_out_vocab({t for r in tr_rows for t in r} | {tokenizer.sep_token_id, tokenizer.unk_token_id})
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True)  # fused: ~5x faster step on CPU
-    step, elapsed0, best = 0, 0.0, float("inf")
+    step, elapsed0, best, warm_end = 0, 0.0, float("inf"), None
     if meta_prev is not None:
         from safetensors.torch import load_model
 
@@ -205,6 +206,7 @@ def train_decoder(store, out: str | Path, cfg: InverterConfig, resume: bool = Fa
             _load_optim(opt, optim_path)
         step, elapsed0 = int(meta_prev["step"]), float(meta_prev.get("elapsed_minutes", 0.0))
         best = float(meta_prev.get("best_val_loss", float("inf")))
+        warm_end = meta_prev.get("warmup_end_minutes")
         rng = np.random.default_rng([tc.seed, step])
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.json")
@@ -227,16 +229,20 @@ def train_decoder(store, out: str | Path, cfg: InverterConfig, resume: bool = Fa
         return elapsed0 + (time.time() - t0) / 60
 
     def time_frac() -> float:
-        f = minutes() / budget
-        return max(f, step / tc.max_steps) if tc.max_steps else f
+        # decay runs over what is left after warmup, so slow steps (shared CPUs) do not jump the schedule
+        w = warm_end if warm_end is not None else minutes()
+        f = (minutes() - w) / max(budget - w, 1e-9)
+        if tc.max_steps:
+            f = max(f, (step - tc.warmup_steps) / max(tc.max_steps - tc.warmup_steps, 1))
+        return f
 
     def run_val() -> dict:
-        nonlocal best
+        nonlocal best, warm_end
         v = validate(model, val, tokenizer, tc.batch_size, tc.decode_val_size)
         rec = {"step": step, "minutes": round(minutes(), 3), **v}
         metrics_f.write(json.dumps(rec) + "\n")
         metrics_f.flush()
-        extra = {"step": step, "elapsed_minutes": minutes(), "val": v}
+        extra = {"step": step, "elapsed_minutes": minutes(), "val": v, "warmup_end_minutes": warm_end}
         if v["val/loss"] < best:
             best = v["val/loss"]
             checkpoint("best", dict(extra, best_val_loss=best))
@@ -246,6 +252,8 @@ def train_decoder(store, out: str | Path, cfg: InverterConfig, resume: bool = Fa
 
     try:
         while minutes() < budget and not (tc.max_steps and step >= tc.max_steps):
+            if warm_end is None and step >= tc.warmup_steps:
+                warm_end = minutes()
             lr = get_lr(step, time_frac(), tc)
             for g in opt.param_groups:
                 g["lr"] = lr
