@@ -95,7 +95,7 @@ def test_serve_binds_loopback_and_serves_the_trained_model(run_and_store, hash_e
 
     run, store = run_and_store
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, log_level: seen.update(app=app, host=host, port=port))
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, log_level, **kw: seen.update(app=app, host=host, port=port, **kw))
     r = runner.invoke(app, ["serve", str(run), "--store", str(store), "--limit", "max_k=7"])
     assert r.exit_code == 0, r.output
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8000

@@ -52,7 +52,10 @@ def serve_cmd(
         faiss.omp_set_num_threads(threads)
     app = create_app(run, store, encoder=encoder, api_key=api_key, limits=lim, index_kind=index_kind)
     typer.echo(f"nextvec serving {run} on http://{host}:{port} (docs at /docs)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    from nextvec.serve.timeouts import protocol_with_header_timeout
+
+    # slow clients: the head must arrive within header_timeout_s, a body within body_timeout_s (in the app)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol_with_header_timeout(lim.header_timeout_s))
 
 
 def register(app: typer.Typer) -> None:

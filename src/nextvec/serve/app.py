@@ -37,6 +37,9 @@ class ServeLimits(Strict):
     max_steps: int = Field(20, ge=1, description="steps per /generate request")
     max_body_bytes: int = Field(4_000_000, ge=1024, description="request body size")
     max_batch: int = Field(32, ge=1, description="/predict requests merged into one model call")
+    body_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the rest of a request body (then 408)")
+    header_timeout_s: float = Field(10.0, gt=0, description="`nextvec serve`: seconds a connection may take to send "
+                                                          "a request line and headers before it is closed")
 
 
 def _check_texts(texts: list[str], max_chars: int, what: str) -> list[str]:
@@ -133,9 +136,10 @@ def build_schemas(dim: int, limits: ServeLimits) -> dict[str, type[BaseModel]]:
 class BodyLimit:
     """ASGI middleware: refuse request bodies over `max_bytes` with 413 (checked on Content-Length and as read)."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, timeout_s: float | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s  # a client that stalls mid-body gets 408 instead of holding the request forever
 
     async def _too_large(self, send, size):
         import json
@@ -146,15 +150,30 @@ class BodyLimit:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
+    async def _timed_out(self, send, total):
+        import json
+
+        body = json.dumps({"detail": f"request body incomplete after {self.timeout_s} s ({total} bytes received; "
+                                     f"limits.body_timeout_s)"}).encode()
+        await send({"type": "http.response.start", "status": 408,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         for k, v in scope.get("headers", []):
             if k == b"content-length" and v.isdigit() and int(v) > self.max_bytes:
                 return await self._too_large(send, int(v))
+        import asyncio
+
         chunks, total = [], 0
         while True:
-            msg = await receive()
+            try:
+                msg = await asyncio.wait_for(receive(), self.timeout_s)
+            except asyncio.TimeoutError:
+                return await self._timed_out(send, total)
             if msg["type"] != "http.request":
                 break
             chunks.append(msg.get("body", b""))
@@ -390,7 +409,7 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
             generate, _Locked(model, model_lock), store, _LockedEncoder(enc, encoder_lock), req.prompt,
             steps=req.steps, stop_cos=req.stop_cos, decoder=decoder, context_length=context_length, k=req.k)
 
-    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, timeout_s=limits.body_timeout_s)
     return app
 
 

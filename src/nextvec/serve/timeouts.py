@@ -1,0 +1,43 @@
+"""Slow-client protection for uvicorn: uvicorn closes idle keep-alive connections but waits forever for a
+client that opens a connection and sends nothing, or half a request line / headers (slowloris). Each such
+client holds a socket and a file descriptor until the server runs out of them.
+
+`protocol_with_header_timeout(seconds)` returns uvicorn's h11 protocol with a watchdog: a connection that
+has not delivered a complete request head within `seconds` of opening (or of its previous response) is
+closed. A stalled request BODY is handled in the app (`BodyLimit`, limits.body_timeout_s).
+"""
+
+from __future__ import annotations
+
+
+def protocol_with_header_timeout(seconds: float):
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutH11Protocol(H11Protocol):
+        header_timeout = float(seconds)
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._waiting_since: float | None = self.loop.time()
+            self._watchdog = self.loop.call_later(min(1.0, self.header_timeout / 2), self._check_head)
+
+        def _check_head(self) -> None:
+            if self.transport.is_closing():
+                return
+            now = self.loop.time()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._waiting_since = None  # a request is being served: the app's own timeouts apply
+            elif self._waiting_since is None:
+                self._waiting_since = now  # between requests: the clock for the next head starts
+            elif now - self._waiting_since >= self.header_timeout:
+                self.transport.close()
+                return
+            self._watchdog = self.loop.call_later(min(1.0, self.header_timeout / 2), self._check_head)
+
+        def connection_lost(self, exc) -> None:
+            watchdog = getattr(self, "_watchdog", None)
+            if watchdog is not None:
+                watchdog.cancel()
+            super().connection_lost(exc)
+
+    return HeaderTimeoutH11Protocol
