@@ -332,3 +332,155 @@ def read_only_trial(corpus: Path, ref: Path, scratch: Path) -> dict | None:
                 "info_ok": info_ok and info_msg.startswith("store"), "diffs": diffs}
     finally:
         umount(mnt)
+
+
+# ---- a real server in a subprocess ---------------------------------------------------------------------------
+
+SERVER = """
+import sys, uvicorn, torch
+torch.set_num_threads(1)
+sys.path.insert(0, {here!r})
+from hostile import make_app
+from nextvec.serve.app import ServeLimits
+from nextvec.serve.timeouts import protocol_with_header_timeout
+limits = ServeLimits(**{limits!r})
+app = make_app(api_key={key!r}, root={root!r}, limits=limits)
+# as `nextvec serve` runs it
+uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning",
+            http=protocol_with_header_timeout(limits.header_timeout_s))
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(root: Path, api_key: str | None = None, **limits):
+    """uvicorn over hostile.make_app in a subprocess on 127.0.0.1 -> (process, base url)."""
+    import httpx
+
+    port = free_port()
+    code = SERVER.format(here=str(Path(__file__).parent), key=api_key, root=str(root), port=port, limits=limits)
+    p = subprocess.Popen([sys.executable, "-c", code], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        if p.poll() is not None:
+            raise RuntimeError(f"server died: {p.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return p, base
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            p.kill()
+            raise TimeoutError("server did not start")
+        time.sleep(0.1)
+
+
+def stop_server(p) -> None:
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def load_trial(proc, base: str, seconds: float, concurrency: int, api_key: str | None = None) -> dict:
+    """`concurrency` clients alternating /predict and /decode for `seconds` on loopback: errors, p50/p99 ms,
+    requests/s and the server's RSS growth (after a warm-up of the same traffic)."""
+    import asyncio
+
+    import httpx
+
+    dim = 16
+    rng = np.random.default_rng(0)
+    headers = {"X-API-Key": api_key} if api_key else {}
+    bodies = [("/predict", {"context_vectors": rng.normal(size=(3, dim)).tolist()}),
+              ("/decode", {"vectors": rng.normal(size=(2, dim)).tolist(), "k": 3})]
+
+    async def worker(client, until, lat, errors, i):
+        n = i
+        while time.monotonic() < until:
+            path, body = bodies[n % 2]
+            n += 1
+            t0 = time.perf_counter()
+            try:
+                r = await client.post(base + path, json=body, headers=headers)
+                if r.status_code != 200:
+                    errors.append(f"{path}: {r.status_code} {r.text[:100]}")
+            except httpx.HTTPError as e:
+                errors.append(f"{path}: {type(e).__name__}")
+            lat.append(time.perf_counter() - t0)
+
+    async def run(duration):
+        lat, errors = [], []
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+            until = time.monotonic() + duration
+            await asyncio.gather(*(worker(client, until, lat, errors, i) for i in range(concurrency)))
+        return lat, errors
+
+    asyncio.run(run(min(5.0, seconds / 4)))  # warm-up: allocator pools, FAISS, thread stacks
+    rss0 = rss_kib(proc.pid)
+    t0 = time.monotonic()
+    lat, errors = asyncio.run(run(seconds))
+    elapsed = time.monotonic() - t0
+    rss1 = rss_kib(proc.pid)
+    ms = np.array(lat) * 1000
+    return {"requests": len(lat), "errors": len(errors), "first_errors": errors[:3],
+            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "rps": len(lat) / elapsed, "rss_start_mib": rss0 / 1024, "rss_end_mib": rss1 / 1024,
+            "rss_growth": (rss1 - rss0) / rss0}
+
+
+def slow_clients_trial(proc, base: str, n_slow: int, timeout_s: float) -> dict:
+    """Open `n_slow` stalled connections of three kinds; others must still be served, and every stalled one
+    must be closed (or answered 408) within timeout_s + 2 s."""
+    import socket
+
+    import httpx
+
+    port = int(base.rsplit(":", 1)[1])
+    heads = [b"", b"POST /predict HTTP/1.1\r\nHost: x\r\n",
+             b"POST /decode HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"v"]
+    socks = []
+    for i in range(n_slow):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(heads[i % 3])
+        socks.append(s)
+    t0 = time.monotonic()
+    others = [httpx.get(base + "/health", timeout=5).status_code for _ in range(5)]
+    served_s = time.monotonic() - t0
+    closed, answered_408 = 0, 0
+    for s in socks:
+        s.settimeout(max(0.1, timeout_s + 2 - (time.monotonic() - t0)))
+        try:
+            data = b""
+            while True:
+                part = s.recv(4096)
+                if not part:
+                    break
+                data += part
+            closed += 1
+            answered_408 += data.startswith(b"HTTP/1.1 408")
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            closed += 1
+        finally:
+            s.close()
+    return {"stalled": n_slow, "closed": closed, "answered_408": answered_408, "others_ok": others.count(200),
+            "others_seconds": served_s, "rss_mib": rss_kib(proc.pid) / 1024}

@@ -4,7 +4,7 @@ client holds a socket and a file descriptor until the server runs out of them.
 
 `protocol_with_header_timeout(seconds)` returns uvicorn's h11 protocol with a watchdog: a connection that
 has not delivered a complete request head within `seconds` of opening (or of its previous response) is
-closed. A stalled request BODY is handled in the app (`BodyLimit`, limits.body_timeout_s).
+closed. Idle keep-alive connections are left to uvicorn's own timeout_keep_alive. A stalled request BODY is handled in the app (`BodyLimit`, limits.body_timeout_s).
 """
 
 from __future__ import annotations
@@ -21,15 +21,24 @@ def protocol_with_header_timeout(seconds: float):
             self._waiting_since: float | None = self.loop.time()
             self._watchdog = self.loop.call_later(min(1.0, self.header_timeout / 2), self._check_head)
 
+        def _in_request(self) -> bool:
+            return self.cycle is not None and not self.cycle.response_complete
+
+        def data_received(self, data: bytes) -> None:
+            if self._waiting_since is None and not self._in_request():
+                self._waiting_since = self.loop.time()  # the first bytes of a request head: its clock starts
+            super().data_received(data)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._waiting_since = None  # idle keep-alive from here: uvicorn's timeout_keep_alive closes it
+
         def _check_head(self) -> None:
             if self.transport.is_closing():
                 return
-            now = self.loop.time()
-            if self.cycle is not None and not self.cycle.response_complete:
+            if self._in_request():
                 self._waiting_since = None  # a request is being served: the app's own timeouts apply
-            elif self._waiting_since is None:
-                self._waiting_since = now  # between requests: the clock for the next head starts
-            elif now - self._waiting_since >= self.header_timeout:
+            elif self._waiting_since is not None and self.loop.time() - self._waiting_since >= self.header_timeout:
                 self.transport.close()
                 return
             self._watchdog = self.loop.call_later(min(1.0, self.header_timeout / 2), self._check_head)
