@@ -114,15 +114,15 @@ class ModelConfig(Strict):
     prior. "auto" means "mean" for AMN (its defining idea) and "none" for the other families.
     """
 
-    name: Literal["gru", "lstm", "transformer", "amn"] = "gru"
+    name: Literal["gru", "lstm", "transformer", "amn"] = "amn"
     dim: int = Field(0, ge=0, description="vector dimension; 0 = take it from the store")
     context_length: int = Field(5, ge=1, le=4096)
-    hidden_dim: int = Field(512, ge=1)
+    hidden_dim: int = Field(256, ge=1)
     num_layers: int = Field(2, ge=1)
     num_heads: int = Field(4, ge=1)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    residual_prior: Literal["auto", "none", "mean", "last", "recency"] = "auto"
-    separate_cos_head: bool = False
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    residual_prior: Literal["auto", "none", "mean", "last", "recency"] = "recency"
+    separate_cos_head: bool = True
 
     @model_validator(mode="after")
     def _heads_divide(self):
@@ -144,7 +144,7 @@ class LossConfig(Strict):
     mse: float = Field(1.0, ge=0.0)
     cosine: float = Field(1.0, ge=0.0)
     infonce: float = Field(0.0, ge=0.0)
-    moment: float = Field(0.0, ge=0.0)
+    moment: float = Field(2.0, ge=0.0)
     variance: float = Field(0.0, ge=0.0)
     covariance: float = Field(0.0, ge=0.0)
     temperature: float = Field(0.05, gt=0.0)
@@ -153,9 +153,9 @@ class LossConfig(Strict):
 
 class TrainConfig(Strict):
     batch_size: int = Field(256, ge=1, description="per process under torchrun")
-    lr: float = Field(3e-4, gt=0.0)
+    lr: float = Field(1e-3, gt=0.0)
     min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0, description="cosine decays to lr * min_lr_ratio")
-    warmup_steps: int = Field(100, ge=0)
+    warmup_steps: int = Field(20, ge=0)
     weight_decay: float = Field(0.01, ge=0.0)
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = Field(1.0, ge=0.0, description="max gradient norm; 0 = off")
@@ -163,7 +163,7 @@ class TrainConfig(Strict):
     max_minutes: float = Field(0.0, ge=0.0, description="wall-clock budget for the training loop; 0 = none")
     seed: int = Field(0, ge=0)
     max_windows_per_doc: int = Field(8, ge=1, description="cap on windows of one document in a batch")
-    val_every: int = Field(250, ge=1)
+    val_every: int = Field(50, ge=1)
     val_max_windows: int = Field(20000, ge=1, description="validate on at most this many val windows")
     checkpoint_every: int = Field(0, ge=0, description="also save last.safetensors every N steps; 0 = at validation")
     select_metric: str = "val/cosine"

@@ -15,8 +15,11 @@ D, T = 8, 5
 
 
 def small(name, **kw):
+    """A tiny model with the family defaults ("auto" prior, shared head) unless `kw` says otherwise."""
     torch.manual_seed(0)
-    return build_model({"name": name, "hidden_dim": 16, "num_layers": 2, "num_heads": 2, "context_length": T, **kw}, D).eval()
+    cfg = {"name": name, "hidden_dim": 16, "num_layers": 2, "num_heads": 2, "context_length": T,
+           "residual_prior": "auto", "separate_cos_head": False, **kw}
+    return build_model(cfg, D).eval()
 
 
 def batch(B=4):

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import threading
 import time
 
 import numpy as np
@@ -25,15 +26,18 @@ class Roll(torch.nn.Module):
 
     name = "roll"
 
-    def __init__(self, delay: float = 0.0):
+    def __init__(self, delay: float = 0.0, gate: threading.Event | None = None):
         super().__init__()
         self.w = torch.nn.Parameter(torch.ones(1))
         self.delay = delay
+        self.gate = gate  # when set, the FIRST model call blocks until the test opens the gate
         self.batch_sizes: list[int] = []
 
     def predict(self, context, mask):
         assert mask[:, -1].all()
         self.batch_sizes.append(context.shape[0])
+        if self.gate is not None and len(self.batch_sizes) == 1:
+            self.gate_timed_out = not self.gate.wait(timeout=5)  # times out only if the loop was blocked
         time.sleep(self.delay)
         y = 2 * torch.roll(context[:, -1], 1, dims=-1) * self.w
         return Prediction(y, torch.nn.functional.normalize(y, dim=-1))
@@ -215,7 +219,8 @@ def test_concurrent_predicts_share_model_calls_and_do_not_block_the_loop(parts):
     import httpx
 
     store, enc, meta = parts
-    model = Roll(delay=0.05)
+    gate = threading.Event()
+    model = Roll(delay=0.01, gate=gate)  # the first model call holds until /health has answered
     app = create_app(model=model, meta=meta, store=store, encoder=enc)
     ctxs = [np.roll(np.eye(D, dtype=np.float32), i, axis=1)[:2] for i in range(12)]
 
@@ -224,14 +229,15 @@ def test_concurrent_predicts_share_model_calls_and_do_not_block_the_loop(parts):
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
             preds = [c.post("/predict", json={"context_vectors": x.tolist()}) for x in ctxs]
             tasks = [asyncio.ensure_future(p) for p in preds]
-            await asyncio.sleep(0.01)  # the first model call is running now
-            t0 = time.perf_counter()
-            health = await c.get("/health")
-            health_s = time.perf_counter() - t0
-            return await asyncio.gather(*tasks), health, health_s
+            while not model.batch_sizes:  # wait until the first model call is running (and held)
+                await asyncio.sleep(0.005)
+            health = await asyncio.wait_for(c.get("/health"), timeout=5)  # a blocked loop would time out here
+            answered_while_busy = not gate.is_set()
+            gate.set()
+            return await asyncio.gather(*tasks), health, answered_while_busy
 
-    results, health, health_s = asyncio.run(main())
-    assert health.status_code == 200 and health_s < 0.04  # answered while the model was busy
+    results, health, answered_while_busy = asyncio.run(main())
+    assert health.status_code == 200 and answered_while_busy and not model.gate_timed_out
     for x, r in zip(ctxs, results):
         np.testing.assert_allclose(r.json()["vector"], 2 * np.roll(x[-1], 1), atol=1e-6)
     assert sum(model.batch_sizes) == 12 and len(model.batch_sizes) < 12 and max(model.batch_sizes) > 1

@@ -34,6 +34,8 @@ def test_shipped_configs_validate_and_default_matches_the_schema():
 
 
 def test_resolved_fills_family_defaults():
-    m = LVMConfig().model
-    assert m.model_copy(update={"name": "amn"}).resolved(384).residual_prior == "mean"
-    assert m.resolved(384).residual_prior == "none" and m.resolved(384).dim == 384
+    auto = LVMConfig().model.model_copy(update={"residual_prior": "auto"})
+    assert auto.model_copy(update={"name": "amn"}).resolved(384).residual_prior == "mean"
+    gru = auto.model_copy(update={"name": "gru"}).resolved(384)
+    assert gru.residual_prior == "none" and gru.dim == 384
+    assert LVMConfig().model.resolved(384).residual_prior == "recency"  # the default recipe keeps its prior
