@@ -18,6 +18,7 @@ def demo_cmd(
     it beside every baseline on held-out documents, run the collapse diagnostics, generate a continuation
     decoded by retrieval, and write a report. Rerunning reuses the finished store and run."""
     from nextvec.config import LVMConfig, load_config
+    from nextvec.decode.nearest import RetrievalDecoder
     from nextvec.corpus import get_corpus
     from nextvec.evaluate import diagnose_run, evaluate_run, format_diagnosis, format_table, write_json
     from nextvec.evaluate.report import write_report
@@ -62,10 +63,13 @@ def demo_cmd(
     d = int(store.split_docs("test")[0])
     a, _ = store.doc_range(d)
     prompt = " ".join(store.texts(range(a, a + 3)))
-    gen = generate(model, store, store_encoder(store), prompt, steps=3)
-    typer.echo(f"prompt: {prompt}")
+    # decode against TRAIN chunks only: the prompt's document (and its true continuation) is a test document
+    gen = generate(model, store, store_encoder(store), prompt, steps=3, decoder=RetrievalDecoder(store, split="train"))
+    typer.echo(f"prompt (a test document): {prompt}")
     for s in gen["steps"]:
-        typer.echo(f"  step {s['step']} (score {s['score']:.3f}, cos to previous {s['cos_prev']}): {s['text']}")
+        cos_prev = "-" if s["cos_prev"] is None else f"{s['cos_prev']:.3f}"
+        kept = "" if s.get("kept", True) else "  [dropped: too similar to the previous step]"
+        typer.echo(f"  step {s['step']} (score {s['score']:.3f}, cos to previous {cos_prev}): {s['text']}{kept}")
     typer.echo(f"  true continuation: {' '.join(store.texts(range(a + 3, a + 6)))}")
     report = write_report(run_path, store, out_dir=workdir / "report", evaluation=res, diagnosis=diag)
     typer.secho(f"report: {report}", bold=True)
