@@ -6,6 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import storekit
 from nextvec.models.base import Prediction
 from nextvec.store import ConceptStore, StoreWriter
 
@@ -42,13 +43,8 @@ def one_hot_docs(lengths, dim=None):
 
 
 def random_docs(n_docs=60, min_len=6, max_len=12, dim=16, seed=3):
-    """Unit-norm random vectors per document."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n_docs):
-        v = rng.normal(size=(int(rng.integers(min_len, max_len + 1)), dim)).astype(np.float32)
-        out.append(v / np.linalg.norm(v, axis=1, keepdims=True))
-    return out
+    """Unit-norm random vectors per document (storekit's, with this suite's defaults)."""
+    return storekit.random_docs(n_docs=n_docs, min_len=min_len, max_len=max_len, dim=dim, seed=seed)
 
 
 class OracleNext(torch.nn.Module):

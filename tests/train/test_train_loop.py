@@ -19,15 +19,6 @@ from nextvec.train.loop import predict_windows, train
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.toml"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """2 shared cores on CI: one torch thread keeps tiny runs fast and steady."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     return build_store(tmp_path_factory.mktemp("s") / "store", random_docs(n_docs=30))

@@ -24,7 +24,7 @@ from nextvec.store.format import (
     SHARDS,
     atomic_write_bytes,
     atomic_write_json,
-    fsync_dir,
+    fsync_path,
     read_manifest,
 )
 
@@ -198,7 +198,7 @@ class StoreWriter:
             atomic_write_json(self.root / "doc_ids.json", doc_ids)
             stats = _npz_bytes(mean=mean.astype(np.float32), std=std.astype(np.float32))
             atomic_write_bytes(self.root / "stats.npz", stats)
-            fsync_dir(self.root)
+            fsync_path(self.root)
             self.manifest.update(
                 complete=True,
                 chunks=n,

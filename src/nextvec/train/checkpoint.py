@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from nextvec.errors import NextvecError, check_fingerprint
+from nextvec.store.format import fsync_path
 
 FORMAT = "nextvec-lvm-checkpoint/1"
 META_KEY = "nextvec"
@@ -43,20 +44,12 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict,
     text = json.dumps(meta, sort_keys=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata={META_KEY: text})
-    _fsync(tmp)
+    fsync_path(tmp)
     os.replace(tmp, path)
     side = path.with_suffix(".json")
     tmp_json = side.with_name(side.name + ".tmp")
     tmp_json.write_text(json.dumps(meta, indent=2, sort_keys=True))
     os.replace(tmp_json, side)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

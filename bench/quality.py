@@ -1,0 +1,103 @@
+"""The table that settles issue 6: every baseline and every model family on the TEST split of each corpus.
+
+    python bench/quality.py --store wiki=stores/wiki --store linux-doc=stores/linux-doc \
+        [--minutes 10] [--families default,gru,lstm,transformer,amn] [--threads 2] [--out bench/quality.json]
+
+`default` is `nextvec train STORE` with no model or loss option (the recipe in configs/default.toml);
+each family `F` is the same recipe with `model.name=F`. Every run gets `train.max_minutes` as its only
+other override. Baselines (global mean, copy-last, linear average, kNN-successor) are evaluated on the
+same windows and bank. Selection happens on val inside the trainer; the test split is only read here.
+Prints one Markdown table per corpus, saves JSON, and ends with the best model's gain per corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from nextvec.config import LVMConfig, load_config
+from nextvec.evaluate import evaluate_run, write_json
+from nextvec.store import open_store
+from nextvec.train.checkpoint import load_model
+from nextvec.train.loop import train
+
+COLS = ("cosine", "r@1", "r@10", "mrr", "in_doc_mrr", "margin", "std_ratio")
+
+
+def row_md(name: str, r: dict, train_s) -> str:
+    rank = f"{r['rankme_pred']:.0f}/{r['rankme_target']:.0f}" if r.get("rankme_pred") is not None else ""
+    cells = [f"{r[c]:.3f}" if isinstance(r.get(c), float) else "" for c in COLS]
+    return f"| {name} | " + " | ".join(cells) + f" | {rank} | {train_s} |"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--store", action="append", required=True, help="NAME=PATH of a concept store")
+    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--families", default="default,gru,lstm,transformer,amn")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--out", default="bench/quality.json")
+    ap.add_argument("--runs", default=None, help="folder for the run folders (default: a temp dir)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    runs = Path(args.runs or tempfile.mkdtemp(prefix="nextvec-quality-"))
+    results, gains = {}, []
+    for spec in args.store:
+        corpus, _, path = spec.partition("=")
+        store = open_store(path)
+        table, best_model = [], None
+        baseline_rows = None
+        for fam in args.families.split(","):
+            overrides = [f"train.max_minutes={args.minutes}", "train.progress=false"]
+            if args.threads:
+                overrides.append(f"train.threads={args.threads}")
+            if fam != "default":
+                overrides.append(f"model.name={fam}")
+            cfg = load_config(LVMConfig, None, overrides)
+            run_dir = runs / f"{corpus}-{fam}"
+            t = time.perf_counter()
+            summary = train(path, cfg, run_dir)
+            train_s = round(time.perf_counter() - t)
+            model, meta = load_model(run_dir, expected_fingerprint=store.fingerprint)
+            res = evaluate_run(model, store, "test", context_length=meta["context_length"],
+                               baselines=baseline_rows is None, meta=meta)
+            rows = {r["name"]: r for r in res["rows"]}
+            if baseline_rows is None:
+                baseline_rows = {k: v for k, v in rows.items() if k != "model"}
+                header = (res["windows"], res["bank_size"])
+            m = rows["model"]
+            label = f"{fam} ({cfg.model.name}, {summary['steps']} steps)" if fam == "default" else f"{fam} ({summary['steps']} steps)"
+            table.append((label, m, train_s))
+            results.setdefault(corpus, {})[fam] = {"row": m, "summary": summary, "train_s": train_s}
+            if best_model is None or m["cosine"] > best_model[1]["cosine"]:
+                best_model = (label, m)
+        results[corpus]["baselines"] = baseline_rows
+        best_base = max(baseline_rows.items(), key=lambda kv: kv[1]["cosine"])
+        best_mrr_base = max(baseline_rows.items(), key=lambda kv: kv[1]["mrr"])
+        print(f"\n### {corpus}: test split, {header[0]} windows, bank {header[1]} chunks, "
+              f"budget {args.minutes} min per model\n")
+        print("| predictor | cosine | R@1 | R@10 | MRR | in-doc MRR | margin | std ratio y_dec | RankMe pred/target | train s |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for name, r in baseline_rows.items():
+            print(row_md(name, r, ""))
+        for label, m, train_s in table:
+            print(row_md(label, m, train_s))
+        default = results[corpus].get("default", {}).get("row")
+        if default is not None:
+            print(f"\ndefault recipe vs best baselines: cosine {default['cosine']:.3f} vs {best_base[1]['cosine']:.3f} "
+                  f"({best_base[0]}) = {default['cosine'] - best_base[1]['cosine']:+.3f}; MRR {default['mrr']:.3f} vs "
+                  f"{best_mrr_base[1]['mrr']:.3f} ({best_mrr_base[0]}) = x{default['mrr'] / best_mrr_base[1]['mrr']:.2f}")
+        gains.append(f"{corpus}: best model {best_model[0]} cosine {best_model[1]['cosine']:.3f}, "
+                     f"best baseline {best_base[0]} {best_base[1]['cosine']:.3f}, gain {best_model[1]['cosine'] - best_base[1]['cosine']:+.3f}")
+    write_json(results, args.out)
+    print(f"\nsaved {args.out}")
+    print("gain of the best model over the best baseline (cosine) -- " + "; ".join(gains))
+
+
+if __name__ == "__main__":
+    main()
