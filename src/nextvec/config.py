@@ -145,7 +145,7 @@ class LossConfig(Strict):
     cosine: float = Field(1.0, ge=0.0)
     infonce: float = Field(0.0, ge=0.0)
     moment: float = Field(2.0, ge=0.0)
-    variance: float = Field(0.0, ge=0.0)
+    variance: float = Field(1.0, ge=0.0)
     covariance: float = Field(0.0, ge=0.0)
     temperature: float = Field(0.05, gt=0.0)
     hard_negatives: int = Field(4, ge=0, description="same-document negatives per window for InfoNCE")
