@@ -158,7 +158,7 @@ def crash_ingest_trial(corpus: Path, ref: Path, out: Path, window: float, rng: r
 
 # ---- training ---------------------------------------------------------------------------------------
 
-TRAIN_SETS = ["train.max_steps=80", "train.checkpoint_every=4", "train.val_every=40", "train.threads=1",
+TRAIN_SETS = ["train.max_steps=100", "train.checkpoint_every=4", "train.val_every=40", "train.threads=1",
               "train.batch_size=16", "train.progress=false"]
 
 
@@ -307,7 +307,7 @@ def real_full_disk_trial(corpus: Path, ref: Path, mnt: Path, size_k: int) -> dic
         subprocess.run(["mount", "-o", f"remount,size={size_k * 4}k", str(mnt)], check=True, capture_output=True)
         r2 = nextvec(*ingest_args(corpus, out))
         diffs = store_differences(ref, out) if r2.returncode == 0 else [f"rerun failed: {r2.stderr[-300:]}"]
-        return {"rc": r.returncode, "clear": clear, "message": r.stderr.strip().splitlines()[-1] if r.stderr else "",
+        return {"rc": r.returncode, "clear": clear, "message": next((ln for ln in r.stderr.splitlines() if ln.startswith("error:")), r.stderr[-200:]),
                 "info_ok": info_ok, "info": info_msg, "rerun_diffs": diffs}
     finally:
         umount(mnt)

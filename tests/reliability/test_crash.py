@@ -62,8 +62,8 @@ def test_info_refuses_a_half_written_store_without_traceback(reference):
 def test_killed_training_resumes_with_identical_losses(reference):
     root, _, ref, _, run, window = reference
     rng = random.Random(3)
-    # kills drawn from the first 35% of the run, so 50 steps follow the checkpoint (80 steps, one every 4)
+    # kills drawn from the first 35% of the run, so 50 steps follow the checkpoint (100 steps, one every 4)
     results = [crash_train_trial(ref, run, root / f"run{i}", window * 0.35, rng) for i in range(1)]
     for r in results:
         assert r["mismatch"] == [] and r["final_equal"], r
-        assert r["compared"] == 50 or r["resumed_from"] is None or r["resumed_from"] > 30, r
+        assert r["compared"] == 50 or r["resumed_from"] is None or r["resumed_from"] > 50, r
