@@ -3,8 +3,9 @@
     python bench/quality.py --store wiki=stores/wiki --store linux-doc=stores/linux-doc \
         [--minutes 10] [--families default,gru,lstm,transformer,amn] [--threads 2] [--out bench/quality.json]
 
-`default` is `nextvec train STORE` with no model or loss option (the recipe in configs/default.toml);
-each family `F` is the same recipe with `model.name=F`. Every run gets `train.max_minutes` as its only
+`default` is `nextvec train STORE` with no model or loss option (the recipe in configs/default.toml,
+an AMN); each family `F` is the same recipe with `model.name=F`; `gru-plain` is a GRU as the earlier
+system trained it (no prior, one head, MSE + cosine). Every run gets `train.max_minutes` as its only
 other override. Baselines (global mean, copy-last, linear average, kNN-successor) are evaluated on the
 same windows and bank. Selection happens on val inside the trainer; the test split is only read here.
 Prints one Markdown table per corpus, saves JSON, and ends with the best model's gain per corpus.
@@ -25,6 +26,9 @@ from nextvec.store import open_store
 from nextvec.train.checkpoint import load_model
 from nextvec.train.loop import train
 
+# A plain recurrent model as the earlier LVM system trained it: no prior, one head, MSE + cosine only.
+VARIANTS = {"gru-plain": ["model.name=gru", "model.residual_prior=none", "model.separate_cos_head=false",
+                          "model.hidden_dim=512", "loss.moment=0", "loss.variance=0"]}
 COLS = ("cosine", "r@1", "r@10", "mrr", "in_doc_mrr", "margin", "std_ratio")
 
 
@@ -38,7 +42,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--store", action="append", required=True, help="NAME=PATH of a concept store")
     ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--families", default="default,gru,lstm,transformer,amn")
+    ap.add_argument("--families", default="default,gru,lstm,transformer,gru-plain",
+                    help="default (= amn), gru, lstm, transformer, amn, gru-plain")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--out", default="bench/quality.json")
     ap.add_argument("--runs", default=None, help="folder for the run folders (default: a temp dir)")
@@ -56,7 +61,9 @@ def main() -> None:
             overrides = [f"train.max_minutes={args.minutes}", "train.progress=false"]
             if args.threads:
                 overrides.append(f"train.threads={args.threads}")
-            if fam != "default":
+            if fam in VARIANTS:
+                overrides += VARIANTS[fam]
+            elif fam != "default":
                 overrides.append(f"model.name={fam}")
             cfg = load_config(LVMConfig, None, overrides)
             run_dir = runs / f"{corpus}-{fam}"
