@@ -80,3 +80,14 @@ def test_ddp_two_cpu_processes_under_torchrun(store, tmp_path):
     assert meta["step"] in (3, 6)
     steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in steps if "loss" in r] == list(range(1, 7))  # rank 0 logs, once per step
+
+
+def test_resume_with_a_damaged_config_is_a_clear_error(tmp_path):
+    from nextvec.cli import app
+    from nextvec.errors import NextvecError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"model": ')
+    r = runner.invoke(app, ["train", str(tmp_path), "--out", str(run), "--resume"])
+    assert isinstance(r.exception, NextvecError) and "not valid JSON" in str(r.exception)

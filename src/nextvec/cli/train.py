@@ -37,7 +37,10 @@ def train_cmd(
         saved = out / "config.json"
         if not saved.is_file():
             raise NextvecError(f"{out} has no config.json to resume; train into it first (without --resume)")
-        base = json.loads(saved.read_text())
+        try:
+            base = json.loads(saved.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise NextvecError(f"{saved} is not valid JSON ({e}); it cannot be resumed") from e
     cfg = load_config(LVMConfig, config, extra, base=base)
     summary = train(store, cfg, out, resume=resume)
     if os.environ.get("RANK", "0") == "0":
