@@ -33,8 +33,6 @@ def free_port() -> int:
 
 def make_synthetic(root: Path, n_docs: int, dim: int, model: str) -> tuple[Path, Path]:
     """A store of random unit vectors (documents of 8-16 chunks) and a default-size model trained 2 steps."""
-    import torch
-
     from nextvec.store import StoreWriter
     from nextvec.train.loop import train
 

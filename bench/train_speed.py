@@ -88,7 +88,7 @@ def main() -> None:
     store = synthetic_store(tmp / "store")
     print(f"store: {len(store)} chunks of {DIM}-d, batch {BATCH}, rounds of >= {args.steps} steps / ~{args.seconds:.0f} s, "
           f"{args.rounds} rounds per side, {args.threads} thread(s), default model size and loss")
-    print(f"| family | params | trainer samples/s | bare samples/s | trainer ms/batch | bare ms/batch | steps | ratio |")
+    print("| family | params | trainer samples/s | bare samples/s | trainer ms/batch | bare ms/batch | steps | ratio |")
     print("|---|---|---|---|---|---|---|---|")
     ratios = []
     for fam in args.families.split(","):

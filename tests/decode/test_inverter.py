@@ -36,14 +36,6 @@ SENTENCES = [
     "Snow covered the mountain village.", "The doctor recommended more sleep.",
 ]
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; on a shared 2-core machine more threads mostly wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 TINY = dict(backbone="scratch", hidden=64, layers=2, heads=2, prefix_len=2, prefix_hidden=64, dropout=0.0, max_tokens=24)
 

@@ -80,17 +80,22 @@ def check_records(records, max_chars: int) -> int:
 
 
 def read_file(data: bytes, name: str, max_chars: int) -> None:
-    from nextvec.text import read_documents
-
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / name
         p.write_bytes(data)
-        try:
-            records = list(read_documents(p))
-        except NextvecError as e:
-            assert str(e)
-            return
-        check_records(records, max_chars)
+        read_and_check(p, max_chars)
+
+
+def read_and_check(path: Path, max_chars: int) -> None:
+    """Read a hostile file: either a clear NextvecError or records that pass `check_records`."""
+    from nextvec.text import read_documents
+
+    try:
+        records = list(read_documents(path))
+    except NextvecError as e:
+        assert str(e)
+        return
+    check_records(records, max_chars)
 
 
 def prop_text_file(data: bytes, suffix: str, max_chars: int) -> None:
@@ -105,8 +110,6 @@ def prop_parquet(rows: list[dict], max_chars: int) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from nextvec.text import read_documents
-
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "docs.parquet"
         try:
@@ -115,12 +118,7 @@ def prop_parquet(rows: list[dict], max_chars: int) -> None:
             p.write_bytes(json.dumps(rows, default=str).encode()[:500])  # a damaged / foreign file instead
         else:
             pq.write_table(table, p)
-        try:
-            records = list(read_documents(p))
-        except NextvecError as e:
-            assert str(e)
-            return
-        check_records(records, max_chars)
+        read_and_check(p, max_chars)
 
 
 parquet_cell = st.one_of(st.none(), hostile_text, st.integers(min_value=-2**63, max_value=2**63 - 1),

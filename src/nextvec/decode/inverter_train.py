@@ -237,7 +237,7 @@ def train_decoder(store, out: str | Path, cfg: InverterConfig, resume: bool = Fa
         return f
 
     def run_val() -> dict:
-        nonlocal best, warm_end
+        nonlocal best
         v = validate(model, val, tokenizer, tc.batch_size, tc.decode_val_size)
         rec = {"step": step, "minutes": round(minutes(), 3), **v}
         metrics_f.write(json.dumps(rec) + "\n")
