@@ -158,7 +158,7 @@ def crash_ingest_trial(corpus: Path, ref: Path, out: Path, window: float, rng: r
 
 # ---- training ---------------------------------------------------------------------------------------
 
-TRAIN_SETS = ["train.max_steps=100", "train.checkpoint_every=4", "train.val_every=40", "train.threads=1",
+TRAIN_SETS = ["train.max_steps=200", "train.checkpoint_every=4", "train.val_every=40", "train.threads=1",
               "train.batch_size=16", "train.progress=false"]
 
 
@@ -188,7 +188,7 @@ def checkpoint_step(run: Path) -> int | None:
 def crash_train_trial(store: Path, ref_run: Path, run: Path, window: float, rng: random.Random,
                       next_steps: int = 50) -> dict:
     """Kill `nextvec train` at a random moment, `--resume` it, compare the next steps' records with `ref_run`."""
-    delay = rng.uniform(0, window)
+    delay = rng.uniform(0, window / 2)  # the first half of the run: >= 50 of its 200 steps follow any kill
     killed = run_and_kill(train_args(store, run), lambda: (run / "metrics.jsonl").exists(), delay)
     step = checkpoint_step(run)
     if step is None:  # killed before the first checkpoint: nothing to resume, start again
