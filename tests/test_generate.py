@@ -125,7 +125,7 @@ def test_split_prompt_uses_a_real_sentence_splitter():
 
 
 def test_encoder_spec_for_rebuilds_the_store_encoder():
-    from nextvec.generate import encoder_spec_for
+    from nextvec.encode import encoder_spec_for
 
     assert encoder_spec_for({"name": "sentence-transformers/all-MiniLM-L6-v2"}) == "minilm"
     assert encoder_spec_for({"name": "gtr-t5-vec2text:gtr-t5-base", "normalized": False}) == "gtr"

@@ -17,27 +17,10 @@ import numpy as np
 from nextvec.errors import NextvecError, check_fingerprint
 
 
-MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def encoder_spec_for(fingerprint: dict) -> str:
-    """The `load_encoder` spec that rebuilds the encoder a store was made with."""
-    name = str(fingerprint.get("name", ""))
-    if name == MINILM_NAME:
-        return "minilm"
-    if name.startswith("gtr-t5-vec2text:"):
-        base = name.split(":", 1)[1]
-        kind = "gtr-l2" if fingerprint.get("normalized") else "gtr"
-        return kind if base == "gtr-t5-base" else f"{kind}:{base}"
-    if name.startswith("hash-bow-") and name[9:].isdigit():  # the bag-of-words hashing encoder (smoke tests)
-        return f"hash:{name[9:]}"
-    return f"st:{name}"
-
-
 def store_encoder(store, spec: str = "auto"):
     """Load the encoder for `store`: "auto" rebuilds the one that made it, else a `load_encoder` spec;
     either way its fingerprint must match the store's."""
-    from nextvec.encode import load_encoder
+    from nextvec.encode import encoder_spec_for, load_encoder
 
     encoder = load_encoder(encoder_spec_for(store.fingerprint) if spec == "auto" else spec)
     check_fingerprint(store.fingerprint, encoder.fingerprint(), "the encoder " + repr(spec))
@@ -46,13 +29,8 @@ def store_encoder(store, spec: str = "auto"):
 
 def split_prompt(prompt: str, max_chars: int | None = None) -> list[str]:
     """Prompt -> sentences the way ingest chunks documents (blingfire, optional length cap)."""
-    try:
-        from nextvec.text import chunk_sentences, split_sentences
-    except ImportError:  # the text package is optional here: fall back to blingfire itself
-        import blingfire
+    from nextvec.text import chunk_sentences, split_sentences
 
-        sentences = [s.strip() for s in blingfire.text_to_sentences(prompt.strip()).split("\n") if s.strip()]
-        return sentences
     sentences = split_sentences(prompt)
     return chunk_sentences(sentences, max_chars) if max_chars else sentences
 

@@ -9,7 +9,8 @@ import pytest
 
 from evalkit import AlwaysMean, OracleNext, make_store, random_docs
 from nextvec.evaluate import diagnose_run, format_diagnosis, write_json
-from nextvec.evaluate.diagnostics import NearestText, decoder_abc, retrieval_decoder
+from nextvec.decode.nearest import RetrievalDecoder
+from nextvec.evaluate.diagnostics import decoder_abc, retrieval_decoder
 
 DIAGNOSE_KEYS = {"std_ratio_median", "rankme_pred", "rankme_target", "pairwise_cos_pred", "pairwise_cos_target",
                  "mean_baseline_cosine", "model_cosine", "abc", "collapsed", "verdict", "checks", "thresholds"}
@@ -60,7 +61,7 @@ def test_decoder_abc_by_hand(tmp_path):
     eye = np.eye(6, dtype=np.float32)
     store = make_store(tmp_path / "s", [eye[:3], eye[3:]], splits=[0, 2])
     # C: the model answers chunk 3's vector for target 4 (wrong) and chunk 5's for target 5 (right)
-    abc = decoder_abc(store, np.array([4, 5]), np.stack([2 * eye[3], eye[5]]), decoder=NearestText(store))
+    abc = decoder_abc(store, np.array([4, 5]), np.stack([2 * eye[3], eye[5]]), decoder=RetrievalDecoder(store))
     assert abc["A"]["exact_match"] == 1.0 and abc["B"]["exact_match"] == 1.0 and abc["A"]["cosine"] == 1.0
     assert abc["C"]["exact_match"] == 0.5 and abc["C"]["cosine"] == pytest.approx(0.5)
     # target 4 vs query e3: e3 higher, 4 ties among 5 others -> rank 1 + 1 + 2 = 4; target 5: rank 1

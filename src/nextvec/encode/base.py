@@ -58,3 +58,19 @@ def load_encoder(spec: str = DEFAULT_ENCODER, device: str = "cpu") -> Encoder:
         f"unknown encoder {spec!r}; use 'minilm' (embedded default), 'st:NAME_OR_PATH', "
         f"'gtr[:NAME_OR_PATH]', 'gtr-l2[:NAME_OR_PATH]' or 'hash[:DIM]' (bag-of-words hashing, for smoke tests)"
     )
+
+
+def encoder_spec_for(fingerprint: dict) -> str:
+    """The `load_encoder` spec that rebuilds the encoder a store or checkpoint was made with."""
+    from nextvec.encode.sentence_transformer import MINILM_NAME
+
+    name = str(fingerprint.get("name", ""))
+    if name == MINILM_NAME:
+        return "minilm"
+    if name.startswith("gtr-t5-vec2text:"):
+        base = name.split(":", 1)[1]
+        kind = "gtr-l2" if fingerprint.get("normalized") else "gtr"
+        return kind if base == "gtr-t5-base" else f"{kind}:{base}"
+    if name.startswith("hash-bow-") and name[9:].isdigit():  # the bag-of-words hashing encoder
+        return f"hash:{name[9:]}"
+    return f"st:{name}"

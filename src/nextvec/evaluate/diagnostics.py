@@ -32,30 +32,10 @@ THRESHOLDS = {
 }
 
 
-class NearestText:
-    """Retrieval decoder: the text of the store chunk nearest (by cosine) to each vector."""
-
-    def __init__(self, store, split: str | None = None):
-        from nextvec.index import VectorIndex
-
-        self.store, self.split = store, split
-        ids = np.arange(len(store)) if split is None else store.split_chunks(split)
-        self.index = VectorIndex(unit_rows(store.get(ids)), ids=ids)
-
-    def search(self, vectors: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        return self.index.search(unit_rows(vectors), k)
-
-    def decode(self, vectors: np.ndarray, k: int = 1) -> list[list[tuple[str, float]]]:
-        scores, ids = self.search(vectors, k)
-        return [[(self.store.text(int(i)), float(s)) for s, i in zip(sr, ir) if i >= 0] for sr, ir in zip(scores, ids)]
-
-
 def retrieval_decoder(store, split: str | None = None):
-    """The decoding package's RetrievalDecoder when it is installed, else the local NearestText."""
-    try:
-        from nextvec.decode.nearest import RetrievalDecoder
-    except ImportError:
-        return NearestText(store, split)
+    """The retrieval decoder (nearest store chunk by cosine) used by decoder A/B/C and the report."""
+    from nextvec.decode.nearest import RetrievalDecoder
+
     return RetrievalDecoder(store, split=split)
 
 
