@@ -149,7 +149,7 @@ def server(work: Path, seconds: float, concurrency: int) -> None:
                   for path in ("/encode", "/predict", "/decode", "/generate")]
         row("API key: endpoints without it", 4, f"{'PASS' if set(no_key) == {401} else 'FAIL'}: {no_key}; "
             f"/health {httpx.get(base + '/health', timeout=5).status_code}")
-        s = attacks.slow_clients_trial(p, base, n_slow=60, timeout_s=10)
+        s = attacks.slow_clients_trial(p, base, n_slow=60, timeout_s=10, api_key=key)
         ok = s["closed"] == s["stalled"] and s["others_ok"] == 5
         row("slow clients (no bytes / half head / half body)", s["stalled"],
             f"{'PASS' if ok else 'FAIL'}: {s['closed']} closed within 12 s ({s['answered_408']} with 408), others "

@@ -446,16 +446,19 @@ def load_trial(proc, base: str, seconds: float, concurrency: int, api_key: str |
             "rss_growth": (rss1 - rss0) / rss0}
 
 
-def slow_clients_trial(proc, base: str, n_slow: int, timeout_s: float) -> dict:
-    """Open `n_slow` stalled connections of three kinds; others must still be served, and every stalled one
-    must be closed (or answered 408) within timeout_s + 2 s."""
+def slow_clients_trial(proc, base: str, n_slow: int, timeout_s: float, api_key: str | None = None) -> dict:
+    """Open `n_slow` stalled connections of three kinds (nothing sent; half a head; a head with the API key
+    and half a body); others must still be served, and every stalled one must be closed (the stalled
+    bodies answered 408) within timeout_s + 2 s."""
     import socket
 
     import httpx
 
     port = int(base.rsplit(":", 1)[1])
+    key = b"" if api_key is None else b"X-API-Key: " + api_key.encode() + b"\r\n"
     heads = [b"", b"POST /predict HTTP/1.1\r\nHost: x\r\n",
-             b"POST /decode HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"v"]
+             b"POST /decode HTTP/1.1\r\nHost: x\r\n" + key +
+             b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"v"]
     socks = []
     for i in range(n_slow):
         s = socket.create_connection(("127.0.0.1", port))

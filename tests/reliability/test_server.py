@@ -3,6 +3,8 @@ too many texts, huge vectors, slow clients, the API key on every endpoint but /h
 and a few seconds of concurrent load (bench/reliability.py runs 60 s at concurrency 32)."""
 
 import inspect
+import socket
+import time
 
 import httpx
 import pytest
@@ -59,10 +61,19 @@ def test_too_many_texts_and_huge_vectors_get_a_clear_422(server):
 
 def test_slow_clients_time_out_and_do_not_hang_the_others(server):
     p, base = server
-    r = slow_clients_trial(p, base, n_slow=30, timeout_s=2)
+    r = slow_clients_trial(p, base, n_slow=30, timeout_s=2, api_key=KEY)
     assert r["others_ok"] == 5 and r["others_seconds"] < 5, r
     assert r["closed"] == 30 and r["answered_408"] == 10, r
     assert httpx.get(base + "/health", timeout=5).status_code == 200
+    # without the key, a stalled body is refused at once (401, before its body is read) and closed
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        t0 = time.monotonic()
+        s.sendall(b"POST /decode HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
+        data = b""
+        while part := s.recv(4096):
+            data += part
+        assert data.startswith(b"HTTP/1.1 401") and time.monotonic() - t0 < 1.5
 
 
 def test_short_load_has_no_errors(server):

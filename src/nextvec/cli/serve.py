@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -20,12 +21,13 @@ def serve_cmd(
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
     threads: int = typer.Option(1, "--threads", min=0,
                                 help="torch and FAISS CPU threads (1 suits small batches on few cores; 0 = their default)"),
+    workers: int = typer.Option(1, "--workers", min=1,
+                                help="server processes, each with the model and store loaded (2 suits 2 cores)"),
 ) -> None:
     """Serve a trained model over HTTP: /health, /encode, /predict, /decode, /generate (docs at /docs).
 
     Refuses a store made by another encoder than the model's. Bad requests get a 4xx with a message.
     """
-    import torch
     import uvicorn
 
     from nextvec.config import parse_value
@@ -45,17 +47,28 @@ def serve_cmd(
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         typer.secho(f"warning: serving on {host} without --api-key; anyone who can reach it can use it",
                     fg="yellow", err=True)
-    if threads:  # torch and FAISS's OpenMP: spinning thread teams hurt one-request calls on shared cores
-        import faiss
+    from nextvec.serve import timeouts, workers as w
 
-        torch.set_num_threads(threads)
-        faiss.omp_set_num_threads(threads)
-    app = create_app(run, store, encoder=encoder, api_key=api_key, limits=lim, index_kind=index_kind)
-    typer.echo(f"nextvec serving {run} on http://{host}:{port} (docs at /docs)", err=True)
-    from nextvec.serve.timeouts import protocol_with_header_timeout
-
+    opts = {"encoder": encoder, "api_key": api_key, "limits": lim.model_dump(), "index_kind": index_kind}
     # slow clients: the head must arrive within header_timeout_s, a body within body_timeout_s (in the app)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol_with_header_timeout(lim.header_timeout_s))
+    run_opts = dict(host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False)
+    if workers == 1:
+        w.set_threads(threads)
+        app = create_app(run, store, **opts)  # bad options fail here, with their message
+        w.freeze_heap()
+        typer.echo(f"nextvec serving {run} on http://{host}:{port} (docs at /docs)", err=True)
+        uvicorn.run(app, http=timeouts.protocol_with_header_timeout(lim.header_timeout_s), **run_opts)
+        return
+    # Check what can be checked cheaply before starting the workers: the model against the store.
+    from nextvec.store import open_store
+    from nextvec.train.checkpoint import load_model
+
+    load_model(run, expected_fingerprint=open_store(store).fingerprint)
+    w.export_options(run=str(run), store=str(store), **opts, threads=threads)
+    os.environ[timeouts.HEADER_TIMEOUT_ENV] = str(lim.header_timeout_s)
+    typer.echo(f"nextvec serving {run} on http://{host}:{port} with {workers} worker processes (docs at /docs)", err=True)
+    uvicorn.run("nextvec.serve.workers:app_from_env", factory=True, workers=workers,
+                http="nextvec.serve.timeouts:EnvHeaderTimeoutProtocol", **run_opts)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,18 +2,38 @@
 client that opens a connection and sends nothing, or half a request line / headers (slowloris). Each such
 client holds a socket and a file descriptor until the server runs out of them.
 
-`protocol_with_header_timeout(seconds)` returns uvicorn's h11 protocol with a watchdog: a connection that
+`protocol_with_header_timeout(seconds)` returns uvicorn's HTTP protocol (httptools, its fast C parser, when
+installed, which it is with nextvec; else h11) with a watchdog: a connection that
 has not delivered a complete request head within `seconds` of opening (or of its previous response) is
-closed. Idle keep-alive connections are left to uvicorn's own timeout_keep_alive. A stalled request BODY is handled in the app (`BodyLimit`, limits.body_timeout_s).
+closed. Idle keep-alive connections are left to uvicorn's own timeout_keep_alive. A stalled request BODY is handled in the app (`RequestGuard`, limits.body_timeout_s).
 """
 
 from __future__ import annotations
 
+import os
 
-def protocol_with_header_timeout(seconds: float):
+
+def base_protocol(parser: str = "auto"):
+    """uvicorn's protocol class for `parser`: "httptools", "h11", or "auto" (httptools when importable)."""
+    if parser not in ("auto", "httptools", "h11"):
+        raise ValueError(f"unknown HTTP parser {parser!r}: use auto, httptools or h11")
+    if parser != "h11":
+        try:
+            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+            return HttpToolsProtocol
+        except ImportError:
+            if parser == "httptools":
+                raise
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    class HeaderTimeoutH11Protocol(H11Protocol):
+    return H11Protocol
+
+
+def protocol_with_header_timeout(seconds: float, parser: str = "auto"):
+    base = base_protocol(parser)
+
+    class HeaderTimeoutProtocol(base):
         header_timeout = float(seconds)
 
         def connection_made(self, transport) -> None:
@@ -49,4 +69,11 @@ def protocol_with_header_timeout(seconds: float):
                 watchdog.cancel()
             super().connection_lost(exc)
 
-    return HeaderTimeoutH11Protocol
+    return HeaderTimeoutProtocol
+
+
+HEADER_TIMEOUT_ENV = "NEXTVEC_HEADER_TIMEOUT_S"
+# For `nextvec serve --workers N`: uvicorn starts each worker in a fresh interpreter and takes the
+# protocol as an import path ("nextvec.serve.timeouts:EnvHeaderTimeoutProtocol"); the seconds come from
+# the environment the parent set.
+EnvHeaderTimeoutProtocol = protocol_with_header_timeout(float(os.environ.get(HEADER_TIMEOUT_ENV, "10")))
