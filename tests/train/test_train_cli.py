@@ -91,3 +91,35 @@ def test_resume_with_a_damaged_config_is_a_clear_error(tmp_path):
     (run / "config.json").write_text('{"model": ')
     r = runner.invoke(app, ["train", str(tmp_path), "--out", str(run), "--resume"])
     assert isinstance(r.exception, NextvecError) and "not valid JSON" in str(r.exception)
+
+
+def test_init_from_a_pretrained_run_and_its_refusals(store, tmp_path):
+    """--init starts from another run's weights (fresh optimizer and schedule); another model config or
+    another encoder's store is refused before training, with the reason."""
+    import torch
+
+    base = ["--model", "lstm", "--config", TINY, "--set", "train.val_every=3"]
+    r = runner.invoke(app, ["train", str(store.root), *base, "--out", str(tmp_path / "pre"), "--set", "train.max_steps=6"])
+    assert r.exit_code == 0, r.output
+    pre, _ = load_model(tmp_path / "pre")
+    # a learning rate of ~0 for one step: the fine-tuned weights must be the pre-trained ones
+    r = runner.invoke(app, ["train", str(store.root), *base, "--out", str(tmp_path / "ft"), "--init", str(tmp_path / "pre"),
+                            "--set", "train.max_steps=1", "--set", "train.lr=1e-20", "--set", "train.warmup_steps=0"])
+    assert r.exit_code == 0, r.output
+    ft, meta = load_model(tmp_path / "ft")
+    assert meta["step"] == 1 and meta["train_config"]["init_from"] == str(tmp_path / "pre")
+    for (k, a), (_, b) in zip(pre.state_dict().items(), ft.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=k)
+    # and without --init the same one step starts elsewhere
+    r = runner.invoke(app, ["train", str(store.root), *base, "--out", str(tmp_path / "fresh"),
+                            "--set", "train.max_steps=1", "--set", "train.lr=1e-20", "--set", "train.warmup_steps=0"])
+    fresh, _ = load_model(tmp_path / "fresh")
+    assert any(not torch.equal(a, b) for a, b in zip(pre.state_dict().values(), fresh.state_dict().values()))
+
+    r = runner.invoke(app, ["train", str(store.root), *base, "--out", str(tmp_path / "bad"), "--init", str(tmp_path / "pre"),
+                            "--set", "model.hidden_dim=48"])
+    assert isinstance(r.exception, NextvecError) and "hidden_dim" in str(r.exception)
+    other = build_store(tmp_path / "other", random_docs(n_docs=30), fingerprint={"name": "other-encoder", "dim": 8})
+    r = runner.invoke(app, ["train", str(other.root), *base, "--out", str(tmp_path / "bad2"), "--init", str(tmp_path / "pre")])
+    assert isinstance(r.exception, NextvecError) and "encoder" in str(r.exception).lower()
+    assert not (tmp_path / "bad2" / "checkpoints").exists()

@@ -17,6 +17,8 @@ def train_cmd(
     overrides: list[str] | None = typer.Option(None, "--set", help="dotted override, e.g. --set train.lr=3e-4"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
     overfit: int | None = typer.Option(None, "--overfit", help="sanity check: train and validate on N train windows"),
+    init: Path | None = typer.Option(None, "--init", help="start from this run's (or checkpoint's) weights: "
+                                                        "fine-tune a model pre-trained on another store"),
 ) -> None:
     """Train a Latent Vector Model that predicts the next sentence vector of a concept store.
 
@@ -32,6 +34,8 @@ def train_cmd(
         extra.append(f"model.name={model}")
     if overfit is not None:
         extra.append(f"train.overfit={overfit}")
+    if init is not None:
+        extra.append(f"train.init_from={init}")
     base = None
     if resume:
         saved = out / "config.json"

@@ -171,6 +171,14 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
         if meta["model_config"] != cfg.model.model_dump(mode="json"):
             raise NextvecError(f"the model config differs from the one {last_path} was trained with; "
                                "model.* cannot change on --resume")
+    elif tc.init_from:  # fine-tuning: the same checks against the checkpoint we start from
+        tensors, meta = read_checkpoint(tc.init_from)
+        check_fingerprint(store.fingerprint, meta["fingerprint"], f"train.init_from checkpoint {meta['path']}")
+        if meta["model_config"] != cfg.model.model_dump(mode="json"):
+            diff = {k: (v, meta["model_config"].get(k)) for k, v in cfg.model.model_dump(mode="json").items()
+                    if meta["model_config"].get(k) != v}
+            raise NextvecError(f"train.init_from: {meta['path']} holds another model config "
+                               f"(this run / the checkpoint: {diff}); set model.* to match it")
 
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -203,6 +211,9 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
         last_val = None
         loop = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None, "bad_evals": 0,
                 "elapsed_s": 0.0}
+        if tc.init_from and not resume:
+            model.load_state_dict(model_state(tensors))
+            del tensors
         if resume:
             model.load_state_dict(model_state(tensors))
             optimizer.load_state_dict(optimizer_state(tensors, meta))
