@@ -173,6 +173,8 @@ class TrainConfig(Strict):
     threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch's default")
     progress: bool = True
     overfit: int = Field(0, ge=0, description="train AND validate on this many train windows (sanity check); 0 = off")
+    train_windows: int = Field(0, ge=0, description="train on a seeded subset of this many train windows "
+                                                     "(data-scaling studies); 0 = all")
     init_from: str = Field("", description="start from the weights of this run folder or checkpoint (same encoder "
                                            "and model config; fresh optimizer and schedule): pre-train, then "
                                            "fine-tune on another store")

@@ -39,6 +39,14 @@ def test_train_command_runs_and_resumes(store, tmp_path):
     assert meta["model_config"]["name"] == "lstm"
 
 
+def test_train_windows_trains_on_a_seeded_subset(store, tmp_path):
+    args = ["train", str(store.root), "--config", TINY, "--set", "train.max_steps=2", "--set", "train.batch_size=16"]
+    full = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+    part = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--set", "train.train_windows=40"])
+    n_full = json.loads(full.output[full.output.index("{"):])["train_windows"]
+    assert n_full > 40 and json.loads(part.output[part.output.index("{"):])["train_windows"] == 40
+
+
 def test_unknown_config_key_is_a_clear_error(store, tmp_path):
     r = runner.invoke(app, ["train", str(store.root), "--config", TINY, "--out", str(tmp_path / "r"),
                             "--set", "train.learnin_rate=1"])

@@ -187,6 +187,8 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
     try:
         # ---- data: vectors read once into memory; windows never cross documents
         train_targets = window_targets(store, "train")
+        if tc.train_windows:
+            train_targets = _subset(train_targets, tc.train_windows, tc.seed)
         if tc.overfit:
             train_targets = _subset(train_targets, tc.overfit, tc.seed)
             val_split, val_targets = "train", train_targets  # the sanity check: fit and measure the same windows
