@@ -1,13 +1,18 @@
 """The table that settles issue 6: every baseline and every model family on the TEST split of each corpus.
 
     python bench/quality.py --store wiki=stores/wiki --store linux-doc=stores/linux-doc \
-        [--minutes 10] [--families default,gru,lstm,transformer,amn] [--threads 2] [--out bench/quality.json]
+        [--minutes 10] [--families default,gru,lstm,transformer,amn] [--threads 2] [--out bench/quality.json] \
+        [--variant NAME=section.key=value,section.key=value ...]
 
 `default` is `nextvec train STORE` with no model or loss option (the recipe in configs/default.toml,
 an AMN); each family `F` is the same recipe with `model.name=F`; `gru-plain` is a GRU as the earlier
 system trained it (no prior, one head, MSE + cosine). Every run gets `train.max_minutes` as its only
 other override. Baselines (global mean, copy-last, linear average, kNN-successor) are evaluated on the
 same windows and bank. Selection happens on val inside the trainer; the test split is only read here.
+`--variant` adds a row for the default recipe with extra overrides (also list NAME in --families), e.g.
+`ctx16=model.context_length=16`, `n1000=train.train_windows=1000`, or `ft=train.init_from=RUN` (fine-tuned
+from a run pre-trained on another store). Baselines are evaluated at every context length a row uses,
+and each row is compared with the baselines at its own context length.
 Prints one Markdown table per corpus, saves JSON, and ends with the best model's gain per corpus.
 """
 
@@ -38,6 +43,10 @@ def row_md(name: str, r: dict, train_s) -> str:
     return f"| {name} | " + " | ".join(cells) + f" | {rank} | {train_s} |"
 
 
+def _best(rows: dict, metric: str) -> float:
+    return max(r[metric] for r in rows.values())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--store", action="append", required=True, help="NAME=PATH of a concept store")
@@ -47,7 +56,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--out", default="bench/quality.json")
     ap.add_argument("--runs", default=None, help="folder for the run folders (default: a temp dir)")
+    ap.add_argument("--variant", action="append", default=[], help="NAME=section.key=value[,section.key=value...]")
     args = ap.parse_args()
+    for v in args.variant:
+        name, _, sets = v.partition("=")
+        VARIANTS[name] = [x for x in sets.split(",") if x]
     if args.threads:
         torch.set_num_threads(args.threads)
     runs = Path(args.runs or tempfile.mkdtemp(prefix="nextvec-quality-"))
@@ -56,7 +69,7 @@ def main() -> None:
         corpus, _, path = spec.partition("=")
         store = open_store(path)
         table, best_model = [], None
-        baseline_rows = None
+        baselines_at = {}  # context length -> baseline rows on the same windows and bank
         for fam in args.families.split(","):
             overrides = [f"train.max_minutes={args.minutes}", "train.progress=false"]
             if args.threads:
@@ -71,36 +84,49 @@ def main() -> None:
             summary = train(path, cfg, run_dir)
             train_s = round(time.perf_counter() - t)
             model, meta = load_model(run_dir, expected_fingerprint=store.fingerprint)
-            res = evaluate_run(model, store, "test", context_length=meta["context_length"],
-                               baselines=baseline_rows is None, meta=meta)
+            T = int(meta["context_length"])
+            res = evaluate_run(model, store, "test", context_length=T, baselines=T not in baselines_at, meta=meta)
             rows = {r["name"]: r for r in res["rows"]}
-            if baseline_rows is None:
-                baseline_rows = {k: v for k, v in rows.items() if k != "model"}
+            if T not in baselines_at:
+                baselines_at[T] = {k: v for k, v in rows.items() if k != "model"}
                 header = (res["windows"], res["bank_size"])
-            m = rows["model"]
+            m = {**rows["model"], "context_length": T}
             label = f"{fam} ({cfg.model.name}, {summary['steps']} steps)" if fam == "default" else f"{fam} ({summary['steps']} steps)"
             table.append((label, m, train_s))
             results.setdefault(corpus, {})[fam] = {"row": m, "summary": summary, "train_s": train_s}
-            if best_model is None or m["cosine"] > best_model[1]["cosine"]:
-                best_model = (label, m)
+            if best_model is None or m["cosine"] - _best(baselines_at[T], "cosine") > best_model[2]:
+                best_model = (label, m, m["cosine"] - _best(baselines_at[T], "cosine"))
+        T0 = min(baselines_at)
+        baseline_rows = baselines_at[T0]
         results[corpus]["baselines"] = baseline_rows
+        results[corpus]["baselines_at"] = {str(k): v for k, v in baselines_at.items()}
         best_base = max(baseline_rows.items(), key=lambda kv: kv[1]["cosine"])
         best_mrr_base = max(baseline_rows.items(), key=lambda kv: kv[1]["mrr"])
         print(f"\n### {corpus}: test split, {header[0]} windows, bank {header[1]} chunks, "
               f"budget {args.minutes} min per model\n")
         print("| predictor | cosine | R@1 | R@10 | MRR | in-doc MRR | margin | std ratio y_dec | RankMe pred/target | train s |")
         print("|---|---|---|---|---|---|---|---|---|---|")
-        for name, r in baseline_rows.items():
-            print(row_md(name, r, ""))
+        for T, rows_T in sorted(baselines_at.items()):
+            for name, r in rows_T.items():
+                print(row_md(name if T == T0 else f"{name} (context {T})", r, ""))
         for label, m, train_s in table:
             print(row_md(label, m, train_s))
+        for label, m, _ in table:
+            if m["context_length"] != T0 or len(baselines_at) > 1:
+                b = baselines_at[m["context_length"]]
+                bc = max(b.items(), key=lambda kv: kv[1]["cosine"])
+                bm = max(b.items(), key=lambda kv: kv[1]["mrr"])
+                print(f"{label} vs the baselines at context {m['context_length']}: cosine {m['cosine'] - bc[1]['cosine']:+.3f} "
+                      f"over {bc[0]}, MRR x{m['mrr'] / bm[1]['mrr']:.2f} of {bm[0]}")
         default = results[corpus].get("default", {}).get("row")
         if default is not None:
             print(f"\ndefault recipe vs best baselines: cosine {default['cosine']:.3f} vs {best_base[1]['cosine']:.3f} "
                   f"({best_base[0]}) = {default['cosine'] - best_base[1]['cosine']:+.3f}; MRR {default['mrr']:.3f} vs "
                   f"{best_mrr_base[1]['mrr']:.3f} ({best_mrr_base[0]}) = x{default['mrr'] / best_mrr_base[1]['mrr']:.2f}")
+        bT = baselines_at[best_model[1]["context_length"]]
+        bb = max(bT.items(), key=lambda kv: kv[1]["cosine"])
         gains.append(f"{corpus}: best model {best_model[0]} cosine {best_model[1]['cosine']:.3f}, "
-                     f"best baseline {best_base[0]} {best_base[1]['cosine']:.3f}, gain {best_model[1]['cosine'] - best_base[1]['cosine']:+.3f}")
+                     f"best baseline {bb[0]} {bb[1]['cosine']:.3f}, gain {best_model[2]:+.3f}")
     write_json(results, args.out)
     print(f"\nsaved {args.out}")
     print("gain of the best model over the best baseline (cosine) -- " + "; ".join(gains))

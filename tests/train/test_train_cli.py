@@ -39,6 +39,28 @@ def test_train_command_runs_and_resumes(store, tmp_path):
     assert meta["model_config"]["name"] == "lstm"
 
 
+def test_the_untrained_model_is_validated_and_can_be_the_best(store, tmp_path):
+    """Step 0 is a validation point: a run whose training only hurts val keeps the starting model (which,
+    with a zero-initialised residual over a prior, is that prior)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)  # documents whose chunks sit near one topic vector: the mean prior is good
+    docs = [(rng.normal(size=8) + 0.3 * rng.normal(size=(int(rng.integers(6, 12)), 8))).astype(np.float32)
+            for _ in range(30)]
+    topical = build_store(tmp_path / "topical", docs)
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", str(topical.root), "--config", TINY, "--out", str(out), "--set", "model.name=amn",
+                            "--set", "model.residual_prior=mean", "--set", "train.max_steps=4", "--set", "train.val_every=2",
+                            "--set", "train.lr=3", "--set", "train.warmup_steps=0", "--set", "train.grad_clip=0"])
+    assert r.exit_code == 0, r.output
+    vals = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    vals = {v["step"]: v["val/cosine"] for v in vals if "val/cosine" in v}
+    assert sorted(vals) == [0, 2, 4]
+    assert vals[0] > 0.8 and vals[0] > max(vals[2], vals[4]), vals  # lr 3 wrecks the prior
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best"] == vals[0] and summary["best_step"] == 0 and load_model(out)[1]["step"] == 0
+
+
 def test_train_windows_trains_on_a_seeded_subset(store, tmp_path):
     args = ["train", str(store.root), "--config", TINY, "--set", "train.max_steps=2", "--set", "train.batch_size=16"]
     full = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
@@ -85,8 +107,9 @@ def test_ddp_two_cpu_processes_under_torchrun(store, tmp_path):
     assert summary["world_size"] == 2 and summary["steps"] == 6
     assert proc.stdout.count('"world_size": 2') == 1  # only rank 0 prints
     _, meta = load_model(run)
-    assert meta["step"] in (3, 6)
+    assert meta["step"] in (0, 3, 6)  # validated before training and at steps 3 and 6
     steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in steps if "val/cosine" in r] == [0, 3, 6]
     assert [r["step"] for r in steps if "loss" in r] == list(range(1, 7))  # rank 0 logs, once per step
 
 
@@ -109,19 +132,20 @@ def test_init_from_a_pretrained_run_and_its_refusals(store, tmp_path):
     base = ["--model", "lstm", "--config", TINY, "--set", "train.val_every=3"]
     r = runner.invoke(app, ["train", str(store.root), *base, "--out", str(tmp_path / "pre"), "--set", "train.max_steps=6"])
     assert r.exit_code == 0, r.output
-    pre, _ = load_model(tmp_path / "pre")
+    pre_ckpt = tmp_path / "pre" / "checkpoints" / "last.safetensors"  # step 6: trained, unlike the initial weights
+    pre, _ = load_model(pre_ckpt)
     # a learning rate of ~0 for one step: the fine-tuned weights must be the pre-trained ones
-    r = runner.invoke(app, ["train", str(store.root), *base, "--out", str(tmp_path / "ft"), "--init", str(tmp_path / "pre"),
+    r = runner.invoke(app, ["train", str(store.root), *base, "--out", str(tmp_path / "ft"), "--init", str(pre_ckpt),
                             "--set", "train.max_steps=1", "--set", "train.lr=1e-20", "--set", "train.warmup_steps=0"])
     assert r.exit_code == 0, r.output
-    ft, meta = load_model(tmp_path / "ft")
-    assert meta["step"] == 1 and meta["train_config"]["init_from"] == str(tmp_path / "pre")
+    ft, meta = load_model(tmp_path / "ft" / "checkpoints" / "last.safetensors")
+    assert meta["step"] == 1 and meta["train_config"]["init_from"] == str(pre_ckpt)
     for (k, a), (_, b) in zip(pre.state_dict().items(), ft.state_dict().items()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6, msg=k)
     # and without --init the same one step starts elsewhere
     r = runner.invoke(app, ["train", str(store.root), *base, "--out", str(tmp_path / "fresh"),
                             "--set", "train.max_steps=1", "--set", "train.lr=1e-20", "--set", "train.warmup_steps=0"])
-    fresh, _ = load_model(tmp_path / "fresh")
+    fresh, _ = load_model(tmp_path / "fresh" / "checkpoints" / "last.safetensors")
     assert any(not torch.equal(a, b) for a, b in zip(pre.state_dict().values(), fresh.state_dict().values()))
 
     r = runner.invoke(app, ["train", str(store.root), *base, "--out", str(tmp_path / "bad"), "--init", str(tmp_path / "pre"),

@@ -42,7 +42,7 @@ def test_run_folder_metrics_and_checkpoints(store, tmp_path):
     assert [r["step"] for r in steps] == list(range(1, 13))
     assert all({"lr", "grad_norm", *TERMS} <= set(r) for r in steps)  # every term, every step
     vals = [r for r in records(run) if "val/cosine" in r]
-    assert [r["step"] for r in vals] == [6, 12]
+    assert [r["step"] for r in vals] == [0, 6, 12]  # the starting model is validated too
     for name in ("last", "best"):
         assert (run / "checkpoints" / f"{name}.safetensors").is_file()
         assert json.loads((run / "checkpoints" / f"{name}.json").read_text())["dim"] == store.dim
@@ -61,12 +61,13 @@ def test_best_checkpoint_and_early_stopping(store, tmp_path, monkeypatch):
     monkeypatch.setattr(train_loop, "validate", fake_validate)
     summary = train(store.root, cfg("train.max_steps=30", "train.val_every=2", "train.patience=2"), tmp_path / "run")
     assert summary["stop_reason"] == "early_stopping"
-    assert summary["best_step"] == 4 and summary["best"] == 0.9
-    assert summary["steps"] == 8  # two validations without improvement after step 4
+    # validations at steps 0, 2, 4, 6: 0.1, 0.9, 0.5, 0.4
+    assert summary["best_step"] == 2 and summary["best"] == 0.9
+    assert summary["steps"] == 6  # two validations without improvement after step 2
     _, meta = read_checkpoint(tmp_path / "run" / "checkpoints" / "best.safetensors")
-    assert meta["step"] == 4
+    assert meta["step"] == 2
     _, meta = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors")
-    assert meta["step"] == 8
+    assert meta["step"] == 6
 
 
 def test_time_budget_stops_the_loop(store, tmp_path):

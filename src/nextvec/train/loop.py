@@ -261,6 +261,27 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
         started = time.perf_counter() - loop["elapsed_s"]
         step_seconds, steps_run, stop_reason, last_shown = 0.0, 0, "max_steps", 0.0
 
+        def validate_and_keep(step: int) -> bool:
+            """Validate (rank 0), keep the best and last checkpoints; -> whether patience ran out."""
+            nonlocal last_val
+            last_val = validate(model, val_ds, loss_fn, tc.batch_size, store.std)
+            log.write(json.dumps({"step": step, **last_val}) + "\n")
+            log.flush()
+            value = last_val[tc.select_metric]
+            better = loop["best"] is None or (value > loop["best"] if tc.select_mode == "max" else value < loop["best"])
+            if better:
+                loop.update(best=value, best_step=step, bad_evals=0)
+                checkpoint(best_path, with_optimizer=False, val=last_val)
+            else:
+                loop["bad_evals"] += 1
+            checkpoint(last_path, with_optimizer=True, val=last_val)
+            return tc.patience > 0 and loop["bad_evals"] >= tc.patience
+
+        # The model before any step is a candidate too: with a zero-initialised residual over a prior it IS
+        # that prior, so the best checkpoint is never worse on val than where training started.
+        if main and loop["step"] == 0:
+            validate_and_keep(0)
+
         # ---- the loop
         while loop["step"] < tc.max_steps:
             batches = sampler.batches(loop["epoch"])
@@ -304,20 +325,7 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
             interrupted = stop_after is not None and loop["step"] >= stop_after
             finishing = loop["step"] >= tc.max_steps or out_of_time or interrupted
             if loop["step"] % tc.val_every == 0 or finishing:
-                stop = False
-                if main:
-                    last_val = validate(model, val_ds, loss_fn, tc.batch_size, store.std)
-                    log.write(json.dumps({"step": loop["step"], **last_val}) + "\n")
-                    log.flush()
-                    value = last_val[tc.select_metric]
-                    better = loop["best"] is None or (value > loop["best"] if tc.select_mode == "max" else value < loop["best"])
-                    if better:
-                        loop.update(best=value, best_step=loop["step"], bad_evals=0)
-                        checkpoint(best_path, with_optimizer=False, val=last_val)
-                    else:
-                        loop["bad_evals"] += 1
-                    checkpoint(last_path, with_optimizer=True, val=last_val)
-                    stop = tc.patience > 0 and loop["bad_evals"] >= tc.patience
+                stop = validate_and_keep(loop["step"]) if main else False
                 if distributed.from_main(stop, env):
                     stop_reason = "early_stopping"
                     break
