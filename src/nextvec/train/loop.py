@@ -165,20 +165,16 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
     if cfg.model.dim not in (0, store.dim):
         raise NextvecError(f"model.dim {cfg.model.dim} does not match the store's vectors ({store.dim}-d)")
     cfg = cfg.model_copy(update={"model": cfg.model.resolved(store.dim)})
-    if resume:  # refuse before reading any data: another encoder's store, or another model
-        tensors, meta = read_checkpoint(last_path)
-        check_fingerprint(store.fingerprint, meta["fingerprint"], f"checkpoint {last_path}")
-        if meta["model_config"] != cfg.model.model_dump(mode="json"):
-            raise NextvecError(f"the model config differs from the one {last_path} was trained with; "
-                               "model.* cannot change on --resume")
-    elif tc.init_from:  # fine-tuning: the same checks against the checkpoint we start from
-        tensors, meta = read_checkpoint(tc.init_from)
-        check_fingerprint(store.fingerprint, meta["fingerprint"], f"train.init_from checkpoint {meta['path']}")
-        if meta["model_config"] != cfg.model.model_dump(mode="json"):
-            diff = {k: (v, meta["model_config"].get(k)) for k, v in cfg.model.model_dump(mode="json").items()
-                    if meta["model_config"].get(k) != v}
-            raise NextvecError(f"train.init_from: {meta['path']} holds another model config "
-                               f"(this run / the checkpoint: {diff}); set model.* to match it")
+    start_from = last_path if resume else (tc.init_from or None)  # weights to start from, if any
+    if start_from is not None:  # refuse before reading any data: another encoder's store, or another model
+        tensors, meta = read_checkpoint(start_from)
+        what = f"checkpoint {meta['path']}" if resume else f"train.init_from checkpoint {meta['path']}"
+        check_fingerprint(store.fingerprint, meta["fingerprint"], what)
+        mine = cfg.model.model_dump(mode="json")
+        if meta["model_config"] != mine:
+            diff = {k: (v, meta["model_config"].get(k)) for k, v in mine.items() if meta["model_config"].get(k) != v}
+            raise NextvecError(f"{what} holds another model config (this run / the checkpoint: {diff}); "
+                               + ("model.* cannot change on --resume" if resume else "set model.* to match it"))
 
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -213,11 +209,9 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
         last_val = None
         loop = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None, "bad_evals": 0,
                 "elapsed_s": 0.0}
-        if tc.init_from and not resume:
+        if start_from is not None:
             model.load_state_dict(model_state(tensors))
-            del tensors
         if resume:
-            model.load_state_dict(model_state(tensors))
             optimizer.load_state_dict(optimizer_state(tensors, meta))
             for group, decay in zip(optimizer.param_groups, (tc.weight_decay, 0.0)):  # the config wins
                 group.update(weight_decay=decay, betas=tuple(tc.betas))
