@@ -32,7 +32,7 @@ def serve_cmd(
 
     from nextvec.config import parse_value
     from nextvec.errors import NextvecError
-    from nextvec.serve.app import ServeLimits, create_app
+    from nextvec.serve.app import ServeLimits
 
     values = {}
     for item in limits or []:
@@ -53,9 +53,7 @@ def serve_cmd(
     # slow clients: the head must arrive within header_timeout_s, a body within body_timeout_s (in the app)
     run_opts = dict(host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False)
     if workers == 1:
-        w.set_threads(threads)
-        app = create_app(run, store, **opts)  # bad options fail here, with their message
-        w.freeze_heap()
+        app = w.build_app(str(run), str(store), threads, **opts)  # bad options fail here, with their message
         typer.echo(f"nextvec serving {run} on http://{host}:{port} (docs at /docs)", err=True)
         uvicorn.run(app, http=timeouts.protocol_with_header_timeout(lim.header_timeout_s), **run_opts)
         return

@@ -13,25 +13,20 @@ from __future__ import annotations
 import os
 
 
-def base_protocol(parser: str = "auto"):
-    """uvicorn's protocol class for `parser`: "httptools", "h11", or "auto" (httptools when importable)."""
-    if parser not in ("auto", "httptools", "h11"):
-        raise ValueError(f"unknown HTTP parser {parser!r}: use auto, httptools or h11")
-    if parser != "h11":
-        try:
-            from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+def base_protocol():
+    """uvicorn's protocol class: httptools when importable (a nextvec dependency), else h11."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-            return HttpToolsProtocol
-        except ImportError:
-            if parser == "httptools":
-                raise
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+        return HttpToolsProtocol
+    except ImportError:
+        from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    return H11Protocol
+        return H11Protocol
 
 
-def protocol_with_header_timeout(seconds: float, parser: str = "auto"):
-    base = base_protocol(parser)
+def protocol_with_header_timeout(seconds: float):
+    base = base_protocol()
 
     class HeaderTimeoutProtocol(base):
         header_timeout = float(seconds)

@@ -36,16 +36,21 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def app_from_env():
-    """uvicorn factory: the app for the options in $NEXTVEC_SERVE_OPTIONS."""
-    from nextvec.errors import NextvecError
+def build_app(run: str, store: str, threads: int = 0, **options):
+    """One server process's app: thread counts, `create_app(run, store, **options)`, then the heap frozen."""
     from nextvec.serve.app import create_app
+
+    set_threads(threads)
+    app = create_app(run, store, **options)
+    freeze_heap()
+    return app
+
+
+def app_from_env():
+    """uvicorn factory: `build_app` with the options in $NEXTVEC_SERVE_OPTIONS."""
+    from nextvec.errors import NextvecError
 
     raw = os.environ.get(SERVE_ENV)
     if not raw:
         raise NextvecError(f"${SERVE_ENV} is not set: start workers with `nextvec serve --workers N`")
-    o = json.loads(raw)
-    set_threads(int(o.pop("threads", 0)))
-    app = create_app(o.pop("run"), o.pop("store"), **o)
-    freeze_heap()
-    return app
+    return build_app(**json.loads(raw))
