@@ -43,8 +43,9 @@ def row_md(name: str, r: dict, train_s) -> str:
     return f"| {name} | " + " | ".join(cells) + f" | {rank} | {train_s} |"
 
 
-def _best(rows: dict, metric: str) -> float:
-    return max(r[metric] for r in rows.values())
+def best_of(rows: dict, metric: str) -> tuple[str, dict]:
+    """(name, row) of the baseline with the highest `metric`."""
+    return max(rows.items(), key=lambda kv: kv[1][metric])
 
 
 def main() -> None:
@@ -94,14 +95,14 @@ def main() -> None:
             label = f"{fam} ({cfg.model.name}, {summary['steps']} steps)" if fam == "default" else f"{fam} ({summary['steps']} steps)"
             table.append((label, m, train_s))
             results.setdefault(corpus, {})[fam] = {"row": m, "summary": summary, "train_s": train_s}
-            if best_model is None or m["cosine"] - _best(baselines_at[T], "cosine") > best_model[2]:
-                best_model = (label, m, m["cosine"] - _best(baselines_at[T], "cosine"))
+            gain = m["cosine"] - best_of(baselines_at[T], "cosine")[1]["cosine"]
+            if best_model is None or gain > best_model[2]:
+                best_model = (label, m, gain)
         T0 = min(baselines_at)
         baseline_rows = baselines_at[T0]
         results[corpus]["baselines"] = baseline_rows
         results[corpus]["baselines_at"] = {str(k): v for k, v in baselines_at.items()}
-        best_base = max(baseline_rows.items(), key=lambda kv: kv[1]["cosine"])
-        best_mrr_base = max(baseline_rows.items(), key=lambda kv: kv[1]["mrr"])
+        best_base, best_mrr_base = best_of(baseline_rows, "cosine"), best_of(baseline_rows, "mrr")
         print(f"\n### {corpus}: test split, {header[0]} windows, bank {header[1]} chunks, "
               f"budget {args.minutes} min per model\n")
         print("| predictor | cosine | R@1 | R@10 | MRR | in-doc MRR | margin | std ratio y_dec | RankMe pred/target | train s |")
@@ -114,8 +115,7 @@ def main() -> None:
         for label, m, _ in table:
             if m["context_length"] != T0 or len(baselines_at) > 1:
                 b = baselines_at[m["context_length"]]
-                bc = max(b.items(), key=lambda kv: kv[1]["cosine"])
-                bm = max(b.items(), key=lambda kv: kv[1]["mrr"])
+                bc, bm = best_of(b, "cosine"), best_of(b, "mrr")
                 print(f"{label} vs the baselines at context {m['context_length']}: cosine {m['cosine'] - bc[1]['cosine']:+.3f} "
                       f"over {bc[0]}, MRR x{m['mrr'] / bm[1]['mrr']:.2f} of {bm[0]}")
         default = results[corpus].get("default", {}).get("row")
@@ -123,8 +123,7 @@ def main() -> None:
             print(f"\ndefault recipe vs best baselines: cosine {default['cosine']:.3f} vs {best_base[1]['cosine']:.3f} "
                   f"({best_base[0]}) = {default['cosine'] - best_base[1]['cosine']:+.3f}; MRR {default['mrr']:.3f} vs "
                   f"{best_mrr_base[1]['mrr']:.3f} ({best_mrr_base[0]}) = x{default['mrr'] / best_mrr_base[1]['mrr']:.2f}")
-        bT = baselines_at[best_model[1]["context_length"]]
-        bb = max(bT.items(), key=lambda kv: kv[1]["cosine"])
+        bb = best_of(baselines_at[best_model[1]["context_length"]], "cosine")
         gains.append(f"{corpus}: best model {best_model[0]} cosine {best_model[1]['cosine']:.3f}, "
                      f"best baseline {bb[0]} {bb[1]['cosine']:.3f}, gain {best_model[2]:+.3f}")
     write_json(results, args.out)
