@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--steps", type=int, default=2)
+    ap.add_argument("--samples", type=int, default=0, help="extra sampled hypotheses per pass (best re-encoding wins)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", help="also write the full results here")
     a = ap.parse_args(argv)
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
 
     enc = load_encoder("minilm")
     torch.set_num_threads(a.threads)
-    dec = InverterDecoder.load(decoder_path)
+    dec = InverterDecoder.load(decoder_path, samples=a.samples)
     meta = dec.meta
     t0 = time.time()
     res = evaluate_decoder(dec, store, enc, split=a.split, n=a.n, steps=a.steps, run=a.run)
@@ -66,7 +67,8 @@ def main(argv=None) -> int:
     trained = float(meta.get("elapsed_minutes", float("nan")))
     print(f"decoder {meta['checkpoint']}: backbone {meta['model_config']['backbone']}, {meta.get('n_params', 0) / 1e6:.1f}M "
           f"params, step {meta.get('step')}, {trained:.1f} min of CPU training ({meta['config']['train']['num_threads']} thread)")
-    print(f"store {a.store}, split {a.split}, {res['n']} held-out chunks; retrieval bank: {res['retrieval_bank']} split; "
+    print(f"store {a.store}, split {a.split}, {res['n']} held-out chunks; {a.samples} sampled hypotheses per pass; "
+          f"retrieval bank: {res['retrieval_bank']} split; "
           f"evaluation took {secs:.0f} s\n")
     print(format_table(res))
 

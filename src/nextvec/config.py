@@ -178,6 +178,8 @@ class TrainConfig(Strict):
     init_from: str = Field("", description="start from the weights of this run folder or checkpoint (same encoder "
                                            "and model config; fresh optimizer and schedule): pre-train, then "
                                            "fine-tune on another store")
+    memory: bool = Field(True, description="after training, fit the successor memory's gate (kNN-LM over the train "
+                                           "split) on val and write memory.json; evaluate adds a model+memory row")
 
 
 class LVMConfig(Strict):

@@ -4,6 +4,8 @@
                 (text CC BY-SA 3.0, Wikipedia contributors). One document per article section.
     linux-doc   The Linux kernel documentation (HTML) from Debian's linux-doc-6.1 package (GPL-2.0).
                 One document per section of each page.
+    python-doc  The Python 3.11 documentation (HTML) from Debian's python3.11-doc package (PSF License).
+                One document per section of each page.
 
 `get_corpus(name)` parses once and caches `<cache>/corpora/<name>.jsonl` ({"id", "sentences"} per line,
 sentences split by blingfire); documents with fewer than the corpus's `min_sentences` are dropped.
@@ -37,6 +39,12 @@ CORPORA = {
         "source": "Debian: linux-doc-6.1 (usr/share/doc/linux-doc-6.1/html)",
         "min_sentences": 3,  # short reference sections are the norm in kernel docs
     },
+    "python-doc": {
+        "description": "Python 3.11 documentation, HTML sections as documents, Debian python3.11-doc",
+        "license": "PSF License Version 2 (the Python documentation)",
+        "source": "Debian: python3.11-doc (usr/share/doc/python3.11/html)",
+        "min_sentences": 3,
+    },
 }
 
 
@@ -56,7 +64,8 @@ def get_corpus(name: str, refresh: bool = False) -> Path:
     path = corpus_path(name)
     if path.exists() and not refresh:
         return path
-    docs = {"wiki": _wiki_documents, "linux-doc": _linux_doc_documents}[name]()
+    docs = {"wiki": _wiki_documents, "linux-doc": lambda: _debian_sphinx_documents(_LINUX_DOC_PKG, "linux-doc-*/html"),
+            "python-doc": lambda: _debian_sphinx_documents("python3.11-doc", "python3.11/html")}[name]()
     from nextvec.text import split_sentences
 
     lines = []
@@ -120,17 +129,18 @@ def _wiki_documents() -> Iterator[tuple[str, str]]:
 _LINUX_DOC_PKG = "linux-doc-6.1"
 
 
-def _linux_doc_documents() -> Iterator[tuple[str, str]]:
+def _debian_sphinx_documents(package: str, html_glob: str) -> Iterator[tuple[str, str]]:
+    """(page#heading, prose) of every section of the Sphinx HTML a Debian documentation package ships."""
     if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
-        raise NextvecError("the linux-doc corpus needs apt-get and dpkg-deb (a Debian-based machine)")
+        raise NextvecError(f"the {package} corpus needs apt-get and dpkg-deb (a Debian-based machine)")
     with tempfile.TemporaryDirectory() as tmp:
-        r = subprocess.run(["apt-get", "download", _LINUX_DOC_PKG], cwd=tmp, capture_output=True, text=True)
+        r = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
         if r.returncode != 0:
-            raise NextvecError(f"apt-get download {_LINUX_DOC_PKG} failed ({r.stderr.strip()[-300:]}); "
+            raise NextvecError(f"apt-get download {package} failed ({r.stderr.strip()[-300:]}); "
                                f"run `apt-get update` first")
         deb = next(Path(tmp).glob("*.deb"))
         subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True)
-        html_root = next((Path(tmp) / "x" / "usr" / "share" / "doc").glob("linux-doc-*/html"))
+        html_root = next((Path(tmp) / "x" / "usr" / "share" / "doc").glob(html_glob))
         for page in sorted(html_root.rglob("*.html")):
             rel = str(page.relative_to(html_root))
             if rel.startswith(("_", "genindex", "search")):
@@ -151,11 +161,11 @@ class _SphinxSections(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if a.get("itemprop") == "articleBody":
+        if a.get("itemprop") == "articleBody" or a.get("role") == "main":  # RTD theme | classic theme
             self.in_body = True
         if not self.in_body:
             return
-        if tag == "footer":
+        if tag == "footer" or (tag == "div" and {"sphinxsidebar", "footer", "related"} & set((a.get("class") or "").split())):
             self.in_body = False
         elif tag in ("pre", "table", "script", "style"):  # code blocks sit in <pre>
             self.skip += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -218,3 +219,87 @@ def test_metric_functions_on_hand_made_strings():
     assert m["exact_match"] == 0.5 and m["token_f1"] == 0.5
     c = cosine_rows(np.array([[1.0, 0], [0, 2], [0, 0]]), np.array([[2.0, 0], [1, 0], [1, 1]]))
     assert np.allclose(c, [1.0, 0.0, 0.0])
+
+
+def test_bow_bias_shape_and_switch():
+    model, _ = tiny_model(correction=True, bow_queries=3)
+    model.set_out_vocab(range(1000, 1200))
+    cond = model._cond(torch.randn(4, 16), None)
+    bias = model.bow_bias(cond)
+    assert bias.shape == (4, 200)
+    # the bias is the best query's dot product with each output token's (tied) embedding
+    q = model.bow(cond).view(4, 3, 64)
+    emb = model.lm.bert.embeddings.word_embeddings.weight[1000:1200]
+    assert torch.allclose(bias, torch.einsum("bkh,vh->bkv", q, emb).amax(1), atol=1e-6)
+    off, _ = tiny_model(bow_queries=0)
+    assert off.bow is None and off.bow_bias(torch.randn(2, 16)) is None
+    assert not any(k.startswith("bow.") for k in off.state_dict())
+
+
+def test_checkpoint_written_before_bow_loads_without_it(tmp_path):
+    model, bcfg = tiny_model(bow_queries=0)
+    path = tmp_path / "checkpoints" / "last.safetensors"
+    save_checkpoint(path, model, {"kind": "inverter", "fingerprint": {}, "backbone_config": bcfg, "step": 1})
+    meta = json.loads(path.with_suffix(".json").read_text())
+    del meta["model_config"]["bow_queries"]  # as written by versions without the bag-of-words bias
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    loaded, _ = load_checkpoint(tmp_path)
+    assert loaded.bow is None
+
+
+def test_nucleus_sampling_stays_in_the_nucleus():
+    from nextvec.decode.inverter import _sample
+
+    logp = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]] * 400))
+    g = torch.Generator().manual_seed(0)
+    picks = _sample(logp, 1.0, 0.7, g)  # the nucleus holding 0.7 of the mass is {0, 1}
+    assert set(picks.tolist()) == {0, 1}
+    assert 0.5 < (picks == 0).float().mean() < 0.75  # renormalised: P(0) = 0.5 / 0.8
+    assert set(_sample(logp, 1.0, 1e-6, g).tolist()) == {0}  # a tiny nucleus is greedy
+
+
+def test_length_buckets_group_similar_lengths():
+    from nextvec.decode.inverter_train import length_buckets
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 50, 1000)
+    batches = length_buckets(rng, lengths, 8, pool=16)
+    assert len(batches) == 16 and all(len(b) == 8 for b in batches)
+    assert all(0 <= i < 1000 for b in batches for i in b)
+    spans = sorted((lengths[b].min(), lengths[b].max()) for b in batches)
+    # sorted by length before splitting: batches do not interleave
+    assert all(hi <= lo2 for (_, hi), (lo2, _) in zip(spans, spans[1:]))
+    pad = np.mean([lengths[b].max() - lengths[b].mean() for b in batches])
+    rand = np.mean([lengths[b].max() - lengths[b].mean() for b in np.split(rng.integers(0, 1000, 128), 16)])
+    assert pad < rand / 3
+
+
+class _BagEncoder:
+    """A real (if crude) encoder for the test: normalised bag of hashed words."""
+
+    dim = 16
+
+    def fingerprint(self):
+        return {}
+
+    def encode(self, texts):
+        out = np.zeros((len(texts), 16), np.float32)
+        for i, t in enumerate(texts):
+            for w in t.split():
+                out[i, zlib.crc32(w.encode()) % 16] += 1
+        n = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(n > 0, n, 1)
+
+
+def test_sampled_hypotheses_never_score_below_greedy():
+    torch.manual_seed(3)
+    model, bcfg = tiny_model()
+    model.set_out_vocab(range(1000, 1100))
+    meta = {"fingerprint": {}}
+    vecs = unit(np.random.default_rng(1).normal(size=(6, 16)).astype(np.float32))
+    greedy = InverterDecoder(model, meta, encoder=_BagEncoder()).decode_steps(vecs, 0)[0]
+    best = InverterDecoder(model, meta, encoder=_BagEncoder(), samples=4, temperature=1.5).decode_steps(vecs, 0)[0]
+    assert np.all(best["scores"] >= greedy["scores"] - 1e-6)
+    assert np.any(best["scores"] > greedy["scores"])  # a random model's samples differ from its greedy text
+    with pytest.raises(NextvecError, match="re-encoding"):
+        InverterDecoder(model, meta, samples=2).decode_steps(vecs, 0)

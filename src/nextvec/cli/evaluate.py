@@ -17,17 +17,27 @@ def evaluate_cmd(
     max_windows: Optional[int] = typer.Option(None, help="Evaluate a fixed random subset of this many windows."),
     batch_size: int = typer.Option(512, help="Windows per forward pass."),
     seed: int = typer.Option(0, help="Seed of the --max-windows subset."),
+    memory: bool = typer.Option(True, "--memory/--no-memory",
+                                help="Also evaluate the model with its successor memory (runs with memory.json)."),
 ) -> None:
     """Cosine, global retrieval (R@1/5/10, MRR over every chunk of the split, context chunks included),
     in-document MRR, contrastive accuracy and next-vs-last margin of the model and of the global-mean,
-    copy-last, linear-average and kNN-successor baselines, on the same windows against the same bank."""
+    copy-last, linear-average and kNN-successor baselines, on the same windows against the same bank; for a
+    run with a fitted successor memory (memory.json) also the row "model+memory"."""
     from nextvec.evaluate import evaluate_run, format_summary, format_table, write_json
     from nextvec.evaluate.runner import load_run
 
     model, meta, st = load_run(run, store)
+    extra = {}
+    if memory:
+        from nextvec.evaluate.memory import load_memory_predictor
+
+        mp = load_memory_predictor(model, st, run)
+        if mp is not None:
+            extra["model+memory"] = mp
     res = evaluate_run(model, st, split, context_length=meta.get("context_length"), baselines=baselines,
                        batch_size=batch_size, max_windows=max_windows, seed=seed, meta=meta,
-                       checkpoint=meta.get("path", str(run)))
+                       checkpoint=meta.get("path", str(run)), extra=extra)
     typer.echo(format_summary(res))
     typer.echo("")
     typer.echo(format_table(res))

@@ -23,6 +23,8 @@ def serve_cmd(
                                 help="torch and FAISS CPU threads (1 suits small batches on few cores; 0 = their default)"),
     workers: int = typer.Option(1, "--workers", min=1,
                                 help="server processes, each with the model and store loaded (2 suits 2 cores)"),
+    memory: bool = typer.Option(True, "--memory/--no-memory",
+                                help="use the run's fitted successor memory (memory.json) for y_cos, as evaluate's model+memory row"),
 ) -> None:
     """Serve a trained model over HTTP: /health, /encode, /predict, /decode, /generate (docs at /docs).
 
@@ -49,7 +51,7 @@ def serve_cmd(
                     fg="yellow", err=True)
     from nextvec.serve import timeouts, workers as w
 
-    opts = {"encoder": encoder, "api_key": api_key, "limits": lim.model_dump(), "index_kind": index_kind}
+    opts = {"encoder": encoder, "api_key": api_key, "limits": lim.model_dump(), "index_kind": index_kind, "memory": memory}
     # slow clients: the head must arrive within header_timeout_s, a body within body_timeout_s (in the app)
     run_opts = dict(host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False)
     if workers == 1:

@@ -48,7 +48,23 @@ def train_cmd(
     cfg = load_config(LVMConfig, config, extra, base=base)
     summary = train(store, cfg, out, resume=resume)
     if os.environ.get("RANK", "0") == "0":
+        if cfg.train.memory and not cfg.train.overfit:
+            summary["memory"] = _fit_memory(store, out)
         typer.echo(json.dumps(summary, indent=2))
+
+
+def _fit_memory(store: Path, out: Path) -> dict:
+    """Fit the successor memory of the run's best model on val; returns a short summary for the run JSON."""
+    from nextvec.data.windows import window_targets
+    from nextvec.evaluate.memory import fit_memory, save_memory
+    from nextvec.evaluate.runner import load_run
+
+    model, meta, st = load_run(out, store)
+    if len(window_targets(st, "val")) == 0:
+        return {"fitted": False, "reason": "the store has no val windows"}
+    fit = fit_memory(model, st, int(meta["context_length"]))
+    save_memory(out, fit)
+    return {k: fit[k] for k in ("weight", "threshold", "val_cosine", "val_mrr", "model_val_cosine", "model_val_mrr")}
 
 
 def register(app: typer.Typer) -> None:

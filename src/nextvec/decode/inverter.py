@@ -44,6 +44,10 @@ class InverterModelConfig(Strict):
     prefix_hidden: int = Field(1024, ge=8)  # width of the vector -> prefix MLP
     max_tokens: int = Field(48, ge=4, le=256)  # WordPiece tokens per sentence incl. [CLS]/[SEP]
     correction: bool = True  # condition on (target, hypothesis, target - hypothesis)
+    # Bag-of-words bias: the vector is also mapped to `bow_queries` query vectors whose best dot product
+    # with each (tied) token embedding is added to that token's logit at every position: a shallow path
+    # that tells the LM which words the sentence holds (0 = off).
+    bow_queries: int = Field(8, ge=0, le=64)
     # scratch backbone only
     hidden: int = Field(256, ge=8)
     layers: int = Field(4, ge=1)
@@ -149,15 +153,40 @@ class VectorInverter(nn.Module):
         # of the training texts cuts the largest matmul (H x 30522) and cannot drop a token the data needs.
         V = self.lm.config.vocab_size
         self.register_buffer("out_vocab", torch.arange(V) if out_vocab is None else torch.zeros(out_vocab, dtype=torch.long))
+        self.bow = None
+        if config.bow_queries:
+            self.bow = nn.Sequential(
+                nn.Linear(in_dim, config.prefix_hidden), nn.GELU(), nn.Linear(config.prefix_hidden, config.bow_queries * H)
+            )
+            nn.init.normal_(self.bow[2].weight, std=0.02 / config.prefix_hidden**0.5)
+            nn.init.zeros_(self.bow[2].bias)
 
     def set_out_vocab(self, token_ids) -> None:
         self.out_vocab = torch.as_tensor(sorted(set(int(t) for t in token_ids)), dtype=torch.long)
 
-    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(B, L, H) -> (B, L, V') logits over out_vocab (tied embeddings)."""
+    def _logits(self, hidden: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, H) [+ (B, V') bag-of-words bias] -> (B, L, V') logits over out_vocab (tied embeddings)."""
         head = self.lm.cls.predictions
         h = head.transform(hidden)
-        return h @ head.decoder.weight[self.out_vocab].T + head.decoder.bias[self.out_vocab]
+        logits = h @ head.decoder.weight[self.out_vocab].T + head.decoder.bias[self.out_vocab]
+        return logits if bias is None else logits + bias[:, None, :]
+
+    def _cond(self, target: torch.Tensor, hyp: torch.Tensor | None) -> torch.Tensor:
+        """The conditioning input (B, D) or (B, 3D): target, or (target, hypothesis, target - hypothesis)."""
+        if target.ndim != 2 or target.shape[1] != self.dim:
+            raise NextvecError(f"decoder expects vectors of shape (N, {self.dim}), got {tuple(target.shape)}")
+        if not self.config.correction:
+            return target
+        hyp = torch.zeros_like(target) if hyp is None else hyp
+        return torch.cat([target, hyp, target - hyp], dim=1)  # vec2text's conditioning
+
+    def bow_bias(self, cond: torch.Tensor) -> torch.Tensor | None:
+        """(B, D') conditioning -> (B, V') bag-of-words logit bias: max over queries of query . token embedding."""
+        if self.bow is None:
+            return None
+        q = self.bow(cond).view(len(cond), self.config.bow_queries, self.hidden_size)  # (B, K, H)
+        emb = self.lm.bert.embeddings.word_embeddings.weight[self.out_vocab]  # (V', H)
+        return (q @ emb.T).amax(dim=1)
 
     def _to_out(self, ids: torch.Tensor) -> torch.Tensor:
         """Map token ids to positions in out_vocab (-100 where absent)."""
@@ -167,24 +196,19 @@ class VectorInverter(nn.Module):
 
     def prefix_embeds(self, target: torch.Tensor, hyp: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) target [, (B, D) hypothesis] -> (B, P, H). A missing hypothesis is the zero vector."""
-        if target.ndim != 2 or target.shape[1] != self.dim:
-            raise NextvecError(f"decoder expects vectors of shape (N, {self.dim}), got {tuple(target.shape)}")
-        x = target
-        if self.config.correction:
-            hyp = torch.zeros_like(target) if hyp is None else hyp
-            x = torch.cat([target, hyp, target - hyp], dim=1)  # (B, 3D), vec2text's conditioning
-        B = target.shape[0]
-        return self.prefix(x).view(B, self.config.prefix_len, self.hidden_size)
+        x = self._cond(target, hyp)
+        return self.prefix(x).view(len(x), self.config.prefix_len, self.hidden_size)
 
     def forward(self, target, hyp, input_ids, attention_mask) -> torch.Tensor:
         """Teacher-forced logits (B, L-1, V') over out_vocab predicting input_ids[:, 1:] from the prefix and input_ids[:, :-1]."""
         P = self.config.prefix_len
-        pre = self.prefix_embeds(target, hyp)  # (B, P, H)
+        cond = self._cond(target, hyp)
+        pre = self.prefix(cond).view(len(cond), P, self.hidden_size)  # (B, P, H)
         tok = self.lm.bert.embeddings.word_embeddings(input_ids[:, :-1])  # (B, L-1, H)
         x = torch.cat([pre, tok], dim=1)  # (B, P+L-1, H)
         am = torch.cat([torch.ones(pre.shape[:2], dtype=attention_mask.dtype, device=pre.device), attention_mask[:, :-1]], 1)
         hidden = self.lm.bert(inputs_embeds=x, attention_mask=am, use_cache=False).last_hidden_state
-        return self._logits(hidden[:, P:])  # position P+j (token j) predicts token j+1
+        return self._logits(hidden[:, P:], self.bow_bias(cond))  # position P+j (token j) predicts token j+1
 
     def loss(self, target, hyp, input_ids, attention_mask) -> torch.Tensor:
         logits = self.forward(target, hyp, input_ids, attention_mask)  # (B, L-1, V)
@@ -193,8 +217,10 @@ class VectorInverter(nn.Module):
 
     @torch.no_grad()
     def generate(self, target: torch.Tensor, hyp: torch.Tensor | None, bos: int, eos: int, max_tokens: int | None = None,
-                 no_repeat_ngram: int = 0) -> tuple[list[list[int]], torch.Tensor]:
-        """Greedy decoding with a KV cache. Returns token ids per row (without BOS/EOS) and (B,) mean log-prob.
+                 no_repeat_ngram: int = 0, temperature: float = 0.0, top_p: float = 0.9,
+                 generator: torch.Generator | None = None) -> tuple[list[list[int]], torch.Tensor]:
+        """Greedy (temperature 0) or nucleus-sampled decoding with a KV cache. Returns token ids per row
+        (without BOS/EOS) and (B,) mean log-prob.
 
         no_repeat_ngram=n > 0 forbids any n-gram from occurring twice in a row's output (an undertrained LM
         otherwise loops: "the the the ...")."""
@@ -202,7 +228,9 @@ class VectorInverter(nn.Module):
 
         max_tokens = max_tokens or self.config.max_tokens
         B = target.shape[0]
-        pre = self.prefix_embeds(target, hyp)
+        cond = self._cond(target, hyp)
+        bias = self.bow_bias(cond)
+        pre = self.prefix(cond).view(B, self.config.prefix_len, self.hidden_size)
         bos_emb = self.lm.bert.embeddings.word_embeddings(torch.full((B, 1), bos, dtype=torch.long, device=pre.device))
         x = torch.cat([pre, bos_emb], 1)  # (B, P+1, H)
         cache = DynamicCache()
@@ -214,10 +242,10 @@ class VectorInverter(nn.Module):
         n_tok = torch.zeros(B)
         done = torch.zeros(B, dtype=torch.bool)
         for _ in range(max_tokens - 1):
-            logp = self._logits(out.last_hidden_state[:, -1:])[:, 0].log_softmax(-1)  # (B, V')
+            logp = self._logits(out.last_hidden_state[:, -1:], bias)[:, 0].log_softmax(-1)  # (B, V')
             if no_repeat_ngram > 0 and tokens.shape[1] >= no_repeat_ngram - 1:
                 logp = _ban_repeats(logp, tokens, no_repeat_ngram, self._to_out)
-            j = logp.argmax(-1)
+            j = logp.argmax(-1) if temperature <= 0 else _sample(logp, temperature, top_p, generator)
             nxt = self.out_vocab[j]
             live = ~done
             logp_sum += torch.where(live, logp.gather(1, j[:, None])[:, 0], torch.zeros(B))
@@ -235,6 +263,17 @@ class VectorInverter(nn.Module):
         for row in tokens.tolist():
             ids.append(row[: row.index(eos)] if eos in row else row)
         return ids, logp_sum / n_tok.clamp(min=1)
+
+
+def _sample(logp: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """(B, V') log-probs -> (B,) token positions drawn from the smallest set holding `top_p` of the
+    temperature-scaled mass (nucleus sampling, Holtzman et al. 2020)."""
+    probs = (logp / temperature).softmax(-1)
+    sp, si = probs.sort(-1, descending=True)
+    keep = sp.cumsum(-1) - sp < top_p  # always keeps the top token
+    sp = sp * keep
+    pick = torch.multinomial(sp / sp.sum(-1, keepdim=True), 1, generator=generator)[:, 0]
+    return si.gather(1, pick[:, None])[:, 0]
 
 
 # (B, V') log-probs with -inf on tokens that would repeat an n-gram already in that row of `tokens` (B, L)
@@ -302,7 +341,7 @@ def load_checkpoint(path: str | Path) -> tuple[VectorInverter, dict]:
     meta = json.loads(meta_path.read_text())
     if meta.get("kind") != "inverter":
         raise NextvecError(f"{ckpt} is not a learned-decoder checkpoint (kind {meta.get('kind')!r})")
-    cfg = InverterModelConfig.model_validate(meta["model_config"])
+    cfg = InverterModelConfig.model_validate({"bow_queries": 0, **meta["model_config"]})  # older checkpoints: no bias
     model = VectorInverter(cfg, int(meta["dim"]), meta["backbone_config"], out_vocab=meta.get("out_vocab_size"))
     try:
         load_model(model, str(ckpt))
@@ -329,14 +368,20 @@ class InverterDecoder:
         encoder: the store's encoder; needed for correction steps and to score by round-trip cosine.
         steps: correction passes after the first (0 = a single pass).
         batch_size: vectors decoded at once.
-        no_repeat_ngram: greedy decoding never repeats an n-gram of this length (0 = off).
+        no_repeat_ngram: decoding never repeats an n-gram of this length (0 = off).
+        samples: extra nucleus-sampled hypotheses per pass beside the greedy one; the one that re-encodes
+            closest to the target wins (vec2text's sequence-level beam; needs the encoder).
+        temperature, seed: of that sampling.
     Scores are round-trip cosines when an encoder is given, else mean token log-probabilities. k > 1 returns
     the distinct hypotheses met across correction passes, best first (at most steps + 1 of them).
     """
 
     def __init__(self, model: VectorInverter, meta: dict, encoder=None, steps: int = 0, batch_size: int = 64,
-                 no_repeat_ngram: int = 3):
+                 no_repeat_ngram: int = 3, samples: int = 0, temperature: float = 0.7, seed: int = 0):
         self.model = model.eval()
+        self.samples = samples
+        self.temperature = temperature
+        self.seed = seed
         self.no_repeat_ngram = no_repeat_ngram
         self.meta = meta
         self.fingerprint = meta.get("fingerprint", {})
@@ -353,9 +398,10 @@ class InverterDecoder:
             check_fingerprint(self.fingerprint, encoder.fingerprint(), "the decoder")
 
     @classmethod
-    def load(cls, path, encoder=None, steps: int = 0, batch_size: int = 64, no_repeat_ngram: int = 3) -> "InverterDecoder":
+    def load(cls, path, encoder=None, **kwargs) -> "InverterDecoder":
+        """`kwargs`: steps, batch_size, no_repeat_ngram, samples, temperature, seed (see the class)."""
         model, meta = load_checkpoint(path)
-        return cls(model, meta, encoder=encoder, steps=steps, batch_size=batch_size, no_repeat_ngram=no_repeat_ngram)
+        return cls(model, meta, encoder=encoder, **kwargs)
 
     def check_store(self, store) -> None:
         """Refuse a store made by another encoder than the one this decoder was trained on."""
@@ -366,19 +412,40 @@ class InverterDecoder:
     def _texts(self, ids: list[list[int]]) -> list[str]:
         return [self.tokenizer.decode(r, skip_special_tokens=True, clean_up_tokenization_spaces=True).strip() for r in ids]
 
-    def _pass(self, vectors: np.ndarray, hyp: np.ndarray | None) -> tuple[list[str], np.ndarray]:
+    def _pass(self, vectors: np.ndarray, hyp: np.ndarray | None, temperature: float = 0.0,
+              generator: torch.Generator | None = None) -> tuple[list[str], np.ndarray]:
         texts, lps = [], []
         tok = self.tokenizer
         for s in range(0, len(vectors), self.batch_size):
             t = torch.from_numpy(vectors[s : s + self.batch_size])
             h = None if hyp is None else torch.from_numpy(hyp[s : s + self.batch_size])
-            ids, lp = self.model.generate(t, h, tok.cls_token_id, tok.sep_token_id, no_repeat_ngram=self.no_repeat_ngram)
+            ids, lp = self.model.generate(t, h, tok.cls_token_id, tok.sep_token_id, no_repeat_ngram=self.no_repeat_ngram,
+                                          temperature=temperature, generator=generator)
             texts += self._texts(ids)
             lps.append(lp.numpy())
         return texts, np.concatenate(lps) if lps else np.zeros(0, np.float32)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self.encoder.encode(texts), dtype=np.float32)
+
+    def _best_pass(self, vectors: np.ndarray, hyp: np.ndarray | None, gen: torch.Generator,
+                   threads: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """The greedy hypothesis and `samples` sampled ones; per row the one whose re-encoding is closest to
+        the target: (texts, their vectors, round-trip cosines)."""
+        best_t, best_v, best_c = None, None, None
+        for r in range(1 + self.samples):
+            texts, _ = self._pass(vectors, hyp, 0.0 if r == 0 else self.temperature, gen)
+            hv = self._encode(texts)
+            torch.set_num_threads(threads)  # the encoder may raise the thread count
+            cos = np.sum(_unit(hv) * _unit(vectors), axis=1)
+            if best_t is None:
+                best_t, best_v, best_c = texts, hv, cos
+                continue
+            better = cos > best_c
+            best_t = [n if b else o for n, o, b in zip(texts, best_t, better)]
+            best_v = np.where(better[:, None], hv, best_v)
+            best_c = np.where(better, cos, best_c)
+        return best_t, best_v, best_c
 
     def decode_steps(self, vectors: np.ndarray, steps: int | None = None) -> list[dict]:
         """Run the first pass and `steps` corrections; return per pass {texts, scores, vectors} of the
@@ -389,19 +456,17 @@ class InverterDecoder:
             raise NextvecError(f"decoder expects vectors of shape (N, {self.dim}), got {vectors.shape}")
         if steps > 0 and self.encoder is None:
             raise NextvecError("correction steps re-encode each hypothesis: pass the store's encoder")
+        if self.samples > 0 and self.encoder is None:
+            raise NextvecError("sampled hypotheses are ranked by re-encoding them: pass the store's encoder")
         was_threads = torch.get_num_threads()
-        texts, lp = self._pass(vectors, None)
         if self.encoder is None:
+            texts, lp = self._pass(vectors, None)
             return [{"texts": texts, "scores": lp, "vectors": None}]
-        hv = self._encode(texts)
-        torch.set_num_threads(was_threads)  # the encoder may raise the thread count
-        cos = np.sum(_unit(hv) * _unit(vectors), axis=1)
+        gen = torch.Generator().manual_seed(self.seed)
+        texts, hv, cos = self._best_pass(vectors, None, gen, was_threads)
         passes = [{"texts": list(texts), "scores": cos.copy(), "vectors": hv.copy()}]
         for _ in range(steps):
-            new, _ = self._pass(vectors, hv)
-            nv = self._encode(new)
-            torch.set_num_threads(was_threads)
-            ncos = np.sum(_unit(nv) * _unit(vectors), axis=1)
+            new, nv, ncos = self._best_pass(vectors, hv, gen, was_threads)
             better = ncos > cos  # keep a correction only where it moves toward the target
             texts = [n if b else o for n, o, b in zip(new, texts, better)]
             hv = np.where(better[:, None], nv, hv)

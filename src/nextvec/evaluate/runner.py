@@ -57,12 +57,12 @@ def select_windows(store, split: str, max_windows: int | None = None, seed: int 
 
 def evaluate_run(model, store, split: str = "test", context_length: int | None = None, baselines: bool = True,
                  batch_size: int = 512, max_windows: int | None = None, seed: int = 0, meta: dict | None = None,
-                 checkpoint: str | None = None) -> dict:
+                 checkpoint: str | None = None, extra: dict | None = None) -> dict:
     """Evaluate `model` (any Predictor, or None for baselines only) and the baselines on one split.
 
     Every predictor sees the same windows (context length from `context_length`, else `meta`, else the
     model) and is ranked against the same bank: every chunk of the split, context chunks included.
-    Returns the JSON of `nextvec evaluate`: split, windows, bank_size, rows (one per predictor, model
+    `extra` adds named predictors (rows after the model's). Returns the JSON of `nextvec evaluate`: split, windows, bank_size, rows (one per predictor, model
     first, keys ROW_KEYS and more), the store's fingerprint and the checkpoint.
     """
     if meta and meta.get("fingerprint"):
@@ -71,6 +71,7 @@ def evaluate_run(model, store, split: str = "test", context_length: int | None =
     predictors = {}
     if model is not None:
         predictors["model"] = model
+    predictors.update(extra or {})  # e.g. {"model+memory": MemoryPredictor}, rows right after the model's
     if baselines:
         from nextvec.models.baselines import build_baselines
 

@@ -234,7 +234,7 @@ def _load_encoder(store, encoder):
 
 def create_app(run_path: str | Path | None = None, store_path: str | Path | None = None, encoder="auto",
                api_key: str | None = None, limits: ServeLimits | dict | None = None, *, model=None,
-               meta: dict | None = None, store=None, decoder=None, index_kind: str = "flat"):
+               meta: dict | None = None, store=None, decoder=None, index_kind: str = "flat", memory: bool = True):
     """Build the FastAPI app.
 
     Args:
@@ -248,6 +248,8 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
             and embedding the app in other code.
         decoder: anything with decode(vectors, k); default the retrieval decoder over the whole store.
         index_kind: the default decoder's FAISS index: "flat" (exact), or "ivf" / "hnsw" for stores over ~1M chunks.
+        memory: when the run folder has a fitted successor memory (memory.json, written by `nextvec train`),
+            `y_cos` comes from the model with its memory, as in `nextvec evaluate`'s model+memory row.
     """
     import torch
     from fastapi import FastAPI, HTTPException, Request
@@ -279,6 +281,10 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
         raise NextvecError(f"the model works in {meta['dim']}-d vectors but the store at {store.root} is {store.dim}-d")
     if hasattr(model, "eval"):
         model.eval()
+    if memory and run_path is not None:  # the run's fitted successor memory (memory.json), over this store's train split
+        from nextvec.evaluate.memory import load_memory_predictor
+
+        model = load_memory_predictor(model, store, run_path) or model
     encoder = _load_encoder(store, encoder)
     decoder = decoder if decoder is not None else RetrievalDecoder(store, index_kind=index_kind)
     dim = store.dim

@@ -1,0 +1,78 @@
+"""Fit the successor memory's gate on the val split (the kNN-LM recipe: interpolation tuned on held-out data).
+
+The model and the memory run once over the val windows; each (weight, threshold) of a small grid is then
+scored by val cosine and val MRR. The pick maximises val MRR among the settings whose val cosine is not
+below the model's own (weight 0), so the memory never trades cosine away; when no setting raises MRR the
+weight stays 0 (the model alone). The result is written beside the checkpoints as memory.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nextvec.data.windows import gather_windows
+from nextvec.evaluate.metrics import Bank, cosine_rows, retrieval_ranks
+from nextvec.models.memory import MemoryPredictor, SuccessorMemory, combine
+
+WEIGHTS = (0.5, 1.0, 2.0)
+THRESHOLDS = (0.6, 0.7, 0.8, 0.85, 0.9)
+MEMORY_FILE = "memory.json"
+
+
+def fit_memory(model, store, context_length: int, split: str = "val", max_windows: int = 20000, seed: int = 0,
+               batch_size: int = 512) -> dict:
+    """Grid-search the gate on `split`; returns {weight, threshold, split, windows, grid: [...]}."""
+    from nextvec.evaluate.runner import select_windows
+
+    targets, _ = select_windows(store, split, max_windows, seed)
+    memory = SuccessorMemory(store)
+    y, mem, best = [], [], []
+    with torch.no_grad():
+        for s in range(0, len(targets), batch_size):
+            ctx, mask, _ = gather_windows(store, targets[s : s + batch_size], context_length)
+            y.append(model.predict(torch.from_numpy(ctx), torch.from_numpy(mask)).y_cos.float().numpy())
+            m, b = memory.lookup(ctx, mask)
+            mem.append(m)
+            best.append(b)
+    y, mem, best = np.concatenate(y), np.concatenate(mem), np.concatenate(best)
+    bank = Bank.for_split(store, split)
+    tv = store.get(targets)
+
+    def score(q: np.ndarray) -> tuple[float, float]:
+        rank, _ = retrieval_ranks(q, targets, bank)
+        return float(cosine_rows(q, tv).mean()), float((1.0 / rank).mean())
+
+    cos0, mrr0 = score(y)
+    grid = [{"weight": 0.0, "threshold": None, "cosine": cos0, "mrr": mrr0}]
+    for w in WEIGHTS:
+        for th in THRESHOLDS:
+            c, m = score(combine(y, mem, best, w, th))
+            grid.append({"weight": w, "threshold": th, "cosine": c, "mrr": m})
+    ok = [g for g in grid if g["cosine"] >= cos0]
+    pick = max(ok, key=lambda g: g["mrr"])
+    return {"weight": pick["weight"], "threshold": pick["threshold"] if pick["weight"] else 0.0, "split": split,
+            "windows": int(len(targets)), "val_cosine": pick["cosine"], "val_mrr": pick["mrr"],
+            "model_val_cosine": cos0, "model_val_mrr": mrr0, "grid": grid}
+
+
+def save_memory(run_dir: str | Path, fit: dict) -> Path:
+    path = Path(run_dir) / MEMORY_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(fit, indent=2))
+    tmp.replace(path)
+    return path
+
+
+def load_memory_predictor(model, store, run_dir: str | Path):
+    """The model with its fitted memory when the run folder has memory.json (and a nonzero weight), else None."""
+    path = Path(run_dir) / MEMORY_FILE
+    if not Path(run_dir).is_dir() or not path.is_file():
+        return None
+    fit = json.loads(path.read_text())
+    if not fit.get("weight"):
+        return None
+    return MemoryPredictor(model, SuccessorMemory(store), fit["weight"], fit["threshold"])

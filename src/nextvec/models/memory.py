@@ -1,0 +1,102 @@
+"""Successor memory: a kNN-LM (Khandelwal et al. 2020) for next-vector prediction.
+
+The train split is a memory of (chunk -> the chunk that followed it). For a window, the memory finds the
+k train chunks nearest to the last context chunk (each match also scored, at half weight, by how well the
+chunk before it matches the context's second-to-last chunk), averages their successors with softmax
+weights, and adds that vector to the model's `y_cos` with a gate that opens only for close matches:
+
+    y_cos = unit(unit(model.y_cos) + weight * sigmoid((s_1 - threshold) / 0.05) * unit(sum_j w_j succ_j))
+
+where s_1 is the best match's cosine. Text that recurs across documents (templates, boilerplate, lists,
+quoted passages) is predicted from the memory; everything else from the model. `y_dec` is the model's
+(the memory is a retrieval aid, and the decoder output keeps the model's spread). `weight` and
+`threshold` are fitted on the val split (`nextvec.evaluate.memory.fit_memory`); weight 0 is the model.
+
+Test and val documents are never in the memory (a document is in exactly one split), so a window cannot
+retrieve its own continuation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nextvec.errors import NextvecError
+from nextvec.models.base import Prediction
+
+K = 8  # neighbours averaged
+TAU = 0.05  # softmax temperature over match scores
+PREV_WEIGHT = 0.5  # weight of the second-to-last chunk's match in the score
+GATE_SHARPNESS = 0.05
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.where(n > 0, n, 1.0)
+
+
+class SuccessorMemory:
+    """(chunk -> next chunk) pairs of a store's train split, searchable by the chunk (FAISS, exact)."""
+
+    def __init__(self, store, k: int = K):
+        from nextvec.index import VectorIndex
+
+        self.store = store
+        train = store.split_chunks("train")
+        keys = train[train + 1 < len(store)]
+        keys = keys[store.chunk_doc[keys + 1] == store.chunk_doc[keys]]  # chunks with a successor in their document
+        if len(keys) == 0:
+            raise NextvecError("the successor memory needs train documents with at least 2 chunks; the train split has none")
+        self.k = min(int(k), len(keys))
+        self._index = VectorIndex(_unit(np.asarray(store.get(keys), np.float32)), ids=keys)
+
+    def lookup(self, context: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """context (B, T, D), mask (B, T) -> (memory vector (B, D), unit; best match cosine (B,))."""
+        st = self.store
+        last = _unit(context[:, -1].astype(np.float32))
+        sims, ids = self._index.search(last, self.k)  # (B, k) store ids of train chunks
+        succ = _unit(np.asarray(st.get((ids + 1).reshape(-1)), np.float32)).reshape(len(last), self.k, -1)
+        score = sims.astype(np.float32)
+        if context.shape[1] > 1:
+            prev = _unit(context[:, -2].astype(np.float32))
+            has_prev = mask[:, -2].astype(bool)
+            before = np.clip(ids - 1, 0, None)
+            same = (st.chunk_doc[before.reshape(-1)] == st.chunk_doc[ids.reshape(-1)]).reshape(ids.shape) & (ids > 0)
+            pv = _unit(np.asarray(st.get(before.reshape(-1)), np.float32)).reshape(len(last), self.k, -1)
+            s2 = np.einsum("bkd,bd->bk", pv, prev)
+            score = score + PREV_WEIGHT * np.where(same & has_prev[:, None], s2, 0.0)
+        w = np.exp((score - score.max(1, keepdims=True)) / TAU)
+        w /= w.sum(1, keepdims=True)
+        return _unit(np.einsum("bk,bkd->bd", w, succ)), sims[:, 0].astype(np.float32)
+
+
+def combine(y_cos: np.ndarray, memory: np.ndarray, best: np.ndarray, weight: float, threshold: float) -> np.ndarray:
+    """The gated mixture of the model's unit y_cos and the memory vector (see the module docstring)."""
+    gate = weight / (1.0 + np.exp(-(best - threshold) / GATE_SHARPNESS))
+    return _unit(_unit(y_cos) + gate[:, None] * memory).astype(np.float32)
+
+
+class MemoryPredictor:
+    """A model with a successor memory: same `predict` call as every predictor."""
+
+    def __init__(self, model, memory: SuccessorMemory, weight: float, threshold: float):
+        self.model = model
+        self.memory = memory
+        self.weight = float(weight)
+        self.threshold = float(threshold)
+        self.name = f"{getattr(model, 'name', type(model).__name__)}+memory"
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def eval(self) -> "MemoryPredictor":
+        self.model.eval()
+        return self
+
+    def predict(self, context: torch.Tensor, mask: torch.Tensor) -> Prediction:
+        p = self.model.predict(context, mask)
+        if self.weight == 0:
+            return p
+        mem, best = self.memory.lookup(context.detach().float().cpu().numpy(), mask.detach().cpu().numpy())
+        y = combine(p.y_cos.detach().float().cpu().numpy(), mem, best, self.weight, self.threshold)
+        return Prediction(y_dec=p.y_dec, y_cos=torch.from_numpy(y).to(device=p.y_cos.device, dtype=p.y_cos.dtype))

@@ -1,0 +1,138 @@
+"""Successor memory (kNN-LM over train chunks): lookup, gate, fitting on val, and the train/evaluate CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from storekit import build_store, random_docs
+from nextvec.cli import app
+from nextvec.data.windows import gather_windows, window_targets
+from nextvec.evaluate.memory import THRESHOLDS, WEIGHTS, fit_memory, load_memory_predictor, save_memory
+from nextvec.models.baselines import LinearAverageBaseline
+from nextvec.models.memory import MemoryPredictor, SuccessorMemory, combine
+
+TINY = str(Path(__file__).resolve().parents[2] / "configs" / "tiny.toml")
+
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def template_docs(n_templates=12, copies=5, length=8, dim=16, noise=0.02, seed=0):
+    """Documents that are noisy copies of a few template sequences: every val/test window has a train
+    document that went on the same way, which is what a successor memory can exploit."""
+    rng = np.random.default_rng(seed)
+    templates = [unit(rng.normal(size=(length, dim))) for _ in range(n_templates)]
+    return [unit(t + noise * rng.normal(size=t.shape)).astype(np.float32) for t in templates for _ in range(copies)]
+
+
+@pytest.fixture(scope="module")
+def templated(tmp_path_factory):
+    return build_store(tmp_path_factory.mktemp("tpl") / "store", template_docs())
+
+
+def test_lookup_returns_the_successor_of_the_matching_train_chunk(templated):
+    st = templated
+    mem = SuccessorMemory(st)
+    targets = window_targets(st, "val")
+    ctx, mask, tgt = gather_windows(st, targets, 4)
+    vec, best = mem.lookup(ctx, mask)
+    assert vec.shape == tgt.shape and np.allclose(np.linalg.norm(vec, axis=1), 1, atol=1e-5)
+    assert best.min() > 0.95  # a noisy copy of the last chunk is in train
+    assert np.mean(np.sum(vec * unit(tgt), axis=1)) > 0.95  # ...and what followed it is the target's template
+
+
+def test_gate_and_weight_zero():
+    rng = np.random.default_rng(0)
+    y, m = unit(rng.normal(size=(4, 8))), unit(rng.normal(size=(4, 8)))
+    assert np.allclose(combine(y, m, np.full(4, 0.99), 0.0, 0.8), y, atol=1e-6)  # weight 0: the model
+    closed = combine(y, m, np.full(4, 0.3), 2.0, 0.8)  # far below the threshold: the gate is shut
+    assert np.allclose(closed, y, atol=1e-3)
+    opened = combine(y, m, np.full(4, 0.99), 2.0, 0.8)
+    assert np.all(np.sum(opened * m, 1) > np.sum(y * m, 1) + 0.1)  # moved toward the memory
+    assert np.allclose(np.linalg.norm(opened, axis=1), 1, atol=1e-5)
+
+
+def test_memory_predictor_keeps_y_dec(templated):
+    model = LinearAverageBaseline()
+    mp = MemoryPredictor(model, SuccessorMemory(templated), 1.0, 0.5)
+    ctx, mask, _ = gather_windows(templated, window_targets(templated, "test")[:10], 4)
+    c, m = torch.from_numpy(ctx), torch.from_numpy(mask)
+    base, got = model.predict(c, m), mp.predict(c, m)
+    assert torch.equal(got.y_dec, base.y_dec)
+    assert not torch.allclose(got.y_cos, base.y_cos)
+    assert torch.allclose(got.y_cos.norm(dim=1), torch.ones(10), atol=1e-5)
+    off = MemoryPredictor(model, mp.memory, 0.0, 0.5).predict(c, m)
+    assert torch.equal(off.y_cos, base.y_cos) and torch.equal(off.y_dec, base.y_dec)
+
+
+def test_fit_opens_the_memory_where_it_helps_and_never_costs_cosine(templated, tmp_path):
+    fit = fit_memory(LinearAverageBaseline(), templated, 4)
+    assert fit["weight"] > 0
+    assert fit["val_mrr"] > fit["model_val_mrr"] + 0.1 and fit["val_cosine"] >= fit["model_val_cosine"]
+    assert len(fit["grid"]) == 1 + len(WEIGHTS) * len(THRESHOLDS) and fit["grid"][0]["weight"] == 0
+    # on random documents nothing recurs: whatever is picked does not lower val cosine
+    plain = build_store(tmp_path / "plain", random_docs(n_docs=30, dim=16))
+    fit2 = fit_memory(LinearAverageBaseline(), plain, 4)
+    assert fit2["val_cosine"] >= fit2["model_val_cosine"]
+    run = tmp_path / "run"
+    run.mkdir()
+    assert load_memory_predictor(LinearAverageBaseline(), templated, run) is None  # no memory.json
+    save_memory(run, fit)
+    assert isinstance(load_memory_predictor(LinearAverageBaseline(), templated, run), MemoryPredictor)
+    save_memory(run, dict(fit, weight=0.0))
+    assert load_memory_predictor(LinearAverageBaseline(), templated, run) is None
+
+
+def test_train_writes_memory_and_evaluate_adds_its_row(templated, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", str(templated.root), "--config", TINY, "--out", str(out), "--set", "train.max_steps=6",
+                            "--set", "train.val_every=3"])
+    assert r.exit_code == 0, r.output
+    fit = json.loads((out / "memory.json").read_text())
+    summary = json.loads(r.output[r.output.index("{"):])
+    assert summary["memory"]["weight"] == fit["weight"] > 0
+    r = runner.invoke(app, ["evaluate", str(out), "--store", str(templated.root), "--split", "test", "--json", str(tmp_path / "e.json")])
+    assert r.exit_code == 0, r.output
+    rows = {row["name"]: row for row in json.loads((tmp_path / "e.json").read_text())["rows"]}
+    assert list(rows)[:2] == ["model", "model+memory"]
+    assert rows["model+memory"]["mrr"] > rows["model"]["mrr"]
+    assert rows["model+memory"]["std_ratio"] == rows["model"]["std_ratio"]  # y_dec is the model's
+    r = runner.invoke(app, ["evaluate", str(out), "--store", str(templated.root), "--no-memory", "--json", str(tmp_path / "f.json")])
+    assert "model+memory" not in {row["name"] for row in json.loads((tmp_path / "f.json").read_text())["rows"]}
+    r = runner.invoke(app, ["train", str(templated.root), "--config", TINY, "--out", str(tmp_path / "nomem"),
+                            "--set", "train.max_steps=3", "--set", "train.memory=false"])
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "nomem" / "memory.json").exists()
+
+
+def test_serve_uses_the_runs_memory_for_y_cos(templated, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from nextvec.serve import create_app
+    from nextvec.train.checkpoint import load_model
+
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", str(templated.root), "--config", TINY, "--out", str(out), "--set", "train.max_steps=3"])
+    assert r.exit_code == 0, r.output
+    ctx, mask, _ = gather_windows(templated, window_targets(templated, "test"), 4)
+    full = int(np.flatnonzero(mask.all(1))[0])  # a window with 4 real context chunks (the request has no padding)
+    ctx, mask = ctx[full : full + 1], mask[full : full + 1]
+    body = {"context_vectors": ctx[0].tolist(), "output_type": "cosine"}
+    model, _ = load_model(out)
+    want = load_memory_predictor(model, templated, out).predict(torch.from_numpy(ctx), torch.from_numpy(mask)).y_cos[0]
+    plain = model.predict(torch.from_numpy(ctx), torch.from_numpy(mask)).y_cos[0]
+    with TestClient(create_app(out, templated.root, encoder=None)) as c:
+        assert c.get("/health").json()["model"].endswith("+memory")
+        got = torch.tensor(c.post("/predict", json=body).json()["vector"])
+    with TestClient(create_app(out, templated.root, encoder=None, memory=False)) as c:
+        got_plain = torch.tensor(c.post("/predict", json=body).json()["vector"])
+    assert torch.allclose(got, want, atol=1e-5) and torch.allclose(got_plain, plain, atol=1e-5)
+    assert not torch.allclose(want, plain, atol=1e-3)
