@@ -13,6 +13,8 @@ same windows and bank. Selection happens on val inside the trainer; the test spl
 `ctx16=model.context_length=16`, `n1000=train.train_windows=1000`, or `ft=train.init_from=RUN` (fine-tuned
 from a run pre-trained on another store). Baselines are evaluated at every context length a row uses,
 and each row is compared with the baselines at its own context length.
+With `train.memory` on (the default) each run's successor memory is fitted on val, as `nextvec train`
+does, and a `+ memory` row follows the model's (y_dec, hence std ratio and RankMe, is the model's).
 Prints one Markdown table per corpus, saves JSON, and ends with the best model's gain per corpus.
 """
 
@@ -27,6 +29,7 @@ import torch
 
 from nextvec.config import LVMConfig, load_config
 from nextvec.evaluate import evaluate_run, write_json
+from nextvec.evaluate.memory import fit_memory, load_memory_predictor, save_memory
 from nextvec.store import open_store
 from nextvec.train.checkpoint import load_model
 from nextvec.train.loop import train
@@ -86,18 +89,32 @@ def main() -> None:
             train_s = round(time.perf_counter() - t)
             model, meta = load_model(run_dir, expected_fingerprint=store.fingerprint)
             T = int(meta["context_length"])
-            res = evaluate_run(model, store, "test", context_length=T, baselines=T not in baselines_at, meta=meta)
+            extra, fit = {}, None
+            if cfg.train.memory:  # as `nextvec train` does: fit the successor memory's gate on val
+                t = time.perf_counter()
+                fit = fit_memory(model, store, T)
+                save_memory(run_dir, fit)
+                fit_s = round(time.perf_counter() - t)
+                mp = load_memory_predictor(model, store, run_dir)
+                if mp is not None:
+                    extra["model+memory"] = mp
+            res = evaluate_run(model, store, "test", context_length=T, baselines=T not in baselines_at, meta=meta, extra=extra)
             rows = {r["name"]: r for r in res["rows"]}
             if T not in baselines_at:
-                baselines_at[T] = {k: v for k, v in rows.items() if k != "model"}
+                baselines_at[T] = {k: v for k, v in rows.items() if not k.startswith("model")}
                 header = (res["windows"], res["bank_size"])
-            m = {**rows["model"], "context_length": T}
             label = f"{fam} ({cfg.model.name}, {summary['steps']} steps)" if fam == "default" else f"{fam} ({summary['steps']} steps)"
-            table.append((label, m, train_s))
-            results.setdefault(corpus, {})[fam] = {"row": m, "summary": summary, "train_s": train_s}
-            gain = m["cosine"] - best_of(baselines_at[T], "cosine")[1]["cosine"]
-            if best_model is None or gain > best_model[2]:
-                best_model = (label, m, gain)
+            entries = [(label, {**rows["model"], "context_length": T}, train_s)]
+            if "model+memory" in rows:
+                entries.append((f"{fam} + memory (w {fit['weight']:g}, t {fit['threshold']:g})",
+                                {**rows["model+memory"], "context_length": T}, train_s + fit_s))
+            results.setdefault(corpus, {})[fam] = {"row": entries[0][1], "summary": summary, "train_s": train_s,
+                                                   "memory": fit, "memory_row": entries[1][1] if len(entries) > 1 else None}
+            for lab, m, secs in entries:
+                table.append((lab, m, secs))
+                gain = m["cosine"] - best_of(baselines_at[T], "cosine")[1]["cosine"]
+                if best_model is None or gain > best_model[2]:
+                    best_model = (lab, m, gain)
         T0 = min(baselines_at)
         baseline_rows = baselines_at[T0]
         results[corpus]["baselines"] = baseline_rows
@@ -118,11 +135,13 @@ def main() -> None:
                 bc, bm = best_of(b, "cosine"), best_of(b, "mrr")
                 print(f"{label} vs the baselines at context {m['context_length']}: cosine {m['cosine'] - bc[1]['cosine']:+.3f} "
                       f"over {bc[0]}, MRR x{m['mrr'] / bm[1]['mrr']:.2f} of {bm[0]}")
-        default = results[corpus].get("default", {}).get("row")
-        if default is not None:
-            print(f"\ndefault recipe vs best baselines: cosine {default['cosine']:.3f} vs {best_base[1]['cosine']:.3f} "
-                  f"({best_base[0]}) = {default['cosine'] - best_base[1]['cosine']:+.3f}; MRR {default['mrr']:.3f} vs "
-                  f"{best_mrr_base[1]['mrr']:.3f} ({best_mrr_base[0]}) = x{default['mrr'] / best_mrr_base[1]['mrr']:.2f}")
+        d = results[corpus].get("default", {})
+        for what, default in (("default recipe, model alone", d.get("row")), ("default recipe (model + memory)", d.get("memory_row"))):
+            if default is not None:
+                print(f"\n{what} vs best baselines: cosine {default['cosine']:.3f} vs {best_base[1]['cosine']:.3f} "
+                      f"({best_base[0]}) = {default['cosine'] - best_base[1]['cosine']:+.3f}; MRR {default['mrr']:.3f} vs "
+                      f"{best_mrr_base[1]['mrr']:.3f} ({best_mrr_base[0]}) = x{default['mrr'] / best_mrr_base[1]['mrr']:.2f}; "
+                      f"std ratio {default['std_ratio']:.3f}; RankMe {default['rankme_pred'] / default['rankme_target']:.2f} of the targets'")
         bb = best_of(baselines_at[best_model[1]["context_length"]], "cosine")
         gains.append(f"{corpus}: best model {best_model[0]} cosine {best_model[1]['cosine']:.3f}, "
                      f"best baseline {bb[0]} {bb[1]['cosine']:.3f}, gain {best_model[2]:+.3f}")

@@ -74,14 +74,7 @@ class KnnSuccessorBaseline:
     def _build(self):
         from nextvec.index import VectorIndex
 
-        train = self.store.split_chunks("train")
-        # chunk i has a successor in its document iff chunk i + 1 belongs to the same document
-        has_next = train[(train + 1 < len(self.store))]
-        has_next = has_next[self.store.chunk_doc[has_next + 1] == self.store.chunk_doc[has_next]]
-        if len(has_next) == 0:
-            from nextvec.errors import NextvecError
-
-            raise NextvecError("knn_successor needs train documents with at least 2 chunks; the train split has none")
+        has_next = train_chunks_with_successor(self.store, "knn_successor")
         self._index = VectorIndex(_unit(self.store.get(has_next)), ids=has_next)
 
     def predict(self, context: torch.Tensor, mask: torch.Tensor) -> Prediction:
@@ -92,6 +85,20 @@ class KnnSuccessorBaseline:
         succ = self.store.get((ids + 1).reshape(-1)).reshape(len(last), ids.shape[1], -1)  # (B, k, D)
         y = torch.as_tensor(succ.mean(1), dtype=context.dtype)
         return _as_prediction(y)
+
+
+def train_chunks_with_successor(store, who: str) -> np.ndarray:
+    """Store ids of the train chunks followed by another chunk of their document (the keys of a successor
+    lookup); `who` names the caller in the error raised when there are none."""
+    from nextvec.errors import NextvecError
+
+    train = store.split_chunks("train")
+    # chunk i has a successor in its document iff chunk i + 1 belongs to the same document
+    keys = train[train + 1 < len(store)]
+    keys = keys[store.chunk_doc[keys + 1] == store.chunk_doc[keys]]
+    if len(keys) == 0:
+        raise NextvecError(f"{who} needs train documents with at least 2 chunks; the train split has none")
+    return keys
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -21,18 +21,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nextvec.errors import NextvecError
 from nextvec.models.base import Prediction
+from nextvec.models.baselines import _unit, train_chunks_with_successor
 
 K = 8  # neighbours averaged
 TAU = 0.05  # softmax temperature over match scores
 PREV_WEIGHT = 0.5  # weight of the second-to-last chunk's match in the score
 GATE_SHARPNESS = 0.05
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(n > 0, n, 1.0)
 
 
 class SuccessorMemory:
@@ -42,11 +37,7 @@ class SuccessorMemory:
         from nextvec.index import VectorIndex
 
         self.store = store
-        train = store.split_chunks("train")
-        keys = train[train + 1 < len(store)]
-        keys = keys[store.chunk_doc[keys + 1] == store.chunk_doc[keys]]  # chunks with a successor in their document
-        if len(keys) == 0:
-            raise NextvecError("the successor memory needs train documents with at least 2 chunks; the train split has none")
+        keys = train_chunks_with_successor(store, "the successor memory")
         self.k = min(int(k), len(keys))
         self._index = VectorIndex(_unit(np.asarray(store.get(keys), np.float32)), ids=keys)
 
