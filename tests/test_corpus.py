@@ -32,6 +32,18 @@ def test_sphinx_sections_split_at_headings_and_skip_code():
 
 
 @pytest.mark.slow
+def test_sphinx_sections_of_the_classic_theme_stop_at_the_sidebar():
+    """python-doc pages use Sphinx's classic theme: the body is <div role="main">, a sidebar follows it."""
+    html = ('<div class="related"><h3>Navigation</h3><p>Index of modules here.</p></div>'
+            '<div class="body" role="main"><h1>json — JSON encoder<a>¶</a></h1><p>JSON is a lightweight data interchange format.</p>'
+            '<pre>json.dumps(x)</pre><h2>Basic usage</h2><p>Serialize obj as a JSON formatted stream to fp.</p></div>'
+            '<div class="sphinxsidebar"><h3>Table of Contents</h3><p>Previous topic: the email package and its parts.</p></div>')
+    secs = sphinx_sections(html)
+    assert [h for h, _ in secs] == ["json — JSON encoder", "Basic usage"]
+    assert secs[0][1] == "JSON is a lightweight data interchange format."
+    assert secs[1][1] == "Serialize obj as a JSON formatted stream to fp."
+
+
 def test_wiki_corpus_meets_the_demo_size(tmp_path, monkeypatch):
     from nextvec.corpus import get_corpus
 
