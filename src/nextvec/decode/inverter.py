@@ -58,7 +58,7 @@ class InverterModelConfig(Strict):
 class InverterTrainConfig(Strict):
     max_minutes: float = Field(60.0, gt=0)
     max_steps: int = Field(0, ge=0)  # 0: until max_minutes
-    lr: float = Field(3e-4, gt=0)
+    lr: float = Field(5e-4, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     warmup_steps: int = Field(100, ge=0)
     batch_size: int = Field(32, ge=1)
