@@ -216,6 +216,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each cell; p50/p99 are over all of them pooled")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                     help="server processes (`nextvec serve --workers`); each count gets its own server and rows")
+    ap.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
+                    help="serve (and predict in-process) with the run's successor memory when it has memory.json")
     ap.add_argument("--client", choices=("raw", "httpx"), default="raw",
                     help="load generator: raw (asyncio streams, ~0.2 ms CPU/request) or httpx (~2.5 ms)")
     args = ap.parse_args()
@@ -243,6 +245,10 @@ def main() -> None:
               f"ready in {time.perf_counter() - t:.1f} s")
     store = open_store(args.store)
     model, meta = load_model(args.run, expected_fingerprint=store.fingerprint)
+    if args.memory:  # what the server will run: the model with its fitted memory, if the run has one
+        from nextvec.evaluate.memory import load_memory_predictor
+
+        model = load_memory_predictor(model, store, args.run) or model
     T = int(meta["context_length"])
     targets = window_targets(store, "test")[: args.requests]
     targets = np.resize(targets, args.requests)
@@ -277,7 +283,7 @@ def main() -> None:
         server = subprocess.Popen(
             [sys.executable, "-m", "nextvec", "serve", str(args.run), "--store", str(args.store), "--port", str(port),
              "--encoder", "none", "--api-key", key, "--log-level", "warning", "--threads", str(args.threads),
-             "--workers", str(workers)],
+             "--workers", str(workers), "--memory" if args.memory else "--no-memory"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
             wait_up(server, base, workers)
