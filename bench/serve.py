@@ -216,7 +216,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each cell; p50/p99 are over all of them pooled")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                     help="server processes (`nextvec serve --workers`); each count gets its own server and rows")
-    ap.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
+    ap.add_argument("--memory", action=argparse.BooleanOptionalAction, default=False,
                     help="serve (and predict in-process) with the run's successor memory when it has memory.json")
     ap.add_argument("--client", choices=("raw", "httpx"), default="raw",
                     help="load generator: raw (asyncio streams, ~0.2 ms CPU/request) or httpx (~2.5 ms)")

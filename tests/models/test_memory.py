@@ -129,10 +129,10 @@ def test_serve_uses_the_runs_memory_for_y_cos(templated, tmp_path):
     model, _ = load_model(out)
     want = load_memory_predictor(model, templated, out).predict(torch.from_numpy(ctx), torch.from_numpy(mask)).y_cos[0]
     plain = model.predict(torch.from_numpy(ctx), torch.from_numpy(mask)).y_cos[0]
-    with TestClient(create_app(out, templated.root, encoder=None)) as c:
+    with TestClient(create_app(out, templated.root, encoder=None, memory=True)) as c:
         assert c.get("/health").json()["model"].endswith("+memory")
         got = torch.tensor(c.post("/predict", json=body).json()["vector"])
-    with TestClient(create_app(out, templated.root, encoder=None, memory=False)) as c:
+    with TestClient(create_app(out, templated.root, encoder=None)) as c:  # the default: the model alone
         got_plain = torch.tensor(c.post("/predict", json=body).json()["vector"])
     assert torch.allclose(got, want, atol=1e-5) and torch.allclose(got_plain, plain, atol=1e-5)
     assert not torch.allclose(want, plain, atol=1e-3)

@@ -23,8 +23,9 @@ def serve_cmd(
                                 help="torch and FAISS CPU threads (1 suits small batches on few cores; 0 = their default)"),
     workers: int = typer.Option(1, "--workers", min=1,
                                 help="server processes, each with the model and store loaded (2 suits 2 cores)"),
-    memory: bool = typer.Option(True, "--memory/--no-memory",
-                                help="use the run's fitted successor memory (memory.json) for y_cos, as evaluate's model+memory row"),
+    memory: bool = typer.Option(False, "--memory/--no-memory",
+                                help="y_cos from the model with the run's fitted successor memory (memory.json), as evaluate's "
+                                     "model+memory row; about doubles /predict latency"),
 ) -> None:
     """Serve a trained model over HTTP: /health, /encode, /predict, /decode, /generate (docs at /docs).
 

@@ -234,7 +234,7 @@ def _load_encoder(store, encoder):
 
 def create_app(run_path: str | Path | None = None, store_path: str | Path | None = None, encoder="auto",
                api_key: str | None = None, limits: ServeLimits | dict | None = None, *, model=None,
-               meta: dict | None = None, store=None, decoder=None, index_kind: str = "flat", memory: bool = True):
+               meta: dict | None = None, store=None, decoder=None, index_kind: str = "flat", memory: bool = False):
     """Build the FastAPI app.
 
     Args:
@@ -249,7 +249,8 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
         decoder: anything with decode(vectors, k); default the retrieval decoder over the whole store.
         index_kind: the default decoder's FAISS index: "flat" (exact), or "ivf" / "hnsw" for stores over ~1M chunks.
         memory: when the run folder has a fitted successor memory (memory.json, written by `nextvec train`),
-            `y_cos` comes from the model with its memory, as in `nextvec evaluate`'s model+memory row.
+            `y_cos` comes from the model with its memory, as in `nextvec evaluate`'s model+memory row. Off by
+            default: its exact search over the train split about doubles the cost of a /predict call.
     """
     import torch
     from fastapi import FastAPI, HTTPException, Request
