@@ -29,7 +29,8 @@ import torch
 
 from nextvec.config import LVMConfig, load_config
 from nextvec.evaluate import evaluate_run, write_json
-from nextvec.evaluate.memory import fit_memory, load_memory_predictor, save_memory
+from nextvec.evaluate.memory import fit_memory, save_memory
+from nextvec.models.memory import MemoryPredictor, SuccessorMemory
 from nextvec.store import open_store
 from nextvec.train.checkpoint import load_model
 from nextvec.train.loop import train
@@ -92,12 +93,12 @@ def main() -> None:
             extra, fit = {}, None
             if cfg.train.memory:  # as `nextvec train` does: fit the successor memory's gate on val
                 t = time.perf_counter()
-                fit = fit_memory(model, store, T)
+                memory = SuccessorMemory(store)
+                fit = fit_memory(model, store, T, memory=memory)
                 save_memory(run_dir, fit)
                 fit_s = round(time.perf_counter() - t)
-                mp = load_memory_predictor(model, store, run_dir)
-                if mp is not None:
-                    extra["model+memory"] = mp
+                if fit["weight"]:
+                    extra["model+memory"] = MemoryPredictor(model, memory, fit["weight"], fit["threshold"])
             res = evaluate_run(model, store, "test", context_length=T, baselines=T not in baselines_at, meta=meta, extra=extra)
             rows = {r["name"]: r for r in res["rows"]}
             if T not in baselines_at:

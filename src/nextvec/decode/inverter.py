@@ -196,14 +196,17 @@ class VectorInverter(nn.Module):
 
     def prefix_embeds(self, target: torch.Tensor, hyp: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) target [, (B, D) hypothesis] -> (B, P, H). A missing hypothesis is the zero vector."""
-        x = self._cond(target, hyp)
-        return self.prefix(x).view(len(x), self.config.prefix_len, self.hidden_size)
+        return self._prefix(self._cond(target, hyp))
+
+    def _prefix(self, cond: torch.Tensor) -> torch.Tensor:
+        """(B, D') conditioning -> (B, P, H) prefix embeddings."""
+        return self.prefix(cond).view(len(cond), self.config.prefix_len, self.hidden_size)
 
     def forward(self, target, hyp, input_ids, attention_mask) -> torch.Tensor:
         """Teacher-forced logits (B, L-1, V') over out_vocab predicting input_ids[:, 1:] from the prefix and input_ids[:, :-1]."""
         P = self.config.prefix_len
         cond = self._cond(target, hyp)
-        pre = self.prefix(cond).view(len(cond), P, self.hidden_size)  # (B, P, H)
+        pre = self._prefix(cond)  # (B, P, H)
         tok = self.lm.bert.embeddings.word_embeddings(input_ids[:, :-1])  # (B, L-1, H)
         x = torch.cat([pre, tok], dim=1)  # (B, P+L-1, H)
         am = torch.cat([torch.ones(pre.shape[:2], dtype=attention_mask.dtype, device=pre.device), attention_mask[:, :-1]], 1)
@@ -230,7 +233,7 @@ class VectorInverter(nn.Module):
         B = target.shape[0]
         cond = self._cond(target, hyp)
         bias = self.bow_bias(cond)
-        pre = self.prefix(cond).view(B, self.config.prefix_len, self.hidden_size)
+        pre = self._prefix(cond)
         bos_emb = self.lm.bert.embeddings.word_embeddings(torch.full((B, 1), bos, dtype=torch.long, device=pre.device))
         x = torch.cat([pre, bos_emb], 1)  # (B, P+1, H)
         cache = DynamicCache()
@@ -360,6 +363,13 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.where(n > 0, n, 1.0)
 
 
+def _keep_closer(old: tuple, new: tuple) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per row, the (text, re-encoded vector, round-trip cosine) of `new` where its cosine is higher, else `old`'s."""
+    better = new[2] > old[2]
+    return ([n if b else o for n, o, b in zip(new[0], old[0], better)], np.where(better[:, None], new[1], old[1]),
+            np.where(better, new[2], old[2]))
+
+
 class InverterDecoder:
     """The learned decoder behind nextvec's decoder protocol: `decode(vectors (N, D), k=1)`.
 
@@ -432,20 +442,14 @@ class InverterDecoder:
                    threads: int) -> tuple[list[str], np.ndarray, np.ndarray]:
         """The greedy hypothesis and `samples` sampled ones; per row the one whose re-encoding is closest to
         the target: (texts, their vectors, round-trip cosines)."""
-        best_t, best_v, best_c = None, None, None
+        best = None
         for r in range(1 + self.samples):
             texts, _ = self._pass(vectors, hyp, 0.0 if r == 0 else self.temperature, gen)
             hv = self._encode(texts)
             torch.set_num_threads(threads)  # the encoder may raise the thread count
-            cos = np.sum(_unit(hv) * _unit(vectors), axis=1)
-            if best_t is None:
-                best_t, best_v, best_c = texts, hv, cos
-                continue
-            better = cos > best_c
-            best_t = [n if b else o for n, o, b in zip(texts, best_t, better)]
-            best_v = np.where(better[:, None], hv, best_v)
-            best_c = np.where(better, cos, best_c)
-        return best_t, best_v, best_c
+            cand = (texts, hv, np.sum(_unit(hv) * _unit(vectors), axis=1))
+            best = cand if best is None else _keep_closer(best, cand)
+        return best
 
     def decode_steps(self, vectors: np.ndarray, steps: int | None = None) -> list[dict]:
         """Run the first pass and `steps` corrections; return per pass {texts, scores, vectors} of the
@@ -467,10 +471,8 @@ class InverterDecoder:
         passes = [{"texts": list(texts), "scores": cos.copy(), "vectors": hv.copy()}]
         for _ in range(steps):
             new, nv, ncos = self._best_pass(vectors, hv, gen, was_threads)
-            better = ncos > cos  # keep a correction only where it moves toward the target
-            texts = [n if b else o for n, o, b in zip(new, texts, better)]
-            hv = np.where(better[:, None], nv, hv)
-            cos = np.where(better, ncos, cos)
+            # keep a correction only where it moves toward the target
+            texts, hv, cos = _keep_closer((texts, hv, cos), (new, nv, ncos))
             passes.append({"texts": list(texts), "scores": cos.copy(), "vectors": hv.copy(), "new_texts": new,
                            "new_scores": ncos})
         return passes

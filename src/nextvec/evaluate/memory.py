@@ -24,12 +24,13 @@ MEMORY_FILE = "memory.json"
 
 
 def fit_memory(model, store, context_length: int, split: str = "val", max_windows: int = 20000, seed: int = 0,
-               batch_size: int = 512) -> dict:
-    """Grid-search the gate on `split`; returns {weight, threshold, split, windows, grid: [...]}."""
+               batch_size: int = 512, memory: SuccessorMemory | None = None) -> dict:
+    """Grid-search the gate on `split`; returns {weight, threshold, split, windows, grid: [...]}. `memory`: an
+    already built SuccessorMemory of `store` (else one is built)."""
     from nextvec.evaluate.runner import select_windows
 
     targets, _ = select_windows(store, split, max_windows, seed)
-    memory = SuccessorMemory(store)
+    memory = memory or SuccessorMemory(store)
     y, mem, best = [], [], []
     with torch.no_grad():
         for s in range(0, len(targets), batch_size):

@@ -62,8 +62,9 @@ def evaluate_run(model, store, split: str = "test", context_length: int | None =
 
     Every predictor sees the same windows (context length from `context_length`, else `meta`, else the
     model) and is ranked against the same bank: every chunk of the split, context chunks included.
-    `extra` adds named predictors (rows after the model's). Returns the JSON of `nextvec evaluate`: split, windows, bank_size, rows (one per predictor, model
-    first, keys ROW_KEYS and more), the store's fingerprint and the checkpoint.
+    `extra` adds named predictors (rows after the model's). Returns the JSON of `nextvec evaluate`: split,
+    windows, bank_size, rows (one per predictor, model first, keys ROW_KEYS and more), the store's
+    fingerprint and the checkpoint.
     """
     if meta and meta.get("fingerprint"):
         check_fingerprint(store.fingerprint, meta["fingerprint"], f"checkpoint {checkpoint or meta.get('run_dir', '')}".strip())
