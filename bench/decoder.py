@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--samples", type=int, default=0, help="extra sampled hypotheses per pass (best re-encoding wins)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="decoder device for decoding: cpu, cuda[:N] or auto")
     ap.add_argument("--json", help="also write the full results here")
     a = ap.parse_args(argv)
 
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
 
     enc = load_encoder("minilm")
     torch.set_num_threads(a.threads)
-    dec = InverterDecoder.load(decoder_path, samples=a.samples)
+    dec = InverterDecoder.load(decoder_path, samples=a.samples, device=a.device)
     meta = dec.meta
     t0 = time.time()
     res = evaluate_decoder(dec, store, enc, split=a.split, n=a.n, steps=a.steps, run=a.run)

@@ -41,6 +41,7 @@ def evaluate_decoder_cmd(
     seed: int = typer.Option(0, help="Seed of the sample and the noise."),
     no_repeat_ngram: int = typer.Option(3, help="Decoding never repeats an n-gram of this length (0 = off)."),
     samples: int = typer.Option(0, "--samples", help="Extra sampled hypotheses per pass; the one re-encoding closest wins."),
+    device: str = typer.Option("cpu", "--device", help="Where the decoder runs: cpu, cuda[:N] or auto."),
 ) -> None:
     """Token F1, BLEU, exact match and round-trip cosine of the learned decoder beside the retrieval decoder,
     on exact, noised (sigma 0.01, 0.05) and (with --run) model-predicted vectors."""
@@ -52,7 +53,7 @@ def evaluate_decoder_cmd(
     from nextvec.store import open_store
 
     st = open_store(store)
-    dec = InverterDecoder.load(decoder, no_repeat_ngram=no_repeat_ngram, samples=samples, seed=seed)
+    dec = InverterDecoder.load(decoder, device=device, no_repeat_ngram=no_repeat_ngram, samples=samples, seed=seed)
     dec.check_store(st)
     threads = torch.get_num_threads()
     enc = load_encoder(encoder)

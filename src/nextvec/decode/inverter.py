@@ -71,6 +71,7 @@ class InverterTrainConfig(Strict):
     decode_val_size: int = Field(64, ge=0)  # greedy decodes per validation for token F1
     log_every: int = Field(20, ge=1)
     num_threads: int = Field(1, ge=1)
+    device: str = "cpu"  # cpu, cuda[:N] or auto (CUDA when available); on CUDA the LM runs in bf16 autocast
     max_train_chunks: int = Field(0, ge=0)  # 0: the whole train split
 
 
@@ -190,9 +191,9 @@ class VectorInverter(nn.Module):
 
     def _to_out(self, ids: torch.Tensor) -> torch.Tensor:
         """Map token ids to positions in out_vocab (-100 where absent)."""
-        table = torch.full((self.lm.config.vocab_size,), -100, dtype=torch.long)
-        table[self.out_vocab] = torch.arange(len(self.out_vocab))
-        return table[ids]
+        table = torch.full((self.lm.config.vocab_size,), -100, dtype=torch.long, device=self.out_vocab.device)
+        table[self.out_vocab] = torch.arange(len(self.out_vocab), device=self.out_vocab.device)
+        return table[ids.to(table.device)]
 
     def prefix_embeds(self, target: torch.Tensor, hyp: torch.Tensor | None = None) -> torch.Tensor:
         """(B, D) target [, (B, D) hypothesis] -> (B, P, H). A missing hypothesis is the zero vector."""
@@ -231,19 +232,21 @@ class VectorInverter(nn.Module):
 
         max_tokens = max_tokens or self.config.max_tokens
         B = target.shape[0]
+        dev = self.out_vocab.device
+        target = target.to(dev)
+        hyp = None if hyp is None else hyp.to(dev)
         cond = self._cond(target, hyp)
         bias = self.bow_bias(cond)
         pre = self._prefix(cond)
         bos_emb = self.lm.bert.embeddings.word_embeddings(torch.full((B, 1), bos, dtype=torch.long, device=pre.device))
         x = torch.cat([pre, bos_emb], 1)  # (B, P+1, H)
-        cache = DynamicCache()
+        kv = {_cache_kwarg(self.lm.bert): DynamicCache()}  # filled in place by each call
         pos = x.shape[1]
-        out = self.lm.bert(inputs_embeds=x, cache=cache, use_cache=True)
-        cache = out.cache
-        tokens = torch.zeros(B, 0, dtype=torch.long)
-        logp_sum = torch.zeros(B)
-        n_tok = torch.zeros(B)
-        done = torch.zeros(B, dtype=torch.bool)
+        out = self.lm.bert(inputs_embeds=x, use_cache=True, **kv)
+        tokens = torch.zeros(B, 0, dtype=torch.long, device=dev)
+        logp_sum = torch.zeros(B, device=dev)
+        n_tok = torch.zeros(B, device=dev)
+        done = torch.zeros(B, dtype=torch.bool, device=dev)
         for _ in range(max_tokens - 1):
             logp = self._logits(out.last_hidden_state[:, -1:], bias)[:, 0].log_softmax(-1)  # (B, V')
             if no_repeat_ngram > 0 and tokens.shape[1] >= no_repeat_ngram - 1:
@@ -251,21 +254,28 @@ class VectorInverter(nn.Module):
             j = logp.argmax(-1) if temperature <= 0 else _sample(logp, temperature, top_p, generator)
             nxt = self.out_vocab[j]
             live = ~done
-            logp_sum += torch.where(live, logp.gather(1, j[:, None])[:, 0], torch.zeros(B))
+            logp_sum += torch.where(live, logp.gather(1, j[:, None])[:, 0].float(), torch.zeros(B, device=dev))
             n_tok += live.float()
             nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
             tokens = torch.cat([tokens, nxt[:, None]], 1)
             done |= nxt == eos
             if bool(done.all()):
                 break
-            out = self.lm.bert(input_ids=nxt[:, None], position_ids=torch.full((B, 1), pos, dtype=torch.long),
-                          token_type_ids=torch.zeros(B, 1, dtype=torch.long), cache=cache, use_cache=True)
-            cache = out.cache
+            out = self.lm.bert(input_ids=nxt[:, None], position_ids=torch.full((B, 1), pos, dtype=torch.long, device=dev),
+                               token_type_ids=torch.zeros(B, 1, dtype=torch.long, device=dev), use_cache=True, **kv)
             pos += 1
         ids = []
         for row in tokens.tolist():
             ids.append(row[: row.index(eos)] if eos in row else row)
-        return ids, logp_sum / n_tok.clamp(min=1)
+        return ids, (logp_sum / n_tok.clamp(min=1)).cpu()
+
+
+def _cache_kwarg(model) -> str:
+    """The name under which this transformers version takes the KV cache (`past_key_values` was renamed
+    `cache` in the 5.x series; the old name is deprecated, not yet gone)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
 
 
 def _sample(logp: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -275,7 +285,9 @@ def _sample(logp: torch.Tensor, temperature: float, top_p: float, generator: tor
     sp, si = probs.sort(-1, descending=True)
     keep = sp.cumsum(-1) - sp < top_p  # always keeps the top token
     sp = sp * keep
-    pick = torch.multinomial(sp / sp.sum(-1, keepdim=True), 1, generator=generator)[:, 0]
+    sp = (sp / sp.sum(-1, keepdim=True)).float()
+    # draw on the CPU: a seeded CPU generator then gives the same text on any device
+    pick = torch.multinomial(sp.cpu(), 1, generator=generator)[:, 0].to(si.device)
     return si.gather(1, pick[:, None])[:, 0]
 
 
@@ -286,7 +298,7 @@ def _ban_repeats(logp: torch.Tensor, tokens: torch.Tensor, n: int, to_out) -> to
         prefix = tuple(row[len(row) - n + 1 :]) if n > 1 else ()
         banned = [row[i + n - 1] for i in range(len(row) - n + 1) if tuple(row[i : i + n - 1]) == prefix]
         if banned:
-            idx = to_out(torch.tensor(banned))
+            idx = to_out(torch.tensor(banned, device=logp.device))
             logp[b, idx[idx >= 0]] = float("-inf")
     return logp
 
@@ -310,6 +322,10 @@ def save_checkpoint(path: str | Path, model: VectorInverter, meta: dict) -> None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
+    if model.out_vocab.device.type != "cpu":
+        import copy
+
+        model = copy.deepcopy(model).cpu()
     save_model(model, str(tmp))
     tmp.replace(path)
     meta = dict(meta, format=CHECKPOINT_FORMAT, dim=model.dim, model_config=model.config.model_dump(mode="json"),
@@ -408,10 +424,13 @@ class InverterDecoder:
             check_fingerprint(self.fingerprint, encoder.fingerprint(), "the decoder")
 
     @classmethod
-    def load(cls, path, encoder=None, **kwargs) -> "InverterDecoder":
-        """`kwargs`: steps, batch_size, no_repeat_ngram, samples, temperature, seed (see the class)."""
+    def load(cls, path, encoder=None, device: str = "cpu", **kwargs) -> "InverterDecoder":
+        """`device`: cpu, cuda[:N] or auto; `kwargs`: steps, batch_size, no_repeat_ngram, samples, temperature,
+        seed (see the class)."""
+        from nextvec.train.distributed import resolve_device
+
         model, meta = load_checkpoint(path)
-        return cls(model, meta, encoder=encoder, **kwargs)
+        return cls(model.to(resolve_device(device)), meta, encoder=encoder, **kwargs)
 
     def check_store(self, store) -> None:
         """Refuse a store made by another encoder than the one this decoder was trained on."""
