@@ -303,3 +303,63 @@ def test_sampled_hypotheses_never_score_below_greedy():
     assert np.any(best["scores"] > greedy["scores"])  # a random model's samples differ from its greedy text
     with pytest.raises(NextvecError, match="re-encoding"):
         InverterDecoder(model, meta, samples=2).decode_steps(vecs, 0)
+
+
+def test_extra_stores_add_train_pairs_but_never_held_out_text_or_other_encoders(tmp_path):
+    from nextvec.decode.inverter_train import extra_train_pairs, train_decoder
+
+    rng = np.random.default_rng(0)
+    vecs = lambda n: unit(rng.normal(size=(n, 16)).astype(np.float32))  # noqa: E731
+    main = build_store(tmp_path / "main", [vecs(5) for _ in range(4)], texts=[SENTENCES[i : i + 5] for i in range(0, 20, 5)],
+                       fractions=(0.5, 0.25, 0.25))
+    fp = main.fingerprint
+    held = main.texts(main.split_chunks("test"))[0]
+    extra_texts = [[f"Extra sentence {d} {p}." for p in range(6)] for d in range(4)]
+    extra_texts[0][2] = held  # another corpus happens to hold a held-out sentence of the main store
+    extra = build_store(tmp_path / "extra", [vecs(6) for _ in range(4)], texts=extra_texts, fractions=(1.0, 0.0, 0.0),
+                        fingerprint=fp)
+    v, t, dropped = extra_train_pairs(main, [str(tmp_path / "extra")])
+    tr = extra.split_chunks("train")
+    keep = np.array([x != held for x in extra.texts(tr)])
+    assert dropped == 1 and held not in t and len(t) == len(tr) - 1
+    assert t == [x for x in extra.texts(tr) if x != held] and np.array_equal(v, extra.get(tr[keep]))
+    other = build_store(tmp_path / "other", [vecs(3) for _ in range(2)], fingerprint=dict(fp, name="other-encoder"))
+    with pytest.raises(FingerprintMismatch):
+        extra_train_pairs(main, [str(other.root)])
+    # training with the extra store runs, records it in config.json and counts the pairs in the checkpoint
+    cfg = load_config(InverterConfig, None, [f"model.{k}={v}" for k, v in TINY.items()] + [
+        "train.max_steps=1", "train.batch_size=4", "train.val_every=1", "train.val_size=4", "train.decode_val_size=0",
+        "train.warmup_steps=1", "train.neighbours=2", f"train.extra_stores=[\"{tmp_path / 'extra'}\"]"])
+    train_decoder(main, tmp_path / "dec", cfg, progress=False)
+    assert json.loads((tmp_path / "dec" / "config.json").read_text())["train"]["extra_stores"] == [str(tmp_path / "extra")]
+    meta = json.loads((tmp_path / "dec" / "checkpoints" / "last.json").read_text())
+    assert meta["extra_train_pairs"] == 23 and meta["extra_dropped_held_out"] == 1
+    assert meta["train_pairs"] == len(main.split_chunks("train")) + 23
+
+
+def test_kv_cache_kwarg_follows_the_installed_transformers():
+    from nextvec.decode.inverter import _cache_kwarg
+
+    class Old(torch.nn.Module):
+        def forward(self, input_ids=None, past_key_values=None, use_cache=None):
+            return None
+
+    class New(torch.nn.Module):
+        def forward(self, input_ids=None, cache=None, use_cache=None):
+            return None
+
+    assert _cache_kwarg(Old()) == "past_key_values" and _cache_kwarg(New()) == "cache"
+    model, _ = tiny_model()
+    assert _cache_kwarg(model.lm.bert) in ("cache", "past_key_values")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_train_decoder_on_cuda_without_a_gpu_is_a_clear_error(tmp_path):
+    from nextvec.decode.inverter_train import train_decoder
+
+    store = build_store(tmp_path / "s", [unit(np.random.default_rng(d).normal(size=(5, 16)).astype(np.float32)) for d in range(4)],
+                        texts=[SENTENCES[i : i + 5] for i in range(0, 20, 5)], fractions=(0.5, 0.25, 0.25))
+    cfg = load_config(InverterConfig, None, ["train.device=cuda"])
+    with pytest.raises(NextvecError, match="no CUDA GPU"):
+        train_decoder(store, tmp_path / "dec", cfg, progress=False)
+    assert not (tmp_path / "dec").exists()  # refused before anything is written

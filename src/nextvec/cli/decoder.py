@@ -15,6 +15,8 @@ def train_decoder_cmd(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML/YAML/JSON with [model] and [train] sections."),
     overrides: list[str] = typer.Option([], "--set", help="Dotted override, e.g. --set train.max_minutes=30 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from DECODER/checkpoints/last.safetensors."),
+    extra_store: list[Path] = typer.Option([], "--extra-store", help="Also train on the train split of this store "
+                                           "(same encoder; repeatable). Validation stays on STORE."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train a learned decoder (vector -> prefix -> causal LM) for the encoder that made STORE."""
@@ -23,6 +25,8 @@ def train_decoder_cmd(
     from nextvec.decode.inverter_train import train_decoder
 
     cfg = load_config(InverterConfig, config, overrides)
+    if extra_store:
+        cfg.train.extra_stores = [*cfg.train.extra_stores, *(str(p) for p in extra_store)]
     rec = train_decoder(store, out, cfg, resume=resume, progress=progress)
     typer.echo(json.dumps(rec))
     typer.echo(f"decoder written to {out}")

@@ -109,6 +109,26 @@ def _load_optim(opt: torch.optim.Optimizer, path: Path) -> None:
         opt.state[params[int(i)]][key] = val.to(params[int(i)].device)
 
 
+def extra_train_pairs(store, paths: list[str]) -> tuple[np.ndarray, list[str], int]:
+    """(vectors, texts, dropped) from the train splits of `paths`, stores made by the same encoder as `store`.
+    Chunks whose text is also a val/test text of `store` are dropped (and counted): the decoder must not see a
+    held-out sentence, even one another corpus happens to share ("E.g.")."""
+    from nextvec.store import open_store
+
+    held_out = set(store.texts(np.concatenate([store.split_chunks("val"), store.split_chunks("test")])))
+    vecs, texts, dropped = [], [], 0
+    for p in paths:
+        other = open_store(p)
+        check_fingerprint(store.fingerprint, other.fingerprint, f"the extra store at {other.root}")
+        idx = other.split_chunks("train")
+        t = other.texts(idx)
+        keep = np.array([x not in held_out for x in t], dtype=bool)
+        dropped += int((~keep).sum())
+        vecs.append(other.get(idx[keep]))
+        texts += [x for x, k in zip(t, keep) if k]
+    return (np.concatenate(vecs) if vecs else np.zeros((0, store.dim), np.float32)), texts, dropped
+
+
 class _ValSet:
     def __init__(self, vectors, hyps, rows, texts):
         self.vectors, self.hyps, self.rows, self.texts = vectors, hyps, rows, texts
@@ -188,7 +208,14 @@ def train_decoder(store, out: str | Path, cfg: InverterConfig, resume: bool = Fa
     tokenizer = load_tokenizer()
     normalized = bool(store.fingerprint.get("normalized", False))
     tr_vec = store.get(tr_idx)
-    tr_rows = tokenize(tokenizer, store.texts(tr_idx), cfg.model.max_tokens)
+    tr_texts = store.texts(tr_idx)
+    n_main = len(tr_idx)
+    extra_info = {}
+    if tc.extra_stores:
+        ev, et, dropped = extra_train_pairs(store, tc.extra_stores)
+        tr_vec, tr_texts = np.concatenate([tr_vec, ev]), tr_texts + et
+        extra_info = {"extra_train_pairs": len(et), "extra_dropped_held_out": dropped}
+    tr_rows = tokenize(tokenizer, tr_texts, cfg.model.max_tokens)
     nbr = neighbour_table(tr_vec, tc.neighbours) if cfg.model.correction else None
 
     va_vec = store.get(va_idx)
@@ -198,7 +225,8 @@ def train_decoder(store, out: str | Path, cfg: InverterConfig, resume: bool = Fa
 
         _, vn = VectorIndex(tr_vec).search(va_vec, 2)
         # nearest train chunk that is not the same vector (val == train on tiny stores)
-        pick = np.where(np.isin(tr_idx[vn[:, 0]], va_idx), vn[:, 1], vn[:, 0])
+        same = (vn[:, 0] < n_main) & np.isin(tr_idx[np.minimum(vn[:, 0], n_main - 1)], va_idx)
+        pick = np.where(same, vn[:, 1], vn[:, 0])
         va_hyp = tr_vec[pick]
     else:
         va_hyp = np.zeros_like(va_vec)
@@ -228,7 +256,8 @@ def train_decoder(store, out: str | Path, cfg: InverterConfig, resume: bool = Fa
 
     base_meta = {"kind": "inverter", "fingerprint": store.fingerprint, "tokenizer": TOKENIZER_SOURCE,
                  "backbone_config": bcfg, "config": cfg.model_dump(mode="json"), "store": str(store.root),
-                 "n_params": sum(p.numel() for p in model.parameters()), "device": device.type}
+                 "n_params": sum(p.numel() for p in model.parameters()), "device": device.type,
+                 "train_pairs": len(tr_rows), **extra_info}
 
     def checkpoint(name: str, extra: dict) -> None:
         save_checkpoint(ck_dir / f"{name}.safetensors", model, dict(base_meta, **extra))
