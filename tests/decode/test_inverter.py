@@ -363,3 +363,41 @@ def test_train_decoder_on_cuda_without_a_gpu_is_a_clear_error(tmp_path):
     with pytest.raises(NextvecError, match="no CUDA GPU"):
         train_decoder(store, tmp_path / "dec", cfg, progress=False)
     assert not (tmp_path / "dec").exists()  # refused before anything is written
+
+
+def test_diagnose_runs_the_abc_test_with_a_learned_decoder(tmp_path):
+    from typer.testing import CliRunner
+
+    from nextvec.cli import app
+    from nextvec.decode.inverter_train import train_decoder
+    from nextvec.encode import load_encoder
+    from nextvec.models.registry import build_model
+    from nextvec.train.checkpoint import save_checkpoint as save_lvm
+
+    enc = load_encoder("minilm")
+    docs = [SENTENCES[i : i + 5] for i in range(0, 20, 5)]
+    store = build_store(tmp_path / "s", [enc.encode(d) for d in docs], texts=docs, fractions=(0.5, 0.25, 0.25),
+                        fingerprint=enc.fingerprint())
+    cfg = load_config(InverterConfig, None, [f"model.{k}={v}" for k, v in TINY.items()] + [
+        "train.max_steps=1", "train.batch_size=4", "train.val_every=1", "train.val_size=4", "train.decode_val_size=0",
+        "train.warmup_steps=1", "train.neighbours=2"])
+    train_decoder(store, tmp_path / "dec", cfg, progress=False)
+    model = build_model({"name": "gru", "context_length": 3, "hidden_dim": 16, "num_layers": 1}, 384)
+    save_lvm(tmp_path / "run" / "checkpoints" / "best.safetensors", model,
+             {"model_config": model.config.model_dump(mode="json"), "train_config": {}, "step": 1,
+              "fingerprint": store.fingerprint, "dim": 384, "context_length": 3})
+    out = tmp_path / "diag.json"
+    r = CliRunner().invoke(app, ["diagnose", str(tmp_path / "run"), "--store", str(store.root), "--split", "train",
+                                 "--decoder", str(tmp_path / "dec"), "--n-decode", "3", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    abc = json.loads(out.read_text())["abc"]
+    assert abc["decoder"] == "InverterDecoder" and abc["n"] == 3
+    for t in "ABC":  # decoded texts were re-encoded: every test has a cosine in [-1, 1]
+        assert -1.0 <= abc[t]["cosine"] <= 1.0 and 0.0 <= abc[t]["token_f1"] <= 1.0
+    # a decoder trained on another encoder's store is refused
+    other = build_store(tmp_path / "o", [unit(np.random.default_rng(d).normal(size=(5, 16)).astype(np.float32)) for d in range(4)],
+                        texts=docs, fractions=(0.5, 0.25, 0.25))
+    train_decoder(other, tmp_path / "dec16", cfg, progress=False)
+    r = CliRunner().invoke(app, ["diagnose", str(tmp_path / "run"), "--store", str(store.root), "--split", "train",
+                                 "--decoder", str(tmp_path / "dec16"), "--n-decode", "3"])
+    assert r.exit_code != 0 and isinstance(r.exception, FingerprintMismatch)

@@ -35,6 +35,7 @@ def diagnose_cmd(
         from nextvec.encode import load_encoder
 
         dec = InverterDecoder.load(decoder)
+        dec.check_store(st)  # a decoder trained for another encoder is refused
         enc = load_encoder(encoder)
     res = diagnose_run(model, st, split, context_length=meta.get("context_length"), max_windows=max_windows,
                        n_decode=n_decode, decoder=dec, encoder=enc, meta=meta, checkpoint=meta.get("path", str(run)))
