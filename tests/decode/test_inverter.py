@@ -401,3 +401,20 @@ def test_diagnose_runs_the_abc_test_with_a_learned_decoder(tmp_path):
     r = CliRunner().invoke(app, ["diagnose", str(tmp_path / "run"), "--store", str(store.root), "--split", "train",
                                  "--decoder", str(tmp_path / "dec16"), "--n-decode", "3"])
     assert r.exit_code != 0 and isinstance(r.exception, FingerprintMismatch)
+
+
+def test_training_stops_after_patience_validations_without_a_lower_val_loss(tmp_path, monkeypatch):
+    import nextvec.decode.inverter_train as it
+
+    store = build_store(tmp_path / "s", [unit(np.random.default_rng(d).normal(size=(5, 16)).astype(np.float32)) for d in range(4)],
+                        texts=[SENTENCES[i : i + 5] for i in range(0, 20, 5)], fractions=(0.5, 0.25, 0.25))
+    losses = iter([3.0, 2.0, 2.5, 2.0, 2.7, 1.0])  # best at the 2nd validation, then 3 without a lower one
+    monkeypatch.setattr(it, "validate", lambda *a, **k: {"val/loss": next(losses)})
+    cfg = load_config(InverterConfig, None, [f"model.{k}={v}" for k, v in TINY.items()] + [
+        "train.max_steps=50", "train.batch_size=4", "train.val_every=1", "train.warmup_steps=1", "train.neighbours=2",
+        "train.patience=3"])
+    rec = it.train_decoder(store, tmp_path / "dec", cfg, progress=False)
+    assert rec["step"] == 5 and "early stop" in rec["stopped"]
+    assert json.loads((tmp_path / "dec" / "checkpoints" / "best.json").read_text())["step"] == 2
+    last = json.loads((tmp_path / "dec" / "checkpoints" / "last.json").read_text())
+    assert last["step"] == 5 and last["stale_validations"] == 3

@@ -67,6 +67,9 @@ class InverterTrainConfig(Strict):
     correction_prob: float = Field(0.5, ge=0, le=1)  # share of examples trained with a neighbour hypothesis
     neighbours: int = Field(8, ge=1)  # hypotheses come from the target's top-k train neighbours
     val_every: int = Field(200, ge=1)
+    # stop after this many validations without a lower val loss (0 = never): on a GPU a small store is
+    # memorised within ~8 epochs, after which val loss only climbs
+    patience: int = Field(5, ge=0)
     val_size: int = Field(256, ge=1)
     decode_val_size: int = Field(64, ge=0)  # greedy decodes per validation for token F1
     log_every: int = Field(20, ge=1)
