@@ -67,7 +67,8 @@ def main(argv=None) -> int:
 
     trained = float(meta.get("elapsed_minutes", float("nan")))
     print(f"decoder {meta['checkpoint']}: backbone {meta['model_config']['backbone']}, {meta.get('n_params', 0) / 1e6:.1f}M "
-          f"params, step {meta.get('step')}, {trained:.1f} min of CPU training ({meta['config']['train']['num_threads']} thread)")
+          f"params, step {meta.get('step')}, {trained:.1f} min of training ({meta['config']['train']['num_threads'] or 'default'} threads, "
+          f"{meta.get('device', 'cpu')})")
     print(f"store {a.store}, split {a.split}, {res['n']} held-out chunks; {a.samples} sampled hypotheses per pass; "
           f"retrieval bank: {res['retrieval_bank']} split; "
           f"evaluation took {secs:.0f} s\n")

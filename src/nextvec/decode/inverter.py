@@ -73,7 +73,7 @@ class InverterTrainConfig(Strict):
     val_size: int = Field(256, ge=1)
     decode_val_size: int = Field(64, ge=0)  # greedy decodes per validation for token F1
     log_every: int = Field(20, ge=1)
-    num_threads: int = Field(1, ge=1)
+    num_threads: int = Field(0, ge=0)  # CPU threads for torch; 0 = torch's default (all cores)
     device: str = "cpu"  # cpu, cuda[:N] or auto (CUDA when available); on CUDA the LM runs in bf16 autocast
     max_train_chunks: int = Field(0, ge=0)  # 0: the whole train split
     # More (vector, text) pairs: the train splits of other stores made by the same encoder. Validation stays on

@@ -176,7 +176,8 @@ def train_decoder(store, out: str | Path, cfg: InverterConfig, resume: bool = Fa
     ck_dir = out / "checkpoints"
     last = ck_dir / "last.safetensors"
     tc = cfg.train
-    torch.set_num_threads(tc.num_threads)
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
     device = resolve_device(tc.device)
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
