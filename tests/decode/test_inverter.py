@@ -51,6 +51,19 @@ def unit(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
+def sentence_store(root, texts=None):
+    """4 documents of 5 SENTENCES each (or `texts`), random unit 16-d vectors, split 2/1/1 documents."""
+    return build_store(root, [unit(np.random.default_rng(d).normal(size=(5, 16)).astype(np.float32)) for d in range(4)],
+                       texts=texts or [SENTENCES[i : i + 5] for i in range(0, 20, 5)], fractions=(0.5, 0.25, 0.25))
+
+
+def tiny_train_config(*overrides):
+    """A TINY decoder with a short training run (1 step unless overridden)."""
+    return load_config(InverterConfig, None, [f"model.{k}={v}" for k, v in TINY.items()] + [
+        "train.max_steps=1", "train.batch_size=4", "train.val_every=1", "train.val_size=4", "train.decode_val_size=0",
+        "train.warmup_steps=1", "train.neighbours=2", *overrides])
+
+
 @pytest.mark.slow
 def test_tiny_decoder_overfits_20_sentences_exactly():
     torch.manual_seed(0)
@@ -151,9 +164,7 @@ def test_train_decoder_cli_resume_and_fingerprint_refusal(tmp_path):
     from nextvec.cli import app
     from nextvec.decode.inverter_train import train_decoder
 
-    texts = [SENTENCES[i : i + 5] for i in range(0, 20, 5)]
-    store = build_store(tmp_path / "s", [unit(np.random.default_rng(d).normal(size=(5, 16)).astype(np.float32)) for d in range(4)],
-                        texts=texts, fractions=(0.5, 0.25, 0.25))
+    store = sentence_store(tmp_path / "s")
     out = tmp_path / "dec"
     sets = [f"model.{k}={v}" for k, v in TINY.items()] + [
         "train.max_steps=2", "train.batch_size=4", "train.val_every=1", "train.val_size=4", "train.decode_val_size=2",
@@ -327,9 +338,7 @@ def test_extra_stores_add_train_pairs_but_never_held_out_text_or_other_encoders(
     with pytest.raises(FingerprintMismatch):
         extra_train_pairs(main, [str(other.root)])
     # training with the extra store runs, records it in config.json and counts the pairs in the checkpoint
-    cfg = load_config(InverterConfig, None, [f"model.{k}={v}" for k, v in TINY.items()] + [
-        "train.max_steps=1", "train.batch_size=4", "train.val_every=1", "train.val_size=4", "train.decode_val_size=0",
-        "train.warmup_steps=1", "train.neighbours=2", f"train.extra_stores=[\"{tmp_path / 'extra'}\"]"])
+    cfg = tiny_train_config(f"train.extra_stores=[\"{tmp_path / 'extra'}\"]")
     train_decoder(main, tmp_path / "dec", cfg, progress=False)
     assert json.loads((tmp_path / "dec" / "config.json").read_text())["train"]["extra_stores"] == [str(tmp_path / "extra")]
     meta = json.loads((tmp_path / "dec" / "checkpoints" / "last.json").read_text())
@@ -357,8 +366,7 @@ def test_kv_cache_kwarg_follows_the_installed_transformers():
 def test_train_decoder_on_cuda_without_a_gpu_is_a_clear_error(tmp_path):
     from nextvec.decode.inverter_train import train_decoder
 
-    store = build_store(tmp_path / "s", [unit(np.random.default_rng(d).normal(size=(5, 16)).astype(np.float32)) for d in range(4)],
-                        texts=[SENTENCES[i : i + 5] for i in range(0, 20, 5)], fractions=(0.5, 0.25, 0.25))
+    store = sentence_store(tmp_path / "s")
     cfg = load_config(InverterConfig, None, ["train.device=cuda"])
     with pytest.raises(NextvecError, match="no CUDA GPU"):
         train_decoder(store, tmp_path / "dec", cfg, progress=False)
@@ -378,9 +386,7 @@ def test_diagnose_runs_the_abc_test_with_a_learned_decoder(tmp_path):
     docs = [SENTENCES[i : i + 5] for i in range(0, 20, 5)]
     store = build_store(tmp_path / "s", [enc.encode(d) for d in docs], texts=docs, fractions=(0.5, 0.25, 0.25),
                         fingerprint=enc.fingerprint())
-    cfg = load_config(InverterConfig, None, [f"model.{k}={v}" for k, v in TINY.items()] + [
-        "train.max_steps=1", "train.batch_size=4", "train.val_every=1", "train.val_size=4", "train.decode_val_size=0",
-        "train.warmup_steps=1", "train.neighbours=2"])
+    cfg = tiny_train_config()
     train_decoder(store, tmp_path / "dec", cfg, progress=False)
     model = build_model({"name": "gru", "context_length": 3, "hidden_dim": 16, "num_layers": 1}, 384)
     save_lvm(tmp_path / "run" / "checkpoints" / "best.safetensors", model,
@@ -395,8 +401,7 @@ def test_diagnose_runs_the_abc_test_with_a_learned_decoder(tmp_path):
     for t in "ABC":  # decoded texts were re-encoded: every test has a cosine in [-1, 1]
         assert -1.0 <= abc[t]["cosine"] <= 1.0 and 0.0 <= abc[t]["token_f1"] <= 1.0
     # a decoder trained on another encoder's store is refused
-    other = build_store(tmp_path / "o", [unit(np.random.default_rng(d).normal(size=(5, 16)).astype(np.float32)) for d in range(4)],
-                        texts=docs, fractions=(0.5, 0.25, 0.25))
+    other = sentence_store(tmp_path / "o", texts=docs)
     train_decoder(other, tmp_path / "dec16", cfg, progress=False)
     r = CliRunner().invoke(app, ["diagnose", str(tmp_path / "run"), "--store", str(store.root), "--split", "train",
                                  "--decoder", str(tmp_path / "dec16"), "--n-decode", "3"])
@@ -406,13 +411,10 @@ def test_diagnose_runs_the_abc_test_with_a_learned_decoder(tmp_path):
 def test_training_stops_after_patience_validations_without_a_lower_val_loss(tmp_path, monkeypatch):
     import nextvec.decode.inverter_train as it
 
-    store = build_store(tmp_path / "s", [unit(np.random.default_rng(d).normal(size=(5, 16)).astype(np.float32)) for d in range(4)],
-                        texts=[SENTENCES[i : i + 5] for i in range(0, 20, 5)], fractions=(0.5, 0.25, 0.25))
+    store = sentence_store(tmp_path / "s")
     losses = iter([3.0, 2.0, 2.5, 2.0, 2.7, 1.0])  # best at the 2nd validation, then 3 without a lower one
     monkeypatch.setattr(it, "validate", lambda *a, **k: {"val/loss": next(losses)})
-    cfg = load_config(InverterConfig, None, [f"model.{k}={v}" for k, v in TINY.items()] + [
-        "train.max_steps=50", "train.batch_size=4", "train.val_every=1", "train.warmup_steps=1", "train.neighbours=2",
-        "train.patience=3"])
+    cfg = tiny_train_config("train.max_steps=50", "train.patience=3")
     rec = it.train_decoder(store, tmp_path / "dec", cfg, progress=False)
     assert rec["step"] == 5 and "early stop" in rec["stopped"]
     assert json.loads((tmp_path / "dec" / "checkpoints" / "best.json").read_text())["step"] == 2

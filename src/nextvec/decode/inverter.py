@@ -77,7 +77,7 @@ class InverterTrainConfig(Strict):
     device: str = "cpu"  # cpu, cuda[:N] or auto (CUDA when available); on CUDA the LM runs in bf16 autocast
     max_train_chunks: int = Field(0, ge=0)  # 0: the whole train split
     # More (vector, text) pairs: the train splits of other stores made by the same encoder. Validation stays on
-    # the main store; a store holding any of the main store's val/test texts is refused.
+    # the main store; their chunks whose text is a val/test text of the main store are dropped.
     extra_stores: list[str] = []
 
 
