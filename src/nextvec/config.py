@@ -123,6 +123,15 @@ class ModelConfig(Strict):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     residual_prior: Literal["auto", "none", "mean", "last", "recency"] = "recency"
     separate_cos_head: bool = True
+    head: Literal["point", "energy", "flow"] = "point"
+    head_width: int = Field(256, ge=8, description="sampling head: MLP width")
+    head_depth: int = Field(3, ge=1, description="sampling head: residual blocks")
+    noise_dim: int = Field(64, ge=1, description="energy head: dimension of the input noise")
+    cond_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="flow head: conditioning dropout (for guidance)")
+    head_detach: bool = Field(False, description="sampling head: stop its gradient at the body's summary")
+    sample_steps: int = Field(16, ge=1, le=1000, description="flow head: Euler steps when sampling")
+    temperature: float = Field(1.0, ge=0.0, le=10.0, description="sampling heads: scale of the input noise")
+    guidance: float = Field(1.0, ge=0.0, le=20.0, description="flow head: classifier-free guidance weight (1 = off)")
 
     @model_validator(mode="after")
     def _heads_divide(self):
@@ -149,6 +158,9 @@ class LossConfig(Strict):
     covariance: float = Field(0.0, ge=0.0)
     temperature: float = Field(0.05, gt=0.0)
     hard_negatives: int = Field(4, ge=0, description="same-document negatives per window for InfoNCE")
+    energy: float = Field(1.0, ge=0.0, description="fair energy score of the energy head's samples")
+    flow: float = Field(1.0, ge=0.0, description="flow-matching loss of the flow head")
+    energy_samples: int = Field(8, ge=2, description="samples per window in the energy score (training)")
 
 
 class TrainConfig(Strict):

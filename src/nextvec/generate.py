@@ -12,6 +12,8 @@ cosine(y_dec_t, y_dec_{t-1}) > stop_cos, 0.9 by default as in the Large Concept 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from nextvec.errors import NextvecError, check_fingerprint
@@ -41,11 +43,35 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
 
 
-def rollout(model, context: np.ndarray, steps: int, stop_cos: float = 0.9,
-            context_length: int | None = None) -> tuple[np.ndarray, list[float | None], str]:
+@dataclass(frozen=True)
+class SampleOptions:
+    """How to draw the next vector, shared by Python, `nextvec generate` and HTTP /generate and /predict.
+
+    samples: 0 = the point rollout (y_dec fed back); N >= 1 = N sampled continuations, each feeding back
+    one draw per step. temperature (noise scale), guidance (flow head's classifier-free guidance) and
+    flow_steps default to the model's config (None). The same seed gives the same output.
+    """
+
+    samples: int = 0
+    temperature: float | None = None
+    guidance: float | None = None
+    flow_steps: int | None = None
+    seed: int = 0
+
+    def draw(self, model, ctx, mask, generator):
+        """One draw per row (B, D) from `model` with these options."""
+        from nextvec.models.base import sample_from
+
+        return sample_from(model, ctx, mask, 1, generator, temperature=self.temperature, guidance=self.guidance,
+                           steps=self.flow_steps)[:, 0]
+
+
+def rollout(model, context: np.ndarray, steps: int, stop_cos: float = 0.9, context_length: int | None = None,
+            sampling: SampleOptions | None = None, generator=None) -> tuple[np.ndarray, list[float | None], str]:
     """Roll `model` forward from context (L, D): predictions (S, D), cos to previous (S,), stop reason.
 
-    The step that trips `stop_cos` is returned too (the caller decides to drop it).
+    Each step feeds back the point y_dec, or with `sampling` one draw (from `generator`). The step that
+    trips `stop_cos` is returned too (the caller decides to drop it).
     """
     import torch
 
@@ -66,7 +92,8 @@ def rollout(model, context: np.ndarray, steps: int, stop_cos: float = 0.9,
             window = seq if context_length is None else seq[-context_length:]
             ctx = torch.from_numpy(np.stack(window))[None].to(device)  # (1, T, D)
             mask = torch.ones(ctx.shape[:2], dtype=torch.bool, device=device)  # (1, T): no padding
-            y = model.predict(ctx, mask).y_dec[0].float().cpu().numpy()  # (D,)
+            y = model.predict(ctx, mask).y_dec if sampling is None else sampling.draw(model, ctx, mask, generator)
+            y = y[0].float().cpu().numpy()  # (D,)
             if y.shape != seq[0].shape:
                 raise NextvecError(f"the model predicts {y.shape[0]}-d vectors but the context is {seq[0].shape[0]}-d")
             if not np.isfinite(y).all():
@@ -82,7 +109,7 @@ def rollout(model, context: np.ndarray, steps: int, stop_cos: float = 0.9,
 
 
 def generate(model, store, encoder, prompt: str, steps: int = 5, stop_cos: float = 0.9, decoder=None,
-             context_length: int | None = None, k: int = 1) -> dict:
+             context_length: int | None = None, k: int = 1, sampling: SampleOptions | None = None) -> dict:
     """Continue `prompt` by up to `steps` sentences.
 
     Args:
@@ -94,10 +121,12 @@ def generate(model, store, encoder, prompt: str, steps: int = 5, stop_cos: float
         context_length: feed the model at most this many most recent vectors (default: the model's
             `config.context_length` when it has one, else all).
         k: candidates reported per step (the first one is the generated text).
+        sampling: SampleOptions; with samples = N >= 1, N sampled continuations (seeded).
 
     Returns a dict: prompt_sentences, steps (per step: step, text, score, cos_prev, kept, candidates),
     continuation (kept texts), text (continuation joined), stop_reason ("similar_to_previous" |
-    "max_steps"), steps_run.
+    "max_steps"), steps_run; sampled, also `samples` (N) and `rollouts` (N dicts of steps, continuation,
+    text, stop_reason, steps_run: the first is the top-level one).
     """
     check_fingerprint(store.fingerprint, encoder.fingerprint(), "the prompt encoder")
     if not isinstance(prompt, str) or not prompt.strip():
@@ -115,7 +144,20 @@ def generate(model, store, encoder, prompt: str, steps: int = 5, stop_cos: float
         decoder = RetrievalDecoder(store)
     if context_length is None:  # the training context length when the model carries its config
         context_length = getattr(getattr(model, "config", None), "context_length", None)
-    preds, cos_prev, reason = rollout(model, context, steps, stop_cos, context_length)
+    if sampling is None or sampling.samples < 1:
+        out = _decoded(*rollout(model, context, steps, stop_cos, context_length), decoder, k)
+        return {"prompt_sentences": sentences, **out, "stop_cos": stop_cos}
+    import torch
+
+    gen = torch.Generator().manual_seed(sampling.seed)
+    runs = [_decoded(*rollout(model, context, steps, stop_cos, context_length, sampling, gen), decoder, k)
+            for _ in range(sampling.samples)]
+    return {"prompt_sentences": sentences, **runs[0], "stop_cos": stop_cos, "samples": sampling.samples,
+            "rollouts": runs}
+
+
+def _decoded(preds: np.ndarray, cos_prev: list, reason: str, decoder, k: int) -> dict:
+    """Decode one rollout: steps (with candidates), kept continuation, text, stop reason."""
     decoded = decoder.decode(preds, k=max(1, k))
     out_steps = []
     for t, (cands, c) in enumerate(zip(decoded, cos_prev)):
@@ -125,15 +167,8 @@ def generate(model, store, encoder, prompt: str, steps: int = 5, stop_cos: float
                           "cos_prev": c, "kept": kept,
                           "candidates": [{"text": x, "score": float(s)} for x, s in cands]})
     continuation = [s["text"] for s in out_steps if s["kept"]]
-    return {
-        "prompt_sentences": sentences,
-        "steps": out_steps,
-        "continuation": continuation,
-        "text": " ".join(continuation),
-        "stop_reason": reason,
-        "stop_cos": stop_cos,
-        "steps_run": len(out_steps),
-    }
+    return {"steps": out_steps, "continuation": continuation, "text": " ".join(continuation),
+            "stop_reason": reason, "steps_run": len(out_steps)}
 
 
 def load_for_generation(run_path, store_path, encoder: str = "auto"):

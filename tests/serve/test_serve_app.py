@@ -247,7 +247,8 @@ def test_openapi_documents_the_request_bodies_and_the_key(parts):
     with make_client(parts, api_key="k", limits={"max_vectors": 8}) as c:
         spec = c.get("/openapi.json").json()
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert set(body["properties"]) == {"context_texts", "context_vectors", "output_type"}
+    assert set(body["properties"]) == {"context_texts", "context_vectors", "output_type", "samples", "seed",
+                                       "temperature", "guidance"}
     decode = spec["paths"]["/decode"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "at most 8" not in json.dumps(decode) and "1 to 8 vectors of 16 finite numbers" in json.dumps(decode)
     assert "X-API-Key" in json.dumps(spec["components"]["securitySchemes"])

@@ -19,11 +19,23 @@ def evaluate_cmd(
     seed: int = typer.Option(0, help="Seed of the --max-windows subset."),
     memory: bool = typer.Option(True, "--memory/--no-memory",
                                 help="Also evaluate the model with its successor memory (runs with memory.json)."),
+    samples: int = typer.Option(8, "--samples", min=0,
+                                help="K samples per window for the distribution table (energy score, realism); 0 = off."),
+    dist_windows: int = typer.Option(5000, "--dist-windows", min=1,
+                                     help="Score samples on a seeded subset of at most this many windows."),
+    rollout: int = typer.Option(0, "--rollout", min=0,
+                                help="Also roll out this many steps from 5 real sentences of held-out documents."),
+    rollouts: int = typer.Option(100, "--rollouts", min=1, help="Documents (prompts) in the rollout evaluation."),
 ) -> None:
     """Cosine, global retrieval (R@1/5/10, MRR over every chunk of the split, context chunks included),
     in-document MRR, contrastive accuracy and next-vs-last margin of the model and of the global-mean,
     copy-last, linear-average and kNN-successor baselines, on the same windows against the same bank; for a
-    run with a fitted successor memory (memory.json) also the row "model+memory"."""
+    run with a fitted successor memory (memory.json) also the row "model+memory". With --samples K (default 8)
+    every predictor and the two sampler baselines (kNN-successor sampler, model + Gaussian residuals fitted
+    on val) draw K samples per window: fair energy score, cosine of one sample / of the mean / best of K,
+    and realism beside the real next vectors (pairwise cosine, cosine to the train mean direction and to
+    the nearest train chunk, RankMe, Frechet distance). --rollout N adds a rollout table: per step,
+    cosine to the true sentence, realism and repeats, for a point and a sampled rollout."""
     from nextvec.evaluate import evaluate_run, format_summary, format_table, write_json
     from nextvec.evaluate.runner import load_run
 
@@ -37,10 +49,26 @@ def evaluate_cmd(
             extra["model+memory"] = mp
     res = evaluate_run(model, st, split, context_length=meta.get("context_length"), baselines=baselines,
                        batch_size=batch_size, max_windows=max_windows, seed=seed, meta=meta,
-                       checkpoint=meta.get("path", str(run)), extra=extra)
+                       checkpoint=meta.get("path", str(run)), extra=extra, samples=samples,
+                       dist_max_windows=dist_windows)
+    if rollout:
+        from nextvec.evaluate.rollout import evaluate_rollouts
+
+        res["rollout"] = evaluate_rollouts(model, st, split, steps=rollout, prompts=rollouts, seed=seed,
+                                           context_length=meta.get("context_length"))
     typer.echo(format_summary(res))
     typer.echo("")
     typer.echo(format_table(res))
+    if res.get("distribution"):
+        from nextvec.evaluate.distribution import format_distribution
+
+        typer.echo(f"\nsamples: K = {samples} per window on {res['distribution']['windows']} windows (unit vectors)")
+        typer.echo(format_distribution(res["distribution"]))
+    if rollout:
+        from nextvec.evaluate.rollout import format_rollout
+
+        typer.echo("")
+        typer.echo(format_rollout(res["rollout"]))
     if json_path is not None:
         typer.echo(f"results written to {write_json(res, json_path)}")
 

@@ -57,14 +57,17 @@ def select_windows(store, split: str, max_windows: int | None = None, seed: int 
 
 def evaluate_run(model, store, split: str = "test", context_length: int | None = None, baselines: bool = True,
                  batch_size: int = 512, max_windows: int | None = None, seed: int = 0, meta: dict | None = None,
-                 checkpoint: str | None = None, extra: dict | None = None) -> dict:
+                 checkpoint: str | None = None, extra: dict | None = None, samples: int = 8,
+                 dist_max_windows: int | None = 5000) -> dict:
     """Evaluate `model` (any Predictor, or None for baselines only) and the baselines on one split.
 
     Every predictor sees the same windows (context length from `context_length`, else `meta`, else the
     model) and is ranked against the same bank: every chunk of the split, context chunks included.
-    `extra` adds named predictors (rows after the model's). Returns the JSON of `nextvec evaluate`: split,
-    windows, bank_size, rows (one per predictor, model first, keys ROW_KEYS and more), the store's
-    fingerprint and the checkpoint.
+    `extra` adds named predictors (rows after the model's). With `samples` K > 0 every predictor, plus the
+    sampler baselines, also draws K samples per window on (a seeded subset of at most `dist_max_windows`
+    of) the same windows: the `distribution` section (see evaluate.distribution). Returns the JSON of
+    `nextvec evaluate`: split, windows, bank_size, rows (one per predictor, model first, keys ROW_KEYS and
+    more), distribution, the store's fingerprint and the checkpoint.
     """
     if meta and meta.get("fingerprint"):
         check_fingerprint(store.fingerprint, meta["fingerprint"], f"checkpoint {checkpoint or meta.get('run_dir', '')}".strip())
@@ -91,7 +94,12 @@ def evaluate_run(model, store, split: str = "test", context_length: int | None =
         if name == "model":
             row["model_name"] = getattr(model, "name", type(model).__name__)
         rows.append(row)
+    distribution = None
+    if samples:
+        distribution = _distributions(predictors, model, store, targets, T, samples, dist_max_windows, seed,
+                                      with_samplers=baselines)
     return {
+        "distribution": distribution,
         "split": split,
         "windows": int(len(targets)),
         "windows_total": int(total),
@@ -106,6 +114,29 @@ def evaluate_run(model, store, split: str = "test", context_length: int | None =
         "step": (meta or {}).get("step"),
         "rows": rows,
     }
+
+
+def sampler_baselines(store, point, context_length: int, seed: int = 0) -> dict:
+    """The two sampler baselines: kNN-successor sampler (train split) and `point` + Gaussian residuals (val)."""
+    from nextvec.models.samplers import KnnSuccessorSampler, PointGaussianSampler, residual_covariance
+
+    out = {"knn_sampler": KnnSuccessorSampler(store)}
+    if point is not None:
+        cov = residual_covariance(point, store, context_length, "val", seed=seed)
+        out["point+gaussian"] = PointGaussianSampler(point, cov)
+    return out
+
+
+def _distributions(predictors: dict, model, store, targets, T: int, k: int, max_windows: int | None, seed: int,
+                   with_samplers: bool) -> dict:
+    from nextvec.evaluate.distribution import evaluate_distributions
+
+    if max_windows is not None and len(targets) > max_windows:
+        targets = np.sort(np.random.default_rng(seed).choice(targets, max_windows, replace=False))
+    predictors = dict(predictors)
+    if with_samplers:
+        predictors.update(sampler_baselines(store, model, T, seed))
+    return evaluate_distributions(predictors, store, targets, T, k, seed)
 
 
 def format_table(result: dict) -> str:

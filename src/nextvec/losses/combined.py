@@ -18,11 +18,13 @@ from nextvec.losses.mse import MSELoss
 from nextvec.losses.variance import VarianceLoss
 
 TERMS = ("mse", "cosine", "infonce", "moment", "variance", "covariance")
+HEAD_TERMS = ("energy", "flow")  # computed by a sampling head (models.heads), weighted here
 
 
 class CombinedLoss(nn.Module):
     """total = mse_w * mse + cosine_w * cosine + infonce_w * infonce + moment_w * moment
              + variance_w * variance + covariance_w * covariance
+             [+ energy_w * energy | + flow_w * flow]   (the sampling head's own loss, when it has one)
 
     Args:
         config: weights and InfoNCE settings (LossConfig).
@@ -31,7 +33,7 @@ class CombinedLoss(nn.Module):
 
     def __init__(self, config: LossConfig, mean, std):
         super().__init__()
-        self.weights = {name: float(getattr(config, name)) for name in TERMS}
+        self.weights = {name: float(getattr(config, name)) for name in TERMS + HEAD_TERMS}
         self.terms = nn.ModuleDict({
             "mse": MSELoss(),
             "cosine": CosineLoss(),
@@ -41,7 +43,8 @@ class CombinedLoss(nn.Module):
             "covariance": CovarianceLoss(std),
         })
 
-    def forward(self, y_dec, y_cos, target, negatives=None, negatives_mask=None) -> tuple[torch.Tensor, dict]:
+    def forward(self, y_dec, y_cos, target, negatives=None, negatives_mask=None,
+                head_losses: dict | None = None) -> tuple[torch.Tensor, dict]:
         """-> (total scalar tensor, {"loss": total, term: value} of detached scalars)."""
         total = y_dec.new_zeros(())
         breakdown = {}
@@ -51,6 +54,9 @@ class CombinedLoss(nn.Module):
                 value = term(y_dec, y_cos, target, negatives, negatives_mask)
             if w != 0.0:
                 total = total + w * value
+            breakdown[name] = value.detach()
+        for name, value in (head_losses or {}).items():
+            total = total + self.weights[name] * value
             breakdown[name] = value.detach()
         breakdown = {"loss": total.detach(), **breakdown}
         return total, breakdown

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nextvec.models.base import Prediction
+from nextvec.models.base import PointSampling, Prediction
 
 
 def _as_prediction(y_dec: torch.Tensor) -> Prediction:
@@ -24,7 +24,7 @@ def _as_prediction(y_dec: torch.Tensor) -> Prediction:
     return Prediction(y_dec, F.normalize(y_dec, dim=-1))
 
 
-class MeanBaseline:
+class MeanBaseline(PointSampling):
     """Always the global mean of the train vectors."""
 
     name = "mean"
@@ -37,7 +37,7 @@ class MeanBaseline:
         return _as_prediction(self.mean.to(context.dtype).expand(B, -1).clone())
 
 
-class CopyLastBaseline:
+class CopyLastBaseline(PointSampling):
     """The last context vector (contexts are left-padded, so it is always real)."""
 
     name = "copy_last"
@@ -46,7 +46,7 @@ class CopyLastBaseline:
         return _as_prediction(context[:, -1].clone())
 
 
-class LinearAverageBaseline:
+class LinearAverageBaseline(PointSampling):
     """The average of the real context vectors (padding excluded)."""
 
     name = "linear_average"
@@ -57,7 +57,7 @@ class LinearAverageBaseline:
         return _as_prediction(y)
 
 
-class KnnSuccessorBaseline:
+class KnnSuccessorBaseline(PointSampling):
     """Find the train chunk nearest (by cosine) to the last context vector and return its successor.
 
     Only train chunks that have a successor in their own document are candidates. With k > 1 the

@@ -12,6 +12,7 @@ from torch import nn
 
 from nextvec.config import ModelConfig
 from nextvec.models.base import Prediction
+from nextvec.models.heads import build_head
 
 
 class ProjectionHead(nn.Sequential):
@@ -70,21 +71,55 @@ class LVM(nn.Module):
         self.prior = ResidualPrior(config.residual_prior, config.context_length) if residual else None
         self.head = ProjectionHead(H, D, zero_init=residual)
         self.cos_head = ProjectionHead(H, D, zero_init=residual) if config.separate_cos_head else None
+        self.sampler = build_head(config.head, H, D, config)
 
-    def encode(self, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, context: torch.Tensor, mask: torch.Tensor) -> Prediction:
-        """context (B, T, D) left-padded, mask (B, T) bool -> Prediction(y_dec (B, D), y_cos (B, D))."""
+    def _point(self, context: torch.Tensor, mask: torch.Tensor) -> tuple[Prediction, torch.Tensor]:
+        """The point prediction and the sampling head's conditioning [h, y_cos] (B, H + D)."""
         context = context * mask.unsqueeze(-1).to(context.dtype)  # padding values never matter
         h = self.encode(context, mask)  # (B, H)
         prior = self.prior(context, mask) if self.prior is not None else 0.0
         y_dec = prior + self.head(h)
-        y_cos = prior + self.cos_head(h) if self.cos_head is not None else y_dec
-        return Prediction(y_dec, F.normalize(y_cos, dim=-1))
+        y_cos = F.normalize(prior + self.cos_head(h) if self.cos_head is not None else y_dec, dim=-1)
+        h = h.detach() if self.config.head_detach else h
+        return Prediction(y_dec, y_cos), torch.cat([h, y_cos.detach()], dim=-1)
+
+    def encode(self, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, context: torch.Tensor, mask: torch.Tensor, target: torch.Tensor | None = None,
+                energy_samples: int = 8) -> Prediction:
+        """context (B, T, D) left-padded, mask (B, T) bool -> Prediction(y_dec (B, D), y_cos (B, D)).
+
+        In training, pass the target (B, D): a sampling head then adds its loss to `head_losses`
+        ({"energy": ...} or {"flow": ...}); going through forward() keeps DDP's gradient hooks in play.
+        """
+        pred, cond = self._point(context, mask)
+        if target is None or self.sampler is None:
+            return pred
+        if self.config.head == "energy":
+            losses = {"energy": self.sampler.loss(cond, pred.y_cos.detach(), target, energy_samples)}
+        else:
+            losses = {"flow": self.sampler.loss(cond, pred.y_cos.detach(), target)}
+        return pred._replace(head_losses=losses)
 
     def predict(self, context: torch.Tensor, mask: torch.Tensor) -> Prediction:
         return self(context, mask)
+
+    def sample(self, context: torch.Tensor, mask: torch.Tensor, n: int, generator: torch.Generator | None = None,
+               temperature: float | None = None, guidance: float | None = None,
+               steps: int | None = None) -> torch.Tensor:
+        """n draws of the next vector (B, n, D). A point head returns y_dec n times; a sampling head's
+        unit samples are scaled to the norm of y_dec, so they live where the point prediction lives.
+        temperature / guidance / steps default to the model config's."""
+        pred, cond = self._point(context, mask)
+        if self.sampler is None:
+            return pred.y_dec[:, None].expand(-1, n, -1).clone()
+        c = self.config
+        temp = c.temperature if temperature is None else temperature
+        extra = {} if c.head == "energy" else {"steps": steps or c.sample_steps,
+                                               "guidance": c.guidance if guidance is None else guidance}
+        unit = self.sampler(cond, pred.y_cos, n, temperature=temp, generator=generator, **extra)  # (B, n, D)
+        return unit * pred.y_dec.norm(dim=-1, keepdim=True)[:, None]
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

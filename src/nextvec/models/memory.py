@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nextvec.models.base import Prediction
+from nextvec.models.base import Prediction, sample_from
 from nextvec.models.baselines import _unit, train_chunks_with_successor
 
 K = 8  # neighbours averaged
@@ -83,6 +83,11 @@ class MemoryPredictor:
     def eval(self) -> "MemoryPredictor":
         self.model.eval()
         return self
+
+    def sample(self, context: torch.Tensor, mask: torch.Tensor, n: int,
+               generator: torch.Generator | None = None, **options) -> torch.Tensor:
+        """The model's samples: the memory steers y_cos (retrieval), not the sampler."""
+        return sample_from(self.model, context, mask, n, generator, **options)
 
     def predict(self, context: torch.Tensor, mask: torch.Tensor) -> Prediction:
         p = self.model.predict(context, mask)

@@ -2,9 +2,11 @@
 
     GET  /health    model, encoder fingerprint, store size (no API key needed)
     POST /encode    {texts}                                       -> {vectors}
-    POST /predict   {context_texts | context_vectors, output_type} -> {vector} (y_dec or y_cos)
+    POST /predict   {context_texts | context_vectors, output_type, samples, seed, temperature, guidance}
+                                                                  -> {vector} (y_dec or y_cos) [+ samples]
     POST /decode    {vectors, k}                                  -> {results: [[{text, score}]]}
-    POST /generate  {prompt, steps, stop_cos, k}                  -> the dict of nextvec.generate.generate
+    POST /generate  {prompt, steps, stop_cos, k, samples, seed, temperature, guidance}
+                                                                  -> the dict of nextvec.generate.generate
 
 The model is loaded with the same classes and checkpoint format as training
 (`nextvec.train.checkpoint.load_model`), and the app refuses a store made by another encoder. Inference
@@ -35,6 +37,8 @@ class ServeLimits(Strict):
     max_vectors: int = Field(256, ge=1, description="vectors per /decode request or /predict context")
     max_k: int = Field(50, ge=1, description="candidates per vector in /decode and /generate")
     max_steps: int = Field(20, ge=1, description="steps per /generate request")
+    max_samples: int = Field(64, ge=1, description="samples per /predict request; sampled continuations per "
+                                                   "/generate request: at most a quarter of this")
     max_body_bytes: int = Field(4_000_000, ge=1024, description="request body size")
     max_batch: int = Field(32, ge=1, description="/predict requests merged into one model call")
     body_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the rest of a request body (then 408)")
@@ -80,8 +84,22 @@ def build_schemas(dim: int, limits: ServeLimits) -> dict[str, type[BaseModel]]:
         def _texts(cls, v):
             return _check_texts(v, L.max_chars, "texts")
 
-    class PredictRequest(BaseModel):
+    class Sampling(BaseModel):  # the HTTP face of nextvec.generate.SampleOptions
+        seed: int = Field(0, ge=0, le=2**63 - 1, description="seed of the draws: same seed, same output")
+        temperature: float | None = Field(None, ge=0.0, le=10.0, allow_inf_nan=False,
+                                          description="noise scale of a sampling head (default: the run's)")
+        guidance: float | None = Field(None, ge=0.0, le=20.0, allow_inf_nan=False,
+                                       description="flow head: classifier-free guidance weight (1 = off)")
+
+        def options(self):
+            from nextvec.generate import SampleOptions
+
+            return SampleOptions(self.samples, self.temperature, self.guidance, None, self.seed)
+
+    class PredictRequest(Sampling):
         model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+        samples: int = Field(0, ge=0, le=L.max_samples,
+                             description="also draw this many next vectors from the model's distribution")
         context_texts: list[str] | None = Field(None, min_length=1, max_length=L.max_texts,
                                                 description="the context as sentences, oldest first")
         context_vectors: list[list[float]] | None = Field(None, min_length=1, max_length=L.max_vectors,
@@ -115,8 +133,10 @@ def build_schemas(dim: int, limits: ServeLimits) -> dict[str, type[BaseModel]]:
         def _vectors(cls, v):
             return _check_vectors(v, dim, "vectors")
 
-    class GenerateRequest(BaseModel):
+    class GenerateRequest(Sampling):
         model_config = ConfigDict(extra="forbid")
+        samples: int = Field(0, ge=0, le=max(1, L.max_samples // 4),
+                             description="0 = the point rollout; N = N sampled continuations")
         prompt: str = Field(min_length=1, max_length=L.max_prompt_chars, description="one or more sentences")
         steps: int = Field(5, ge=1, le=L.max_steps, description="sentences to generate at most")
         stop_cos: float = Field(0.9, ge=-1.0, le=1.0, allow_inf_nan=False,
@@ -313,6 +333,17 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
         y_dec, y_cos = p.y_dec.float().cpu().numpy(), p.y_cos.float().cpu().numpy()
         return [(y_dec[i], y_cos[i]) for i in range(len(contexts))]
 
+    def sample_one(ctx: np.ndarray, n: int, options) -> np.ndarray:
+        """n draws (n, D) for one context (T, D), seeded by the request."""
+        from nextvec.models.base import sample_from
+
+        gen = torch.Generator(device=device).manual_seed(options.seed)
+        c = torch.from_numpy(ctx)[None].to(device)
+        with model_lock, torch.inference_mode():
+            x = sample_from(model, c, torch.ones(c.shape[:2], dtype=torch.bool, device=device), n, gen,
+                            temperature=options.temperature, guidance=options.guidance)
+        return x[0].float().cpu().numpy()
+
     def decode_batch(items: list[tuple[np.ndarray, int]]) -> list[list[list[tuple[str, float]]]]:
         """One decoder call for several requests: search with the largest k, trim each to its own k."""
         k = max(k for _, k in items)
@@ -429,11 +460,15 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
         given = len(ctx)
         if context_length:
             ctx = ctx[-int(context_length):]
-        y_dec, y_cos = await batcher.submit(np.ascontiguousarray(ctx, np.float32))
+        ctx = np.ascontiguousarray(ctx, np.float32)
+        y_dec, y_cos = await batcher.submit(ctx)
         y = y_dec if req.output_type == "decoder" else y_cos
+        out = {"vector": y, "output_type": req.output_type, "dim": dim, "model": model_name,
+               "context_given": given, "context_used": len(ctx)}
+        if req.samples:
+            out["samples"] = await run_in_threadpool(sample_one, ctx, req.samples, req.options())
         # a Response directly: FastAPI's jsonable_encoder walks every float and costs more than the model
-        return FastJSONResponse({"vector": y, "output_type": req.output_type, "dim": dim, "model": model_name,
-                             "context_given": given, "context_used": len(ctx)})
+        return FastJSONResponse(out)
 
     @app.post("/decode", openapi_extra=body_doc(DecodeRequest),
               summary="Vectors -> nearest texts with scores")
@@ -450,7 +485,8 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
         # The rollout shares the model with the /predict worker and the encoder with /encode: same locks.
         return await run_in_threadpool(
             generate, _Locked(model, model_lock), store, _LockedEncoder(enc, encoder_lock), req.prompt,
-            steps=req.steps, stop_cos=req.stop_cos, decoder=decoder, context_length=context_length, k=req.k)
+            steps=req.steps, stop_cos=req.stop_cos, decoder=decoder, context_length=context_length, k=req.k,
+            sampling=req.options())
 
     app.add_middleware(RequestGuard, max_bytes=limits.max_body_bytes, timeout_s=limits.body_timeout_s, api_key=api_key)
     return app
@@ -480,6 +516,12 @@ class _Locked:
     def predict(self, context, mask):
         with self.lock:
             return self.model.predict(context, mask)
+
+    def sample(self, context, mask, n, generator=None, **options):
+        from nextvec.models.base import sample_from
+
+        with self.lock:
+            return sample_from(self.model, context, mask, n, generator, **options)
 
 
 class _LockedEncoder:

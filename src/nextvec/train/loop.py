@@ -30,14 +30,16 @@ from nextvec.data.dataset import WindowDataset
 from nextvec.data.sampler import DiverseBatchSampler
 from nextvec.data.windows import gather_windows, window_targets
 from nextvec.errors import NextvecError, check_fingerprint
-from nextvec.losses import TERMS, CombinedLoss
+from nextvec.losses import HEAD_TERMS, TERMS, CombinedLoss
 from nextvec.models.registry import build_model
 from nextvec.store import open_store
 from nextvec.train import distributed
 from nextvec.train.checkpoint import model_state, optimizer_state, read_checkpoint, save_checkpoint
 from nextvec.train.schedule import get_lr
 
-VAL_METRICS = ("val/cosine", "val/std_ratio", "val/loss", *(f"val/{t}_loss" for t in TERMS))
+VAL_METRICS = ("val/cosine", "val/std_ratio", "val/loss", "val/energy_score",
+               *(f"val/{t}_loss" for t in TERMS + HEAD_TERMS))
+VAL_SAMPLE_WINDOWS = 2000  # windows (evenly spaced over val) whose samples score val/energy_score
 
 
 def step_seed(seed: int, rank: int, step: int) -> int:
@@ -63,21 +65,40 @@ def validate(model: torch.nn.Module, ds: WindowDataset, loss_fn: CombinedLoss, b
     sums, n, y_decs = {}, 0, []
     for i in range(0, len(ds), batch_size):
         b = ds.get_batch(torch.arange(i, min(i + batch_size, len(ds))))
-        pred = model(b.context, b.mask)
-        _, parts = loss_fn(pred.y_dec, pred.y_cos, b.target)
+        pred = model(b.context, b.mask, b.target)
+        _, parts = loss_fn(pred.y_dec, pred.y_cos, b.target, head_losses=pred.head_losses)
         parts["cosine_sim"] = F.cosine_similarity(pred.y_cos, b.target, dim=-1).mean()
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(b.target)
         n += len(b.target)
         y_decs.append(pred.y_dec.float().cpu())
+    if getattr(model, "sampler", None) is not None:
+        sums["energy_score"] = _val_energy_score(model, ds, batch_size) * n
     model.train(was_training)
     out = {"val/loss": sums.pop("loss") / n}
-    out.update({f"val/{k}_loss": v / n for k, v in sums.items() if k != "cosine_sim"})
+    out.update({f"val/{k}_loss": v / n for k, v in sums.items() if k not in ("cosine_sim", "energy_score")})
+    if "energy_score" in sums:
+        out["val/energy_score"] = sums["energy_score"] / n
     out["val/cosine"] = sums["cosine_sim"] / n
     std = torch.cat(y_decs).std(0, unbiased=False).numpy()
     valid = store_std > 1e-6
     out["val/std_ratio"] = float(np.median(std[valid] / store_std[valid])) if len(y_decs[0]) > 1 else float("nan")
     return out
+
+
+def _val_energy_score(model, ds: WindowDataset, batch_size: int) -> float:
+    """Fair energy score (K = 8, unit vectors) of the model's samples on evenly spaced val windows, with
+    the same noise at every validation."""
+    from nextvec.models.heads import fair_energy_score
+
+    idx = torch.linspace(0, len(ds) - 1, min(len(ds), VAL_SAMPLE_WINDOWS)).long().unique()
+    total, gen = 0.0, None
+    for i in range(0, len(idx), batch_size):
+        b = ds.get_batch(idx[i:i + batch_size])
+        gen = gen or torch.Generator(device=b.context.device).manual_seed(0)
+        samples = F.normalize(model.sample(b.context, b.mask, 8, generator=gen), dim=-1)
+        total += float(fair_energy_score(samples, F.normalize(b.target, dim=-1)).sum())
+    return total / len(idx)
 
 
 @torch.no_grad()
@@ -249,7 +270,7 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
 
         bar = tqdm(total=tc.max_steps, initial=loop["step"], desc=f"train {cfg.model.name}", dynamic_ncols=True,
                    disable=not (main and tc.progress))
-        shown = [t for t in TERMS if getattr(cfg.loss, t) > 0]
+        shown = [t for t in TERMS if getattr(cfg.loss, t) > 0] + [t for t in HEAD_TERMS if t == cfg.model.head]
         gen = torch.Generator()
         on_gpu = env.device.type == "cuda"
         started = time.perf_counter() - loop["elapsed_s"]
@@ -292,8 +313,9 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
             for group in optimizer.param_groups:
                 group["lr"] = lr
 
-            pred = ddp_model(batch.context, batch.mask)
-            loss, parts = loss_fn(pred.y_dec, pred.y_cos, batch.target, batch.negatives, batch.negatives_mask)
+            pred = ddp_model(batch.context, batch.mask, batch.target, cfg.loss.energy_samples)
+            loss, parts = loss_fn(pred.y_dec, pred.y_cos, batch.target, batch.negatives, batch.negatives_mask,
+                                  head_losses=pred.head_losses)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip if tc.grad_clip > 0 else math.inf)
