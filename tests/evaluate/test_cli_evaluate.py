@@ -61,6 +61,20 @@ def test_evaluate_json_schema(run_and_store, tmp_path):
         assert ROW_KEYS <= set(r)
     assert data["fingerprint"] == store.fingerprint
     assert data["checkpoint"].endswith("best.safetensors")
+    dist = data["distribution"]
+    assert dist["k"] == 8 and [r["name"] for r in dist["rows"]] == ["real next vectors", *NAMES, "knn_sampler",
+                                                                     "point+gaussian"]
+    assert "| real next vectors |" in res.output and "energy score" in res.output
+
+
+def test_evaluate_rollout_table(run_and_store, tmp_path):
+    run, store = run_and_store
+    out = tmp_path / "eval.json"
+    res = invoke("evaluate", run, "--store", store.root, "--samples", "0", "--rollout", "2", "--json", out)
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["distribution"] is None and set(data["rollout"]["modes"]) == {"point", "sampled"}
+    assert "point: repeat rate" in res.output and "sampled: repeat rate" in res.output
 
 
 def test_evaluate_val_split(run_and_store):

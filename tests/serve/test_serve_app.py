@@ -285,3 +285,35 @@ def test_concurrent_decodes_share_one_search_and_keep_their_own_k(parts):
         res = r.json()["results"]
         assert len(res) == 1 + i % 2 and all(len(c) == 1 + i % 3 and c[0]["text"] == t for c in res)
     assert sum(n for n, _ in calls) == sum(1 + i % 2 for i in range(len(texts))) and len(calls) < len(texts)
+
+
+def _energy_model():
+    from nextvec.config import ModelConfig
+    from nextvec.models.registry import build_model
+
+    torch.manual_seed(0)
+    return build_model(ModelConfig(name="gru", head="energy", hidden_dim=16, head_width=16, context_length=4), D).eval()
+
+
+def test_predict_draws_seeded_samples_and_validates_their_count(parts):
+    with make_client(parts, model=_energy_model(), limits={"max_samples": 8}) as c:
+        ctx = {"context_texts": ["the cat sat on the mat", "it purred all night"]}
+        a = c.post("/predict", json={**ctx, "samples": 3, "seed": 5}).json()
+        b = c.post("/predict", json={**ctx, "samples": 3, "seed": 5}).json()
+        other = c.post("/predict", json={**ctx, "samples": 3, "seed": 6}).json()
+        plain = c.post("/predict", json=ctx).json()
+        bad = [c.post("/predict", json={**ctx, "samples": n}) for n in (-1, 9, "x")]
+        hot = c.post("/predict", json={**ctx, "samples": 2, "temperature": 11})
+    assert np.asarray(a["samples"]).shape == (3, D) and a["samples"] == b["samples"] != other["samples"]
+    assert "samples" not in plain and plain["vector"] == a["vector"]
+    assert all(r.status_code == 422 and r.json()["detail"] for r in bad) and hot.status_code == 422
+
+
+def test_generate_samples_continuations_the_same_for_the_same_seed(parts):
+    with make_client(parts, model=_energy_model()) as c:
+        body = {"prompt": "the cat sat on the mat. it purred all night.", "steps": 3, "stop_cos": 1.0,
+                "samples": 2, "seed": 1}
+        a, b = c.post("/generate", json=body).json(), c.post("/generate", json=body).json()
+        too_many = c.post("/generate", json={**body, "samples": 1000})
+    assert a == b and a["samples"] == 2 and len(a["rollouts"]) == 2 and a["text"] == a["rollouts"][0]["text"]
+    assert too_many.status_code == 422

@@ -76,8 +76,10 @@ def test_time_budget_stops_the_loop(store, tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "last.safetensors").is_file()
 
 
-def test_resume_continues_bit_for_bit(store, tmp_path):
-    c = cfg("train.max_steps=20", "train.val_every=5", "model.dropout=0.1")  # dropout: RNG must line up too
+@pytest.mark.parametrize("head", ["point", "energy", "flow"])
+def test_resume_continues_bit_for_bit(store, tmp_path, head):
+    c = cfg("train.max_steps=20", "train.val_every=5", "model.dropout=0.1",  # dropout: RNG must line up too
+            f"model.head={head}", "model.head_width=32", "model.head_depth=1")  # the heads draw noise every step
     train(store.root, c, tmp_path / "straight")
     train(store.root, c, tmp_path / "split", stop_after=8)
     assert read_checkpoint(tmp_path / "split" / "checkpoints" / "last.safetensors")[1]["step"] == 8
@@ -155,3 +157,16 @@ def test_resume_refuses_a_changed_model(store, tmp_path):
     train(store.root, cfg("train.max_steps=2"), tmp_path / "run")
     with pytest.raises(NextvecError, match="model.. cannot change"):
         train(store.root, cfg("train.max_steps=4", "model.hidden_dim=64"), tmp_path / "run", resume=True)
+
+
+@pytest.mark.parametrize("head", ["energy", "flow"])
+def test_a_sampling_head_logs_its_loss_and_validates_its_energy_score(store, tmp_path, head):
+    c = cfg("train.max_steps=10", "train.val_every=5", f"model.head={head}", "model.head_width=32",
+            "train.select_metric=val/energy_score", "train.select_mode=min")
+    train(store.root, c, tmp_path / "run")
+    steps = [r for r in records(tmp_path / "run") if "loss" in r]
+    vals = [r for r in records(tmp_path / "run") if "val/energy_score" in r]
+    assert all(np.isfinite(r[head]) for r in steps) and len(vals) == 3  # steps 0, 5, 10
+    assert all(0 < r["val/energy_score"] < 2 for r in vals)
+    model, meta = load_model(tmp_path / "run")
+    assert model.config.head == head and meta["val"]["val/energy_score"] == min(r["val/energy_score"] for r in vals)

@@ -5,8 +5,9 @@ From the first `prefix` real chunks of each of up to `prompts` held-out document
 sample per step. Per step we report the cosine of the generated vector to the document's true chunk at
 that step (and, sampled, of the mean of K samples drawn at that step), the set's realism (pairwise cosine,
 cosine to the train mean direction and to the nearest train chunk, beside the true chunks' own), and
-repeats: a step repeats when its nearest train chunk has the same text as an earlier step's in the same
-rollout, or its cosine to the previous step exceeds 0.9 (the Large Concept Model's stopping rule).
+repeats: a step repeats when it decodes (nearest chunk of the train or the evaluated split, as `nextvec
+generate` decodes) to the same text as an earlier step of the same rollout, or its cosine to the previous
+step exceeds 0.9 (the Large Concept Model's stopping rule).
 """
 
 from __future__ import annotations
@@ -65,12 +66,22 @@ def repeats(gen: np.ndarray, texts: list[list[str]]) -> np.ndarray:
     return close | seen
 
 
-def score_rollout(gen: np.ndarray, means: np.ndarray, truth: np.ndarray, store, realism: Realism) -> dict:
-    """Per-step metrics and the rollout-level repeat rate / distinct sentences of one mode."""
+def decode_nearest(u: np.ndarray, indexes: list) -> np.ndarray:
+    """Store id of the nearest chunk (by cosine) to each unit row over several indexes (N, D) -> (N,)."""
+    found = [ix.search(u, 1) for ix in indexes]
+    scores = np.stack([s[:, 0] for s, _ in found], 1)
+    ids = np.stack([i[:, 0] for _, i in found], 1)
+    return ids[np.arange(len(u)), scores.argmax(1)]
+
+
+def score_rollout(gen: np.ndarray, means: np.ndarray, truth: np.ndarray, store, realism: Realism,
+                  split_index) -> dict:
+    """Per-step metrics and the rollout-level repeat rate / distinct sentences of one mode. Steps are decoded
+    like `nextvec generate` does: to the nearest chunk of the train split or of the evaluated split."""
     B, S, D = gen.shape
     u = unit_rows(gen.reshape(-1, D)).reshape(B, S, D)
-    _, ids = realism.index.search(u.reshape(-1, D), 1)
-    texts = np.array(store.texts(ids[:, 0]), dtype=object).reshape(B, S).tolist()
+    ids = decode_nearest(u.reshape(-1, D), [realism.index, split_index])
+    texts = np.array(store.texts(ids), dtype=object).reshape(B, S).tolist()
     rep = repeats(gen, texts)
     per_step = []
     for s in range(S):
@@ -95,10 +106,14 @@ def evaluate_rollouts(model, store, split: str = "test", steps: int = 10, prompt
     realism = Realism(store, truth.reshape(-1, store.dim), seed)
     real_steps = [{k: v for k, v in realism.stats(truth[:, s]).items() if k in ("pairwise", "mean_dir", "nearest_train")}
                   for s in range(steps)]
+    from nextvec.index import VectorIndex
+
+    chunks = store.split_chunks(split)
+    split_index = VectorIndex(unit_rows(store.get(chunks)), ids=chunks)
     modes = {}
     for mode in ("point", "sampled"):
         gen, means = roll(model, start, store, prefix, steps, T, mode == "sampled", k, seed)
-        modes[mode] = score_rollout(gen, means, truth, store, realism)
+        modes[mode] = score_rollout(gen, means, truth, store, realism, split_index)
     return {"split": split, "prompts": int(len(start)), "prefix": prefix, "steps": steps, "k": k,
             "repeat_cos": REPEAT_COS, "real": real_steps, "modes": modes}
 
