@@ -76,3 +76,27 @@ def test_rollouts_need_long_enough_documents(onehot):
 
     with pytest.raises(NextvecError, match="no test document has 20 chunks"):
         evaluate_rollouts(AlwaysMean(onehot), onehot, "test", steps=15, prefix=5, context_length=3)
+
+
+class MeanPointRealSamples(AlwaysMean):
+    """A sampling model whose point output is the train mean and whose samples are the true next vectors."""
+
+    sampler = "oracle"
+
+    def __init__(self, store):
+        super().__init__(store)
+        self.oracle = OracleNext(store)
+
+    def sample(self, context, mask, n, generator=None, **options):
+        return self.oracle.predict(context, mask).y_dec[:, None].expand(-1, n, -1).clone()
+
+
+def test_diagnose_judges_a_sampler_on_its_samples_and_a_point_model_on_its_point(onehot):
+    from nextvec.evaluate.diagnostics import diagnose_run
+
+    sampler = diagnose_run(MeanPointRealSamples(onehot), onehot, "test", context_length=3, n_decode=5)
+    point = diagnose_run(AlwaysMean(onehot), onehot, "test", context_length=3, n_decode=5)
+    assert sampler["judged_on"] == "samples" and not sampler["collapsed"]
+    assert sampler["verdict"].startswith("not collapsed (judged on samples: realistic")
+    assert point["judged_on"] == "point" and point["collapsed"] and point["verdict"].startswith("COLLAPSED")
+    assert {c["check"]: c["status"] for c in point["checks"]}["samples_realism"] == "fail"

@@ -20,6 +20,7 @@ def diagnose_cmd(
                                 "decoder folder (then the encoder is loaded to compare decoded texts)."),
     encoder: str = typer.Option("minilm", help="Encoder spec for a learned decoder's A test and cosines."),
     fail_on_collapse: bool = typer.Option(False, help="Exit with status 1 when the verdict is COLLAPSED."),
+    samples: int = typer.Option(8, "--samples", min=0, help="K samples per window for the samples' realism check; 0 = off."),
 ) -> None:
     """Moment matching (per-dim std ratio, mean distance, histogram), the mean-vector baseline, decoder
     A/B/C, RankMe and mean pairwise cosine of predictions vs targets, and a verdict per check with its
@@ -38,7 +39,8 @@ def diagnose_cmd(
         dec.check_store(st)  # a decoder trained for another encoder is refused
         enc = load_encoder(encoder)
     res = diagnose_run(model, st, split, context_length=meta.get("context_length"), max_windows=max_windows,
-                       n_decode=n_decode, decoder=dec, encoder=enc, meta=meta, checkpoint=meta.get("path", str(run)))
+                       n_decode=n_decode, decoder=dec, encoder=enc, meta=meta, checkpoint=meta.get("path", str(run)),
+                       samples=samples)
     typer.echo(format_diagnosis(res))
     plot = plot or Path(meta.get("run_dir") or run) / "diagnose" / f"std_ratio_{split}.png"
     plot.parent.mkdir(parents=True, exist_ok=True)

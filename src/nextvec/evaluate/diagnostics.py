@@ -4,7 +4,9 @@
 2. mean-vector baseline: is the model better than always answering the train mean?
 3. decoder A/B/C: A decode(x), B decode(L2(x)), C decode(y_dec for the context before x), where x are
    the stored encoder vectors (what `encode` returned at ingest);
-4. collapse metrics: RankMe and mean pairwise cosine of predictions vs targets, per-dim std ratio.
+4. collapse metrics: RankMe and mean pairwise cosine of predictions vs targets, per-dim std ratio;
+5. samples: K draws per window scored like `evaluate`'s distribution table, and their realism judged
+   against the real next vectors' own statistics (a model with a sampling head is judged on its samples).
 """
 
 from __future__ import annotations
@@ -174,9 +176,37 @@ def diagnose_predictions(y_dec: np.ndarray, y_cos: np.ndarray, target: np.ndarra
     return d
 
 
+def judge_samples(d: dict, dist: dict, has_sampler: bool) -> None:
+    """Add the samples' realism (beside the real next vectors' own statistics) as a check. A model with a
+    sampling head is judged on its samples: its point output is the conditional mean by design, so the
+    point checks stay as information and the verdict is the samples'."""
+    real, row = dist["rows"][0], dist["rows"][1]
+    words = {"realistic": "samples look like real next vectors (pairwise and mean-direction cosines within 0.05, "
+                          "RankMe >= 0.8 of theirs)",
+             "partly realistic": "samples differ from real next vectors in spread or direction",
+             "collapsed": "samples huddle together (pairwise gap > 0.5 or RankMe < 0.25 of the real vectors')"}
+    st = {"realistic": "pass", "partly realistic": "warn", "collapsed": "fail"}[row["verdict"]]
+    gap = (row["pairwise"] - real["pairwise"]) / max(1e-6, 1 - real["pairwise"])
+    check = _check("samples_realism", gap, st, "pairwise gap of samples vs real next vectors; see message",
+                   words[row["verdict"]])
+    d["checks"].append(check)
+    d["samples"] = dist
+    if has_sampler:
+        d["judged_on"] = "samples"
+        d["collapsed"] = st == "fail"
+        d["verdict"] = (f"{'COLLAPSED' if st == 'fail' else 'not collapsed'} (judged on samples: {row['verdict']}; "
+                        f"pairwise {row['pairwise']:.2f} vs real {real['pairwise']:.2f}, RankMe {row['rankme']:.0f} "
+                        f"vs {real['rankme']:.0f}); point output: {d['verdict']}")
+    else:
+        d["judged_on"] = "point"
+        d["collapsed"] = d["collapsed"] or st == "fail"
+        d["verdict"] = verdict(d["checks"], d)
+
+
 def diagnose_run(model, store, split: str = "test", context_length: int | None = None, batch_size: int = 512,
                  max_windows: int | None = None, n_decode: int = 500, decoder=None, encoder=None, seed: int = 0,
-                 meta: dict | None = None, checkpoint: str | None = None) -> dict:
+                 meta: dict | None = None, checkpoint: str | None = None, samples: int = 8,
+                 sample_windows: int = 5000) -> dict:
     """All collapse tests of `model` on a split. Returns the JSON of `nextvec diagnose`.
 
     Keys include std_ratio_median, rankme_pred, rankme_target, pairwise_cos_pred, pairwise_cos_target,
@@ -189,6 +219,13 @@ def diagnose_run(model, store, split: str = "test", context_length: int | None =
     targets, total = select_windows(store, split, max_windows, seed)
     y_dec, y_cos, _ = predict_windows({"model": model}, store, targets, T, batch_size)["model"]
     d = diagnose_predictions(y_dec, y_cos, store.get(targets), store.mean)
+    if samples:
+        from nextvec.evaluate.distribution import evaluate_distributions
+
+        sub = targets if len(targets) <= sample_windows else \
+            np.sort(np.random.default_rng(seed).choice(targets, sample_windows, replace=False))
+        dist = evaluate_distributions({"model": model}, store, sub, T, samples, seed)
+        judge_samples(d, dist, getattr(model, "sampler", None) is not None)
     pick = np.sort(np.random.default_rng(seed).choice(len(targets), size=min(n_decode, len(targets)), replace=False))
     d["abc"] = decoder_abc(store, targets[pick], y_dec[pick], decoder=decoder, encoder=encoder)
     d.update(split=split, windows=int(len(targets)), windows_total=int(total), context_length=T,
@@ -221,6 +258,11 @@ def format_diagnosis(d: dict) -> str:
                      if "true_rank" in r else "")
             lines.append(f"decoder {t} ({abc['decoder']}, {abc['n']} chunks): exact match {r['exact_match']:.3f}, "
                          f"token F1 {r['token_f1']:.3f}, cosine of decoded to true {cos}{extra}")
+    if d.get("samples"):
+        from nextvec.evaluate.distribution import format_distribution
+
+        lines.append(f"samples (K = {d['samples']['k']} per window, {d['samples']['windows']} windows):")
+        lines.append(format_distribution(d["samples"]))
     lines.append("checks:")
     for c in d["checks"]:
         lines.append(f"  [{c['status'].upper():4}] {c['check']} = {c['value']:.3f} ({c['thresholds']}): {c['message']}")
