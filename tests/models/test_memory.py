@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from storekit import build_store, random_docs
 from nextvec.cli import app
 from nextvec.data.windows import gather_windows, window_targets
-from nextvec.evaluate.memory import THRESHOLDS, WEIGHTS, fit_memory, load_memory_predictor, save_memory
+from nextvec.evaluate.memory import SAMPLE_WEIGHTS, THRESHOLDS, WEIGHTS, fit_memory, load_memory_predictor, save_memory
 from nextvec.models.baselines import LinearAverageBaseline
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory, combine
 
@@ -86,8 +86,26 @@ def test_fit_opens_the_memory_where_it_helps_and_never_costs_cosine(templated, t
     assert load_memory_predictor(LinearAverageBaseline(), templated, run) is None  # no memory.json
     save_memory(run, fit)
     assert isinstance(load_memory_predictor(LinearAverageBaseline(), templated, run), MemoryPredictor)
-    save_memory(run, dict(fit, weight=0.0))
+    save_memory(run, dict(fit, weight=0.0, sample_weight=0.0))
     assert load_memory_predictor(LinearAverageBaseline(), templated, run) is None
+
+
+def test_sampling_draws_recurring_text_from_the_memory_where_it_lowers_the_energy_score(templated, tmp_path):
+    fit = fit_memory(LinearAverageBaseline(), templated, 4)
+    # every val window continues a train template: drawing the memory's successors beats the point model
+    assert fit["sample_weight"] > 0 and fit["val_energy_score"] < fit["model_val_energy_score"] - 0.1
+    assert len(fit["sample_grid"]) == 1 + len(SAMPLE_WEIGHTS) * len(THRESHOLDS)
+    mp = MemoryPredictor(LinearAverageBaseline(), SuccessorMemory(templated), 0.0, 0.0, 1.0, 0.0)
+    ctx, mask, tgt = gather_windows(templated, window_targets(templated, "test"), 4)
+    x = mp.sample(torch.from_numpy(ctx), torch.from_numpy(mask), 6, torch.Generator().manual_seed(0)).numpy()
+    succ, _, _ = mp.memory.candidates(ctx, mask)  # gate fully open: every sample is one of the k successors
+    assert np.allclose(np.abs(np.einsum("bnd,bkd->bnk", unit(x), succ) - 1).min(-1), 0, atol=1e-5)
+    same = mp.sample(torch.from_numpy(ctx), torch.from_numpy(mask), 6, torch.Generator().manual_seed(0)).numpy()
+    assert np.array_equal(x, same)
+    closed = MemoryPredictor(LinearAverageBaseline(), mp.memory, 0.0, 0.0, 0.0, 0.0)
+    y = LinearAverageBaseline().predict(torch.from_numpy(ctx), torch.from_numpy(mask)).y_dec.numpy()
+    z = closed.sample(torch.from_numpy(ctx), torch.from_numpy(mask), 3).numpy()
+    assert np.allclose(z, y[:, None])  # weight 0: the model's own samples (here its point, 3 times)
 
 
 def test_train_writes_memory_and_evaluate_adds_its_row(templated, tmp_path):

@@ -22,7 +22,7 @@ def demo_cmd(
     from nextvec.corpus import get_corpus
     from nextvec.evaluate import diagnose_run, evaluate_run, format_diagnosis, format_table, write_json
     from nextvec.evaluate.report import write_report
-    from nextvec.generate import generate, store_encoder
+    from nextvec.generate import SampleOptions, generate, store_encoder
     from nextvec.ingest import ingest
     from nextvec.store import open_store
     from nextvec.train.checkpoint import load_model
@@ -53,6 +53,10 @@ def demo_cmd(
     res = evaluate_run(model, store, "test", context_length=meta["context_length"], meta=meta)
     write_json(res, workdir / "evaluate.json")
     typer.echo(format_table(res))
+    from nextvec.evaluate.distribution import format_distribution
+
+    typer.echo(f"samples (K = {res['distribution']['k']} per window; point predictors repeat their point):")
+    typer.echo(format_distribution(res["distribution"]))
 
     typer.secho("[5/6] collapse diagnostics", bold=True)
     diag = diagnose_run(model, store, "test", context_length=meta["context_length"], meta=meta)
@@ -64,13 +68,17 @@ def demo_cmd(
     a, _ = store.doc_range(d)
     prompt = " ".join(store.texts(range(a, a + 3)))
     # decode against TRAIN chunks only: the prompt's document (and its true continuation) is a test document
-    gen = generate(model, store, store_encoder(store), prompt, steps=3, decoder=RetrievalDecoder(store, split="train"))
+    decoder, encoder = RetrievalDecoder(store, split="train"), store_encoder(store)
     typer.echo(f"prompt (a test document): {prompt}")
-    for s in gen["steps"]:
-        cos_prev = "-" if s["cos_prev"] is None else f"{s['cos_prev']:.3f}"
-        kept = "" if s.get("kept", True) else "  [dropped: too similar to the previous step]"
-        typer.echo(f"  step {s['step']} (score {s['score']:.3f}, cos to previous {cos_prev}): {s['text']}{kept}")
-    typer.echo(f"  true continuation: {' '.join(store.texts(range(a + 3, a + 6)))}")
+    for label, sampling in (("point rollout (y_dec fed back)", None),
+                            ("sampled rollout (one draw fed back, seed 0)", SampleOptions(samples=1))):
+        gen = generate(model, store, encoder, prompt, steps=3, decoder=decoder, sampling=sampling)
+        typer.echo(f" {label}:")
+        for s in gen["steps"]:
+            cos_prev = "-" if s["cos_prev"] is None else f"{s['cos_prev']:.3f}"
+            kept = "" if s.get("kept", True) else "  [dropped: too similar to the previous step]"
+            typer.echo(f"  step {s['step']} (score {s['score']:.3f}, cos to previous {cos_prev}): {s['text']}{kept}")
+    typer.echo(f" true continuation: {' '.join(store.texts(range(a + 3, a + 6)))}")
     report = write_report(run_path, store, out_dir=workdir / "report", evaluation=res, diagnosis=diag)
     typer.secho(f"report: {report}", bold=True)
 

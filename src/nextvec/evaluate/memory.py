@@ -3,7 +3,9 @@
 The model and the memory run once over the val windows; each (weight, threshold) of a small grid is then
 scored by val cosine and val MRR. The pick maximises val MRR among the settings whose val cosine is not
 below the model's own (weight 0), so the memory never trades cosine away; when no setting raises MRR the
-weight stays 0 (the model alone). The result is written beside the checkpoints as memory.json.
+weight stays 0 (the model alone). The sampling gate (the share of samples drawn from the memory's
+successors) is fitted the same way by the val energy score of K samples (`fit_sampling`). The result is
+written beside the checkpoints as memory.json.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import numpy as np
 import torch
 
 from nextvec.data.windows import gather_windows
-from nextvec.evaluate.metrics import Bank, cosine_rows, retrieval_ranks
-from nextvec.models.memory import MemoryPredictor, SuccessorMemory, combine
+from nextvec.evaluate.distribution import K_SAMPLES
+from nextvec.evaluate.metrics import Bank, cosine_rows, retrieval_ranks, unit_rows
+from nextvec.models.base import sample_from
+from nextvec.models.memory import MemoryPredictor, SuccessorMemory, combine, mix_samples
 
 WEIGHTS = (0.5, 1.0, 2.0)
 THRESHOLDS = (0.6, 0.7, 0.8, 0.85, 0.9)
+SAMPLE_WEIGHTS = (0.25, 0.5, 0.75, 1.0)  # at most this share of samples drawn from the memory
+SAMPLE_FIT_WINDOWS = 2000
 MEMORY_FILE = "memory.json"
 
 
@@ -55,9 +61,42 @@ def fit_memory(model, store, context_length: int, split: str = "val", max_window
             grid.append({"weight": w, "threshold": th, "cosine": c, "mrr": m})
     ok = [g for g in grid if g["cosine"] >= cos0]
     pick = max(ok, key=lambda g: g["mrr"])
+    sampling = fit_sampling(model, store, targets, context_length, memory, seed=seed)
     return {"weight": pick["weight"], "threshold": pick["threshold"] if pick["weight"] else 0.0, "split": split,
             "windows": int(len(targets)), "val_cosine": pick["cosine"], "val_mrr": pick["mrr"],
-            "model_val_cosine": cos0, "model_val_mrr": mrr0, "grid": grid}
+            "model_val_cosine": cos0, "model_val_mrr": mrr0, "grid": grid, **sampling}
+
+
+def fit_sampling(model, store, targets: np.ndarray, context_length: int, memory: SuccessorMemory, k: int = K_SAMPLES,
+                 seed: int = 0, max_windows: int = SAMPLE_FIT_WINDOWS) -> dict:
+    """Grid-search the sampling gate on (a seeded subset of) the val windows by the fair energy score of K
+    samples: the same model samples and the same uniform draws for every setting, so settings differ only
+    by the gate. Weight 0 (the model's own samples) is a candidate; the lowest energy score wins."""
+    from nextvec.evaluate.distribution import energy_score_np
+
+    if len(targets) > max_windows:
+        targets = np.sort(np.random.default_rng(seed).choice(targets, max_windows, replace=False))
+    gen = torch.Generator().manual_seed(seed)
+    x, succ, w, best = [], [], [], []
+    with torch.no_grad():
+        for s in range(0, len(targets), 256):
+            ctx, mask, _ = gather_windows(store, targets[s : s + 256], context_length)
+            x.append(unit_rows(sample_from(model, torch.from_numpy(ctx), torch.from_numpy(mask), k, gen).float().numpy()))
+            c = memory.candidates(ctx, mask)
+            succ.append(c[0]), w.append(c[1]), best.append(c[2])
+    x, succ, w, best = (np.concatenate(a) for a in (x, succ, w, best))
+    u, pick = np.random.default_rng(seed + 1).random((2, *x.shape[:2]))
+    tv = unit_rows(store.get(targets))
+    grid = [{"sample_weight": 0.0, "sample_threshold": None, "energy_score": float(energy_score_np(x, tv).mean())}]
+    for sw in SAMPLE_WEIGHTS:
+        for th in THRESHOLDS:
+            mixed = mix_samples(x, succ, w, best, sw, th, u, pick)
+            grid.append({"sample_weight": sw, "sample_threshold": th,
+                         "energy_score": float(energy_score_np(mixed, tv).mean())})
+    pick_ = min(grid, key=lambda g: g["energy_score"])
+    return {"sample_weight": pick_["sample_weight"], "sample_threshold": pick_["sample_threshold"] or 0.0,
+            "val_energy_score": pick_["energy_score"], "model_val_energy_score": grid[0]["energy_score"],
+            "sample_windows": int(len(targets)), "sample_grid": grid}
 
 
 def save_memory(run_dir: str | Path, fit: dict) -> Path:
@@ -74,6 +113,7 @@ def load_memory_predictor(model, store, run_dir: str | Path):
     if not Path(run_dir).is_dir() or not path.is_file():
         return None
     fit = json.loads(path.read_text())
-    if not fit.get("weight"):
+    if not fit.get("weight") and not fit.get("sample_weight"):
         return None
-    return MemoryPredictor(model, SuccessorMemory(store), fit["weight"], fit["threshold"])
+    return MemoryPredictor(model, SuccessorMemory(store), fit["weight"], fit["threshold"],
+                           fit.get("sample_weight", 0.0), fit.get("sample_threshold", 0.0))

@@ -88,7 +88,7 @@ class EnergyHead(nn.Module):
         """cond (B, C), point (B, D) unit -> (B, n, D) unit samples."""
         B = cond.shape[0]
         noise = torch.randn(B, n, self.noise_dim, generator=generator, device=cond.device) * temperature
-        c = self.cond(cond)[:, None].expand(-1, n, -1)  # (B, n, W)
+        c = self.cond(cond)[:, None]  # (B, 1, W): the adaLN modulation is computed once per window
         x = point[:, None] * self.scale + self.net(noise, c)  # (B, n, D) on the sqrt(D)-scaled sphere
         return F.normalize(x, dim=-1)
 
@@ -125,7 +125,9 @@ class FlowHead(nn.Module):
         self.scale = math.sqrt(dim)
 
     def velocity(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return self.net(x, c + self.time(timestep_embedding(t, self.width)))
+        """x (..., D), t (N,) (or (1,) for all), c (..., W) broadcastable to x's rows -> velocity (..., D)."""
+        temb = self.time(timestep_embedding(t, self.width))  # (N, W)
+        return self.net(x, c + (temb if c.dim() == 2 else temb[:, None]))
 
     def loss(self, cond: torch.Tensor, point: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Flow-matching loss: mean squared error of the predicted velocity, per coordinate."""
@@ -145,20 +147,20 @@ class FlowHead(nn.Module):
         """Euler integration from t = 0 to 1: cond (B, C) -> (B, n, D) unit samples. `temperature` scales
         the initial noise; guidance w gives v = v_null + w (v_cond - v_null) (w = 1: no guidance)."""
         B, D = point.shape
-        c = self.cond(cond).repeat_interleave(n, 0)  # (B n, W)
-        x = torch.randn(B * n, D, generator=generator, device=cond.device) * temperature
+        c = self.cond(cond)[:, None]  # (B, 1, W), broadcast over the n samples of a window
+        x = torch.randn(B, n, D, generator=generator, device=cond.device) * temperature
         guided = guidance != 1.0
         if guided:
-            c = torch.cat([c, self.null.expand(B * n, -1)])
+            c = torch.cat([c, self.null.expand(B, 1, -1)])  # (2B, 1, W): conditional, then unconditional
         for i in range(steps):
-            t = torch.full((B * n,), i / steps, device=x.device)
+            t = torch.full((1,), i / steps, device=x.device)
             if guided:
-                v_c, v_u = self.velocity(torch.cat([x, x]), torch.cat([t, t]), c).chunk(2)
+                v_c, v_u = self.velocity(torch.cat([x, x]), t, c).chunk(2)
                 v = v_u + guidance * (v_c - v_u)
             else:
                 v = self.velocity(x, t, c)
             x = x + v / steps
-        return F.normalize(x, dim=-1).view(B, n, D)
+        return F.normalize(x, dim=-1)
 
 
 def build_head(kind: str, hidden_dim: int, dim: int, cfg) -> nn.Module | None:

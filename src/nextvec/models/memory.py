@@ -8,7 +8,9 @@ weights, and adds that vector to the model's `y_cos` with a gate that opens only
     y_cos = unit(unit(model.y_cos) + weight * sigmoid((s_1 - threshold) / 0.05) * unit(sum_j w_j succ_j))
 
 where s_1 is the best match's cosine. Text that recurs across documents (templates, boilerplate, lists,
-quoted passages) is predicted from the memory; everything else from the model. `y_dec` is the model's
+quoted passages) is predicted from the memory; everything else from the model. Sampling works the same
+way: each of the model's samples is replaced, with probability sample_weight * sigmoid((s_1 -
+sample_threshold) / 0.05), by one of the k successors drawn by its softmax weight. `y_dec` is the model's
 (the memory is a retrieval aid, and the decoder output keeps the model's spread). `weight` and
 `threshold` are fitted on the val split (`nextvec.evaluate.memory.fit_memory`); weight 0 is the model.
 
@@ -43,6 +45,11 @@ class SuccessorMemory:
 
     def lookup(self, context: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """context (B, T, D), mask (B, T) -> (memory vector (B, D), unit; best match cosine (B,))."""
+        succ, w, best = self.candidates(context, mask)
+        return _unit(np.einsum("bk,bkd->bd", w, succ)), best
+
+    def candidates(self, context: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The k successors (B, k, D) unit, their softmax weights (B, k) and the best match cosine (B,)."""
         st = self.store
         last = _unit(context[:, -1].astype(np.float32))
         sims, ids = self._index.search(last, self.k)  # (B, k) store ids of train chunks
@@ -58,23 +65,43 @@ class SuccessorMemory:
             score = score + PREV_WEIGHT * np.where(same & has_prev[:, None], s2, 0.0)
         w = np.exp((score - score.max(1, keepdims=True)) / TAU)
         w /= w.sum(1, keepdims=True)
-        return _unit(np.einsum("bk,bkd->bd", w, succ)), sims[:, 0].astype(np.float32)
+        return succ, w, sims[:, 0].astype(np.float32)
+
+
+def gate(best: np.ndarray, weight: float, threshold: float) -> np.ndarray:
+    """weight * sigmoid((s_1 - threshold) / 0.05): opens only for close matches."""
+    return weight / (1.0 + np.exp(-(best - threshold) / GATE_SHARPNESS))
+
+
+def mix_samples(samples: np.ndarray, succ: np.ndarray, w: np.ndarray, best: np.ndarray, weight: float,
+                threshold: float, u: np.ndarray, pick: np.ndarray) -> np.ndarray:
+    """Replace each sample (B, n, D) with a memory successor with probability gate(s_1) (weight <= 1).
+
+    `u` (B, n) uniform and `pick` (B, n) uniform draw the replacement and, through the weights w (B, k),
+    which successor; a replacement keeps the norm of the sample it replaces.
+    """
+    take = u < gate(best, weight, threshold)[:, None]  # (B, n)
+    j = (w.cumsum(1)[:, None, :] < pick[..., None]).sum(-1).clip(0, w.shape[1] - 1)  # (B, n) inverse CDF
+    chosen = succ[np.arange(len(succ))[:, None], j] * np.linalg.norm(samples, axis=-1, keepdims=True)
+    return np.where(take[..., None], chosen, samples).astype(np.float32)
 
 
 def combine(y_cos: np.ndarray, memory: np.ndarray, best: np.ndarray, weight: float, threshold: float) -> np.ndarray:
     """The gated mixture of the model's unit y_cos and the memory vector (see the module docstring)."""
-    gate = weight / (1.0 + np.exp(-(best - threshold) / GATE_SHARPNESS))
-    return _unit(_unit(y_cos) + gate[:, None] * memory).astype(np.float32)
+    return _unit(_unit(y_cos) + gate(best, weight, threshold)[:, None] * memory).astype(np.float32)
 
 
 class MemoryPredictor:
     """A model with a successor memory: same `predict` call as every predictor."""
 
-    def __init__(self, model, memory: SuccessorMemory, weight: float, threshold: float):
+    def __init__(self, model, memory: SuccessorMemory, weight: float, threshold: float, sample_weight: float = 0.0,
+                 sample_threshold: float = 0.0):
         self.model = model
         self.memory = memory
         self.weight = float(weight)
         self.threshold = float(threshold)
+        self.sample_weight = float(sample_weight)
+        self.sample_threshold = float(sample_threshold)
         self.name = f"{getattr(model, 'name', type(model).__name__)}+memory"
 
     def parameters(self):
@@ -86,8 +113,16 @@ class MemoryPredictor:
 
     def sample(self, context: torch.Tensor, mask: torch.Tensor, n: int,
                generator: torch.Generator | None = None, **options) -> torch.Tensor:
-        """The model's samples: the memory steers y_cos (retrieval), not the sampler."""
-        return sample_from(self.model, context, mask, n, generator, **options)
+        """The model's samples, each replaced by a memory successor with probability
+        sample_weight * sigmoid((s_1 - sample_threshold) / 0.05): recurring text is drawn from the memory."""
+        x = sample_from(self.model, context, mask, n, generator, **options)
+        if self.sample_weight == 0:
+            return x
+        u, pick = torch.rand(2, x.shape[0], n, generator=generator).numpy()
+        succ, w, best = self.memory.candidates(context.detach().float().cpu().numpy(), mask.detach().cpu().numpy())
+        y = mix_samples(x.detach().float().cpu().numpy(), succ, w, best, self.sample_weight, self.sample_threshold,
+                        u, pick)
+        return torch.from_numpy(y).to(device=x.device, dtype=x.dtype)
 
     def predict(self, context: torch.Tensor, mask: torch.Tensor) -> Prediction:
         p = self.model.predict(context, mask)
