@@ -123,7 +123,7 @@ class ModelConfig(Strict):
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
     residual_prior: Literal["auto", "none", "mean", "last", "recency"] = "recency"
     separate_cos_head: bool = True
-    head: Literal["point", "energy", "flow"] = "point"
+    head: Literal["point", "energy", "flow"] = "energy"
     head_width: int = Field(256, ge=8, description="sampling head: MLP width")
     head_depth: int = Field(3, ge=1, description="sampling head: residual blocks")
     noise_dim: int = Field(64, ge=1, description="energy head: dimension of the input noise")
@@ -178,8 +178,8 @@ class TrainConfig(Strict):
     val_every: int = Field(50, ge=1)
     val_max_windows: int = Field(20000, ge=1, description="validate on at most this many val windows")
     checkpoint_every: int = Field(0, ge=0, description="also save last.safetensors every N steps; 0 = at validation")
-    select_metric: str = "val/cosine"
-    select_mode: Literal["max", "min"] = "max"
+    select_metric: str = "val/energy_score"
+    select_mode: Literal["max", "min"] = "min"
     patience: int = Field(10, ge=0, description="validations without improvement before stopping; 0 = never")
     device: str = "auto"
     threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch's default")

@@ -102,7 +102,7 @@ def test_temperature_zero_collapses_the_energy_head_and_guidance_changes_the_flo
 def test_every_predictor_samples_and_a_point_predictor_repeats_its_point(tiny_store):
     ctx = torch.from_numpy(np.stack([tiny_store.get(slice(0, 3))] * 2))
     mask = torch.ones(2, 3, dtype=torch.bool)
-    point = build_model(ModelConfig(name="lstm", hidden_dim=16), tiny_store.dim)
+    point = build_model(ModelConfig(name="lstm", hidden_dim=16, head="point"), tiny_store.dim)
     for p in [point, *build_baselines(tiny_store).values()]:
         s = sample_from(p, ctx, mask, 5)
         y = p.predict(ctx, mask).y_dec

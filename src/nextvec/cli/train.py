@@ -64,7 +64,8 @@ def _fit_memory(store: Path, out: Path) -> dict:
         return {"fitted": False, "reason": "the store has no val windows"}
     fit = fit_memory(model, st, int(meta["context_length"]))
     save_memory(out, fit)
-    return {k: fit[k] for k in ("weight", "threshold", "val_cosine", "val_mrr", "model_val_cosine", "model_val_mrr")}
+    return {k: fit[k] for k in ("weight", "threshold", "val_cosine", "val_mrr", "model_val_cosine", "model_val_mrr",
+                                "sample_weight", "sample_threshold", "val_energy_score", "model_val_energy_score")}
 
 
 def register(app: typer.Typer) -> None:

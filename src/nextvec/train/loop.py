@@ -72,8 +72,7 @@ def validate(model: torch.nn.Module, ds: WindowDataset, loss_fn: CombinedLoss, b
             sums[k] = sums.get(k, 0.0) + float(v) * len(b.target)
         n += len(b.target)
         y_decs.append(pred.y_dec.float().cpu())
-    if getattr(model, "sampler", None) is not None:
-        sums["energy_score"] = _val_energy_score(model, ds, batch_size) * n
+    sums["energy_score"] = _val_energy_score(model, ds, batch_size) * n  # a point head: its point, 8 times
     model.train(was_training)
     out = {"val/loss": sums.pop("loss") / n}
     out.update({f"val/{k}_loss": v / n for k, v in sums.items() if k not in ("cosine_sim", "energy_score")})
