@@ -51,8 +51,9 @@ def train_recipe(store_path: str, out: Path, minutes: float, overrides: list[str
     return model.eval(), summary
 
 
-def sample_ms(model, store, T: int, calls: int = 200) -> float:
-    """Median milliseconds to draw 8 vectors for one context of T real vectors (one thread)."""
+def sample_ms(model, store, T: int, calls: int = 200) -> dict:
+    """Median and fastest milliseconds to draw 8 vectors for one context of T real vectors (one thread); the
+    fastest call is the cost without preemption by other jobs on the machine."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     ctx = torch.from_numpy(np.asarray(store.get(slice(0, T)), np.float32))[None]
@@ -65,7 +66,7 @@ def sample_ms(model, store, T: int, calls: int = 200) -> float:
             model.sample(ctx, mask, 8, gen)
             times.append(time.perf_counter() - t0)
     torch.set_num_threads(threads)
-    return 1000 * float(np.median(times))
+    return {"median": 1000 * float(np.median(times)), "min": 1000 * float(np.min(times))}
 
 
 def bench_corpus(name: str, path: str, runs: Path, args) -> dict:
@@ -104,7 +105,9 @@ def targets(r: dict) -> list[tuple[bool, str]]:
          f"{d['mean_dir']:.3f} vs {real['mean_dir']:.3f} (each within 0.05)"),
         (d["rankme"] >= 0.8 * real["rankme"], f"RankMe of samples {d['rankme']:.0f} >= 0.8 x {real['rankme']:.0f}"),
         (rep_d <= 0.10, f"10-step rollout repeat rate {rep_d:.1%} <= 10% (point recipe {rep_p:.1%})"),
-        (r["sample_ms"]["default"] < 20, f"8 samples for one context in {r['sample_ms']['default']:.1f} ms < 20 ms"),
+        (r["sample_ms"]["default"]["median"] < 20,
+         f"8 samples for one context in {r['sample_ms']['default']['median']:.1f} ms (median; fastest "
+         f"{r['sample_ms']['default']['min']:.1f} ms) < 20 ms"),
         (r["train"]["default"]["wall_s"] <= 660, f"default recipe trained in {r['train']['default']['wall_s']:.0f} s "
                                                  f"(budget 10 min + validation)"),
     ]
@@ -122,8 +125,8 @@ def report(r: dict) -> None:
         if mode != "prompts":
             print(f"rollout {mode}: repeat rate {m['repeat_rate']:.1%}, distinct {m['distinct_per_rollout']:.1f}/10, "
                   f"cos to truth step 1 / 5 / 10: " + " / ".join(f"{m['steps'][i]['cos_truth']:.3f}" for i in (0, 4, 9)))
-    print(f"8 samples for one context: default {r['sample_ms']['default']:.2f} ms, "
-          f"point recipe {r['sample_ms']['point recipe']:.2f} ms")
+    print("8 samples for one context, median / fastest of 200 calls: " + ", ".join(
+        f"{k} {v['median']:.2f} / {v['min']:.2f} ms" for k, v in r["sample_ms"].items()))
     for ok, text in targets(r):
         print(f"  [{'PASS' if ok else 'FAIL'}] {text}")
 

@@ -126,7 +126,7 @@ class ModelConfig(Strict):
     head: Literal["point", "energy", "flow"] = "energy"
     head_width: int = Field(256, ge=8, description="sampling head: MLP width")
     head_depth: int = Field(3, ge=1, description="sampling head: residual blocks")
-    noise_dim: int = Field(64, ge=1, description="energy head: dimension of the input noise")
+    noise_dim: int = Field(384, ge=1, description="energy head: dimension of the input noise")
     cond_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="flow head: conditioning dropout (for guidance)")
     head_detach: bool = Field(False, description="sampling head: stop its gradient at the body's summary")
     sample_steps: int = Field(16, ge=1, le=1000, description="flow head: Euler steps when sampling")

@@ -74,23 +74,26 @@ class Denoiser(nn.Module):
 
 
 class EnergyHead(nn.Module):
-    """noise (N, E) + conditioning -> a sample: unit(point + g(cond, noise)) (CALM's energy head)."""
+    """noise (N, E) + conditioning -> a sample: unit(point + t * (g(cond, noise) + W noise)) (CALM's energy
+    head). The linear path W noise lets the deviations span every direction (the MLP's output layer alone
+    spans at most `width` of them); the temperature t scales the deviation from the point (0 = the point)."""
 
     def __init__(self, cond_dim: int, dim: int, width: int, depth: int, noise_dim: int):
         super().__init__()
         self.noise_dim = noise_dim
         self.cond = nn.Linear(cond_dim, width)
         self.net = Denoiser(noise_dim, width, depth, dim)
+        self.skip = nn.Linear(noise_dim, dim, bias=False)
         self.scale = math.sqrt(dim)
 
     def forward(self, cond: torch.Tensor, point: torch.Tensor, n: int, temperature: float = 1.0,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """cond (B, C), point (B, D) unit -> (B, n, D) unit samples."""
         B = cond.shape[0]
-        noise = torch.randn(B, n, self.noise_dim, generator=generator, device=cond.device) * temperature
+        noise = torch.randn(B, n, self.noise_dim, generator=generator, device=cond.device)
         c = self.cond(cond)[:, None]  # (B, 1, W): the adaLN modulation is computed once per window
-        x = point[:, None] * self.scale + self.net(noise, c)  # (B, n, D) on the sqrt(D)-scaled sphere
-        return F.normalize(x, dim=-1)
+        deviation = self.net(noise, c) + self.skip(noise)  # (B, n, D)
+        return F.normalize(point[:, None] * self.scale + temperature * deviation, dim=-1)  # sqrt(D)-scaled sphere
 
     def loss(self, cond: torch.Tensor, point: torch.Tensor, target: torch.Tensor, m: int) -> torch.Tensor:
         """Mean fair energy score of m samples per window against the unit target."""
