@@ -16,12 +16,16 @@ from nextvec.corpus import CORPORA, get_corpus
 from nextvec.encode import Encoder, load_encoder
 from nextvec.errors import NextvecError
 from nextvec.store import ConceptStore, StoreWriter
-from nextvec.text import Skipped, document_chunks, read_documents
+from nextvec.store.card import write_card
+from nextvec.text import DEFAULT_SPLITTER, Skipped, get_splitter, merge_letterless, read_documents
+from nextvec.text.chunking import document_pieces
+
+HYGIENE_RULE = "a chunk with no letter or digit is merged into its neighbour in the same document"
 
 
-def resolve_source(source: str) -> Path:
-    """A demo corpus name (fetched and cached on first use) or a path."""
-    return get_corpus(source) if source in CORPORA else Path(source)
+def resolve_source(source: str, splitter: str = DEFAULT_SPLITTER) -> Path:
+    """A demo corpus name (fetched, split by `splitter` and cached on first use) or a path."""
+    return get_corpus(source, splitter=splitter) if source in CORPORA else Path(source)
 
 
 def ingest(
@@ -36,19 +40,23 @@ def ingest(
     batch_size: int = 64,
     progress: bool = True,
     log=None,
+    splitter: str = DEFAULT_SPLITTER,
 ) -> dict:
     """Ingest `source` into the store at `out` (resuming if `out` holds an interrupted ingest).
 
-    Returns a summary: the store's `summary()` plus `skipped` (count) and `seconds`.
+    `splitter` names the sentence splitter (text/splitters.py); it and its version are ingest parameters
+    recorded in the manifest, so a store is never resumed with, or mixed with chunks of, another one.
+    Returns a summary: the store's `summary()` plus `skipped` (count), `letterless_merged` and `seconds`.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if max_chars < 8:
         raise NextvecError(f"--max-chars must be at least 8, got {max_chars}")
-    path = resolve_source(source)
+    split_by = get_splitter(splitter)  # an unknown name fails before any work
+    path = resolve_source(source, splitter)
     records = read_documents(path)  # validates the source before the encoder loads
     enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
     params = {"source": source if source in CORPORA else str(path.resolve()), "max_chars": max_chars,
-              "split": list(split), "seed": seed, "dtype": dtype}
+              "split": list(split), "seed": seed, "dtype": dtype, "splitter": split_by.fingerprint()}
     writer = StoreWriter(out, enc.fingerprint(), params, dtype=dtype)
     t0 = time.perf_counter()
     skipped = 0
@@ -63,7 +71,7 @@ def ingest(
         bar = tqdm(desc="ingest", unit=" chunks", disable=not progress, file=sys.stderr, dynamic_ncols=True)
         bar.update(writer.chunks_written)
         pending: list[tuple[str, list[str]]] = []
-        n_pending = 0
+        n_pending = merged = 0
         last = start
         for i, rec in enumerate(records):
             if i < start:
@@ -73,34 +81,37 @@ def ingest(
                 skipped += 1
                 bar.write(f"warning: skipped {rec.where}: {rec.reason}", file=sys.stderr)
                 continue
-            chunks = document_chunks(rec, max_chars)
+            chunks, gone = merge_letterless(document_pieces(rec, max_chars, splitter), max_chars)
+            merged += gone
             if not chunks:
                 skipped += 1
-                bar.write(f"warning: skipped {rec.id}: no text after sentence splitting", file=sys.stderr)
+                bar.write(f"warning: skipped {rec.id}: no letter or digit after sentence splitting", file=sys.stderr)
                 continue
             pending.append((rec.id, chunks))
             n_pending += len(chunks)
             if n_pending >= shard_chunks:
-                _flush(writer, enc, pending, last, batch_size)
+                _flush(writer, enc, pending, last, batch_size, merged)
                 bar.update(n_pending)
-                pending, n_pending = [], 0
+                pending, n_pending, merged = [], 0, 0
         if pending or last > writer.source_consumed:
-            _flush(writer, enc, pending, last, batch_size)
+            _flush(writer, enc, pending, last, batch_size, merged)
             bar.update(n_pending)
         bar.close()
         if writer.chunks_written == 0:
             raise NextvecError(f"{source} held no usable document ({skipped} skipped)")
         writer.finalize(split, seed)
+        write_card(ConceptStore(out))
     summary = ConceptStore(out).summary()
     summary.update(skipped=skipped, seconds=round(time.perf_counter() - t0, 2))
+    log(f"chunk hygiene: {HYGIENE_RULE}; {summary['letterless_merged']} merged")
     if skipped:
         log(f"{skipped} records skipped (see the warnings above)")
     return summary
 
 
-def _flush(writer: StoreWriter, enc: Encoder, docs, source_end: int, batch_size: int) -> None:
+def _flush(writer: StoreWriter, enc: Encoder, docs, source_end: int, batch_size: int, merged: int) -> None:
     texts = [c for _, chunks in docs for c in chunks]
     vectors = enc.encode(texts, batch_size=batch_size) if texts else np.zeros((0, writer.dim), np.float32)
     if vectors.shape[1:] != (writer.dim,):
         raise NextvecError(f"encoder produced {vectors.shape[1:]} vectors, the store holds {writer.dim}-d")
-    writer.add_shard(docs, vectors, source_end)
+    writer.add_shard(docs, vectors, source_end, letterless_merged=merged)

@@ -25,8 +25,11 @@ def generate_cmd(
     criterion); each step prints its retrieval score (cosine to the nearest store chunk).
     """
     from nextvec.decode.nearest import RetrievalDecoder
+    from nextvec.errors import NextvecError
     from nextvec.generate import generate, load_for_generation
 
+    if not prompt.strip():  # refused before the model, store and encoder load
+        raise NextvecError("--prompt is empty; give at least one sentence to continue")
     model, st, enc = load_for_generation(run, store, encoder)
     out = generate(model, st, enc, prompt, steps=steps, stop_cos=stop_cos, k=k,
                    decoder=RetrievalDecoder(st, split=split))
