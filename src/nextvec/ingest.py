@@ -82,11 +82,11 @@ def ingest(
                 bar.write(f"warning: skipped {rec.where}: {rec.reason}", file=sys.stderr)
                 continue
             chunks, gone = merge_letterless(document_pieces(rec, max_chars, splitter), max_chars)
-            merged += gone
             if not chunks:
                 skipped += 1
                 bar.write(f"warning: skipped {rec.id}: no letter or digit after sentence splitting", file=sys.stderr)
                 continue
+            merged += gone
             pending.append((rec.id, chunks))
             n_pending += len(chunks)
             if n_pending >= shard_chunks:
