@@ -16,7 +16,7 @@ from nextvec.corpus import CORPORA, get_corpus
 from nextvec.encode import Encoder, load_encoder
 from nextvec.errors import NextvecError
 from nextvec.store import ConceptStore, StoreWriter
-from nextvec.store.card import write_card
+from nextvec.store.card import CARD_JSON, write_card
 from nextvec.text import DEFAULT_SPLITTER, Skipped, get_splitter, merge_letterless, read_documents
 from nextvec.text.chunking import document_pieces
 
@@ -63,50 +63,57 @@ def ingest(
     if writer.complete:
         log(f"{out} is already complete; nothing to do")
     else:
-        start = writer.source_consumed
-        if start:
-            log(f"resuming: {writer.chunks_written} chunks from {start} source records already stored")
-        from tqdm import tqdm
-
-        bar = tqdm(desc="ingest", unit=" chunks", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-        bar.update(writer.chunks_written)
-        pending: list[tuple[str, list[str]]] = []
-        n_pending = merged = 0
-        last = start
-        for i, rec in enumerate(records):
-            if i < start:
-                continue
-            last = i + 1
-            if isinstance(rec, Skipped):
-                skipped += 1
-                bar.write(f"warning: skipped {rec.where}: {rec.reason}", file=sys.stderr)
-                continue
-            chunks, gone = merge_letterless(document_pieces(rec, max_chars, splitter), max_chars)
-            if not chunks:
-                skipped += 1
-                bar.write(f"warning: skipped {rec.id}: no letter or digit after sentence splitting", file=sys.stderr)
-                continue
-            merged += gone
-            pending.append((rec.id, chunks))
-            n_pending += len(chunks)
-            if n_pending >= shard_chunks:
-                _flush(writer, enc, pending, last, batch_size, merged)
-                bar.update(n_pending)
-                pending, n_pending, merged = [], 0, 0
-        if pending or last > writer.source_consumed:
-            _flush(writer, enc, pending, last, batch_size, merged)
-            bar.update(n_pending)
-        bar.close()
+        if writer.source_consumed:
+            log(f"resuming: {writer.chunks_written} chunks from {writer.source_consumed} source records already stored")
+        skipped = _write_records(writer, enc, records, max_chars, splitter, shard_chunks, batch_size, progress)
         if writer.chunks_written == 0:
             raise NextvecError(f"{source} held no usable document ({skipped} skipped)")
         writer.finalize(split, seed)
-        write_card(ConceptStore(out))
-    summary = ConceptStore(out).summary()
+    store = ConceptStore(out)
+    if not (store.root / CARD_JSON).exists():  # also after a kill between finalize and the card
+        write_card(store)
+    summary = store.summary()
     summary.update(skipped=skipped, seconds=round(time.perf_counter() - t0, 2))
     log(f"chunk hygiene: {HYGIENE_RULE}; {summary['letterless_merged']} merged")
     if skipped:
         log(f"{skipped} records skipped (see the warnings above)")
     return summary
+
+
+def _write_records(writer: StoreWriter, enc: Encoder, records, max_chars: int, splitter: str, shard_chunks: int,
+                   batch_size: int, progress: bool) -> int:
+    """Chunk, encode and append, a shard at a time, every record after those the store already holds.
+    Returns how many records were skipped."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc="ingest", unit=" chunks", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar.update(writer.chunks_written)
+    pending: list[tuple[str, list[str]]] = []
+    start = last = writer.source_consumed
+    n_pending = merged = skipped = 0
+    for i, rec in enumerate(records):
+        if i < start:
+            continue
+        last = i + 1
+        chunks, gone = ([], 0) if isinstance(rec, Skipped) else merge_letterless(
+            document_pieces(rec, max_chars, splitter), max_chars)
+        if not chunks:
+            skipped += 1
+            why = f"{rec.where}: {rec.reason}" if isinstance(rec, Skipped) else f"{rec.id}: no letter or digit"
+            bar.write(f"warning: skipped {why}", file=sys.stderr)
+            continue
+        merged += gone
+        pending.append((rec.id, chunks))
+        n_pending += len(chunks)
+        if n_pending >= shard_chunks:
+            _flush(writer, enc, pending, last, batch_size, merged)
+            bar.update(n_pending)
+            pending, n_pending, merged = [], 0, 0
+    if pending or last > writer.source_consumed:
+        _flush(writer, enc, pending, last, batch_size, merged)
+        bar.update(n_pending)
+    bar.close()
+    return skipped
 
 
 def _flush(writer: StoreWriter, enc: Encoder, docs, source_end: int, batch_size: int, merged: int) -> None:
