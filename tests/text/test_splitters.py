@@ -21,6 +21,9 @@ def test_repair_glues_early_cuts_and_resplits_missed_ones():
     assert repair(["He was so happy.", "Mr.", "Knightley came.", "Dr.", "Perry said so. Mrs. Weston agreed."]) == [
         "He was so happy.", "Mr. Knightley came.", "Dr. Perry said so.", "Mrs. Weston agreed."]
     assert repair(['"Stop!"', "she cried.", "2.", "Remove the lid."]) == ['"Stop!" she cried.', "2. Remove the lid."]
+    # lone initials and military titles, as in the wiki corpus
+    assert repair(["In 2008.", "H.", "N.", "Abrams published it.", "Then Brig.", "Gen. Lee came."]) == [
+        "In 2008.", "H. N. Abrams published it.", "Then Brig. Gen. Lee came."]
     # never cuts after listed abbreviations, initials or a lowercase word start
     assert repair(["See Fig. 2 and Mt. Vernon on Jan. 15 with J. Smith. the end."]) == [
         "See Fig. 2 and Mt. Vernon on Jan. 15 with J. Smith. the end."]

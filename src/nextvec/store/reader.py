@@ -135,7 +135,6 @@ class ConceptStore:
             "letterless_merged": self.letterless_merged,
         }
 
-
     @property
     def letterless_merged(self) -> int | None:
         """Chunk-hygiene merges made at ingest (None for a store made before they were counted)."""

@@ -16,7 +16,7 @@ from typing import Callable
 from nextvec.errors import NextvecError
 
 DEFAULT_SPLITTER = "blingfire+repair"
-REPAIR_VERSION = 1  # bump when the repair rules change: stores record it
+REPAIR_VERSION = 2  # bump when the repair rules change: stores record it
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,11 @@ def get_splitter(name: str = DEFAULT_SPLITTER) -> Splitter:
 # --- abbreviation-aware repair pass ----------------------------------------------------------------
 # Titles that stand before a name and (almost) never end a sentence: a piece ending in one was cut too early.
 HONORIFICS = frozenset(
-    "mr mrs ms mme mlle messrs dr prof rev revd fr hon capt lt cmdr col gen maj sgt adm gov sen rep pres supt insp".split()
+    "mr mrs ms mme mlle messrs dr prof rev revd fr hon capt lt cmdr col gen brig bvt maj sgt adm gov sen rep pres"
+    " supt insp".split()
 )
 # ... and others that never end a sentence: a piece ending in one is glued to the next.
-NEVER_FINAL = HONORIFICS | frozenset("v vs cf viz".split())
+NEVER_FINAL = HONORIFICS | frozenset("v vs cf viz e.g i.e".split())
 # Abbreviations a capitalised word or a number often follows inside a sentence ("Fig. 2", "Jan. 15",
 # "Mt. Vernon"): the re-split never cuts after them.
 NO_CUT_AFTER = HONORIFICS | frozenset(
@@ -122,6 +123,7 @@ _MONTHS_DAYS = frozenset(
 _OPENERS = "\"'“‘([¿¡"
 _CLOSERS = "\"'”’)]"
 _DASHES = re.compile(r"--|[—–]")
+_LONE_INITIAL = re.compile(r"^(?:[A-Z]\. ?)+$")  # "F.", "H. N."
 _ENUMERATOR = re.compile(r"^(\(?\d{1,3}[.)]|\(?[ivxlcIVXLC]{1,5}[.)]|\([a-z]\))$")
 
 
@@ -160,12 +162,13 @@ def _resplit(piece: str) -> list[str]:
 
 
 def _glue_to_next(piece: str, nxt: str) -> bool:
-    """Was `piece | nxt` cut too early? After a title ("Mr."), after a bare list number ("2."), or before
-    a lowercase word when the piece does not end in a plain word and a full stop ('"Stop!" | she cried')."""
+    """Was `piece | nxt` cut too early? After a title ("Mr."), a piece of initials only ("F."), a bare list
+    number ("2."), or before a lowercase word when the piece does not end in a plain word and a full stop
+    ('"Stop!" | she cried')."""
     last = _DASHES.split(piece.rsplit(" ", 1)[-1])[-1]  # "soon.--Mr." -> "Mr."
     if last.endswith(".") and _core(last).lower() in NEVER_FINAL or piece == "St.":  # a lone "St." is Saint
         return True
-    if _ENUMERATOR.match(piece):
+    if _LONE_INITIAL.match(piece) or _ENUMERATOR.match(piece):  # "H. N. | Abrams", "2. | Remove the lid."
         return True
     first = nxt.lstrip(_OPENERS)
     if not first or not first[0].islower():
