@@ -22,7 +22,7 @@ REPAIR_VERSION = 2  # bump when the repair rules change: stores record it
 @dataclass(frozen=True)
 class Splitter:
     name: str
-    version: str  # "package x.y.z", recorded in a store's manifest
+    version: str  # "blingfire 0.1.8 + nextvec repair 2": recorded in a store's manifest
     split: Callable[[str], list[str]]  # one paragraph -> its sentences
 
     def fingerprint(self) -> dict:
