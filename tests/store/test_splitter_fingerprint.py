@@ -54,3 +54,26 @@ def test_another_version_is_flagged_and_unrecorded_splitters_are_not_compared():
         warnings.simplefilter("error")
         check_fingerprint(new, enc, "an encoder")  # encoders and old stores record no splitter
         check_fingerprint(enc, new, "an old store")
+
+
+def test_a_consumer_refuses_a_model_trained_on_chunks_split_otherwise(source, tmp_path):
+    """The server opens a checkpoint's metadata against a store: the fingerprint check sees the splitter."""
+    import torch
+
+    from nextvec.models.base import Prediction
+    from nextvec.serve import create_app
+    from nextvec.store import ConceptStore
+
+    class CopyLast(torch.nn.Module):
+        name = "copy-last"
+
+        def predict(self, context, mask):
+            return Prediction(context[:, -1], torch.nn.functional.normalize(context[:, -1], dim=-1))
+
+    _ingest(source, tmp_path / "a", "blingfire+repair")
+    _ingest(source, tmp_path / "b", "blingfire")
+    a, b = ConceptStore(tmp_path / "a"), ConceptStore(tmp_path / "b")
+    meta = {"fingerprint": a.fingerprint, "dim": a.dim, "context_length": 4, "step": 1}  # trained on a
+    create_app(model=CopyLast(), meta=meta, store=a, encoder=HashEncoder())
+    with pytest.raises(FingerprintMismatch, match="splitter mismatch"):
+        create_app(model=CopyLast(), meta=meta, store=b, encoder=HashEncoder())
