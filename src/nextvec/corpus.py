@@ -7,8 +7,10 @@
     python-doc  The Python 3.11 documentation (HTML) from Debian's python3.11-doc package (PSF License).
                 One document per section of each page.
 
-`get_corpus(name)` parses once and caches `<cache>/corpora/<name>.jsonl` ({"id", "sentences"} per line,
-sentences split by blingfire); documents with fewer than the corpus's `min_sentences` are dropped.
+`get_corpus(name, splitter)` parses once and caches `<cache>/corpora/<name>.<splitter>.jsonl` ({"id",
+"sentences"} per line, split by that sentence splitter; the splitter's version is kept beside it in
+`<name>.<splitter>.splitter.json` and a different version rebuilds the cache); documents with fewer than
+the corpus's `min_sentences` are dropped.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Iterator
 
 from nextvec.errors import NextvecError
 from nextvec.store.format import atomic_write_bytes
+from nextvec.text.splitters import DEFAULT_SPLITTER
 
 CORPORA = {
     "wiki": {
@@ -53,30 +56,40 @@ def cache_dir() -> Path:
     return Path(root) / "corpora"
 
 
-def corpus_path(name: str) -> Path:
-    return cache_dir() / f"{name}.jsonl"
+def corpus_path(name: str, splitter: str = DEFAULT_SPLITTER) -> Path:
+    return cache_dir() / f"{name}.{splitter}.jsonl"
 
 
-def get_corpus(name: str, refresh: bool = False) -> Path:
-    """Return the cached JSONL of a demo corpus, building it on first use."""
+def _cached_splitter(path: Path) -> dict | None:
+    try:
+        return json.loads(path.with_suffix(".splitter.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def get_corpus(name: str, refresh: bool = False, splitter: str = DEFAULT_SPLITTER) -> Path:
+    """Return the cached JSONL of a demo corpus split by `splitter`, building it on first use (or when
+    the cache was split by another version of that splitter)."""
     if name not in CORPORA:
         raise NextvecError(f"unknown corpus {name!r}; available: {', '.join(CORPORA)}")
-    path = corpus_path(name)
-    if path.exists() and not refresh:
+    from nextvec.text import get_splitter, split_sentences
+
+    fingerprint = get_splitter(splitter).fingerprint()
+    path = corpus_path(name, splitter)
+    if path.exists() and not refresh and _cached_splitter(path) == fingerprint:
         return path
     docs = {"wiki": _wiki_documents, "linux-doc": lambda: _debian_sphinx_documents(_LINUX_DOC_PKG, "linux-doc-*/html"),
             "python-doc": lambda: _debian_sphinx_documents("python3.11-doc", "python3.11/html")}[name]()
-    from nextvec.text import split_sentences
-
     lines = []
     for doc_id, text in docs:
-        sentences = split_sentences(text)
+        sentences = split_sentences(text, splitter)
         if len(sentences) >= CORPORA[name]["min_sentences"]:
             lines.append(json.dumps({"id": doc_id, "sentences": sentences}, ensure_ascii=False))
     if not lines:
         raise NextvecError(f"corpus {name} produced no documents")
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    atomic_write_bytes(path.with_suffix(".splitter.json"), json.dumps(fingerprint).encode())
     return path
 
 

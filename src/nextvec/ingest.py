@@ -16,12 +16,16 @@ from nextvec.corpus import CORPORA, get_corpus
 from nextvec.encode import Encoder, load_encoder
 from nextvec.errors import NextvecError
 from nextvec.store import ConceptStore, StoreWriter
-from nextvec.text import Skipped, document_chunks, read_documents
+from nextvec.store.card import CARD_JSON, write_card
+from nextvec.text import DEFAULT_SPLITTER, Skipped, get_splitter, merge_letterless, read_documents
+from nextvec.text.chunking import document_pieces
+
+HYGIENE_RULE = "a chunk with no letter or digit is merged into its neighbour in the same document"
 
 
-def resolve_source(source: str) -> Path:
-    """A demo corpus name (fetched and cached on first use) or a path."""
-    return get_corpus(source) if source in CORPORA else Path(source)
+def resolve_source(source: str, splitter: str = DEFAULT_SPLITTER) -> Path:
+    """A demo corpus name (fetched, split by `splitter` and cached on first use) or a path."""
+    return get_corpus(source, splitter=splitter) if source in CORPORA else Path(source)
 
 
 def ingest(
@@ -36,71 +40,85 @@ def ingest(
     batch_size: int = 64,
     progress: bool = True,
     log=None,
+    splitter: str = DEFAULT_SPLITTER,
 ) -> dict:
     """Ingest `source` into the store at `out` (resuming if `out` holds an interrupted ingest).
 
-    Returns a summary: the store's `summary()` plus `skipped` (count) and `seconds`.
+    `splitter` names the sentence splitter (text/splitters.py); it and its version are ingest parameters
+    recorded in the manifest, so a store is never resumed with, or mixed with chunks of, another one.
+    Returns a summary: the store's `summary()` plus `skipped` (count), `letterless_merged` and `seconds`.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     if max_chars < 8:
         raise NextvecError(f"--max-chars must be at least 8, got {max_chars}")
-    path = resolve_source(source)
+    split_by = get_splitter(splitter)  # an unknown name fails before any work
+    path = resolve_source(source, splitter)
     records = read_documents(path)  # validates the source before the encoder loads
     enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
     params = {"source": source if source in CORPORA else str(path.resolve()), "max_chars": max_chars,
-              "split": list(split), "seed": seed, "dtype": dtype}
+              "split": list(split), "seed": seed, "dtype": dtype, "splitter": split_by.fingerprint()}
     writer = StoreWriter(out, enc.fingerprint(), params, dtype=dtype)
     t0 = time.perf_counter()
     skipped = 0
     if writer.complete:
         log(f"{out} is already complete; nothing to do")
     else:
-        start = writer.source_consumed
-        if start:
-            log(f"resuming: {writer.chunks_written} chunks from {start} source records already stored")
-        from tqdm import tqdm
-
-        bar = tqdm(desc="ingest", unit=" chunks", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-        bar.update(writer.chunks_written)
-        pending: list[tuple[str, list[str]]] = []
-        n_pending = 0
-        last = start
-        for i, rec in enumerate(records):
-            if i < start:
-                continue
-            last = i + 1
-            if isinstance(rec, Skipped):
-                skipped += 1
-                bar.write(f"warning: skipped {rec.where}: {rec.reason}", file=sys.stderr)
-                continue
-            chunks = document_chunks(rec, max_chars)
-            if not chunks:
-                skipped += 1
-                bar.write(f"warning: skipped {rec.id}: no text after sentence splitting", file=sys.stderr)
-                continue
-            pending.append((rec.id, chunks))
-            n_pending += len(chunks)
-            if n_pending >= shard_chunks:
-                _flush(writer, enc, pending, last, batch_size)
-                bar.update(n_pending)
-                pending, n_pending = [], 0
-        if pending or last > writer.source_consumed:
-            _flush(writer, enc, pending, last, batch_size)
-            bar.update(n_pending)
-        bar.close()
+        if writer.source_consumed:
+            log(f"resuming: {writer.chunks_written} chunks from {writer.source_consumed} source records already stored")
+        skipped = _write_records(writer, enc, records, max_chars, splitter, shard_chunks, batch_size, progress)
         if writer.chunks_written == 0:
             raise NextvecError(f"{source} held no usable document ({skipped} skipped)")
         writer.finalize(split, seed)
-    summary = ConceptStore(out).summary()
+    store = ConceptStore(out)
+    if not (store.root / CARD_JSON).exists():  # also after a kill between finalize and the card
+        write_card(store)
+    summary = store.summary()
     summary.update(skipped=skipped, seconds=round(time.perf_counter() - t0, 2))
+    log(f"chunk hygiene: {HYGIENE_RULE}; {summary['letterless_merged']} merged")
     if skipped:
         log(f"{skipped} records skipped (see the warnings above)")
     return summary
 
 
-def _flush(writer: StoreWriter, enc: Encoder, docs, source_end: int, batch_size: int) -> None:
+def _write_records(writer: StoreWriter, enc: Encoder, records, max_chars: int, splitter: str, shard_chunks: int,
+                   batch_size: int, progress: bool) -> int:
+    """Chunk, encode and append, a shard at a time, every record after those the store already holds.
+    Returns how many records were skipped."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc="ingest", unit=" chunks", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar.update(writer.chunks_written)
+    pending: list[tuple[str, list[str]]] = []
+    start = last = writer.source_consumed
+    n_pending = merged = skipped = 0
+    for i, rec in enumerate(records):
+        if i < start:
+            continue
+        last = i + 1
+        chunks, gone = ([], 0) if isinstance(rec, Skipped) else merge_letterless(
+            document_pieces(rec, max_chars, splitter), max_chars)
+        if not chunks:
+            skipped += 1
+            why = f"{rec.where}: {rec.reason}" if isinstance(rec, Skipped) else f"{rec.id}: no letter or digit"
+            bar.write(f"warning: skipped {why}", file=sys.stderr)
+            continue
+        merged += gone
+        pending.append((rec.id, chunks))
+        n_pending += len(chunks)
+        if n_pending >= shard_chunks:
+            _flush(writer, enc, pending, last, batch_size, merged)
+            bar.update(n_pending)
+            pending, n_pending, merged = [], 0, 0
+    if pending or last > writer.source_consumed:
+        _flush(writer, enc, pending, last, batch_size, merged)
+        bar.update(n_pending)
+    bar.close()
+    return skipped
+
+
+def _flush(writer: StoreWriter, enc: Encoder, docs, source_end: int, batch_size: int, merged: int) -> None:
     texts = [c for _, chunks in docs for c in chunks]
     vectors = enc.encode(texts, batch_size=batch_size) if texts else np.zeros((0, writer.dim), np.float32)
     if vectors.shape[1:] != (writer.dim,):
         raise NextvecError(f"encoder produced {vectors.shape[1:]} vectors, the store holds {writer.dim}-d")
-    writer.add_shard(docs, vectors, source_end)
+    writer.add_shard(docs, vectors, source_end, letterless_merged=merged)

@@ -122,3 +122,12 @@ def test_serve_refuses_a_store_from_another_encoder_and_bad_limits(run_and_store
     assert isinstance(r.exception, FingerprintMismatch) and "other-encoder" in str(r.exception)
     r = runner.invoke(app, ["serve", str(run), "--store", str(other.root), "--limit", "max_nope=3"])
     assert isinstance(r.exception, NextvecError) and "max_vectors" in str(r.exception)
+
+
+@pytest.mark.parametrize("prompt", ["", "   ", " \n\t "])
+def test_generate_refuses_an_empty_prompt(run_and_store, hash_encoder, prompt):
+    run, store = run_and_store
+    r = runner.invoke(app, ["generate", str(run), "--store", str(store), "--prompt", prompt])
+    assert r.exit_code != 0 and isinstance(r.exception, NextvecError), r.output
+    assert "--prompt is empty" in str(r.exception)
+    assert hash_encoder.calls == []  # refused before anything was encoded

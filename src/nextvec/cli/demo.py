@@ -34,7 +34,7 @@ def demo_cmd(
     typer.secho(f"[1/6] corpus {corpus}", bold=True)
     typer.echo(f"cached at {get_corpus(corpus)}")
 
-    typer.secho("[2/6] ingest (blingfire sentences -> all-MiniLM-L6-v2 vectors -> concept store)", bold=True)
+    typer.secho("[2/6] ingest (sentences -> all-MiniLM-L6-v2 vectors -> concept store + data card)", bold=True)
     from nextvec.cli.ingest import format_info
 
     typer.echo(format_info(ingest(corpus, store_path, encoder="minilm")))

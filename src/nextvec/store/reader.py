@@ -43,7 +43,10 @@ class ConceptStore:
 
     def _load(self, manifest: dict) -> None:
         self.manifest = manifest
-        self.fingerprint: dict = manifest["encoder"]
+        # the sentence splitter that made the chunks ({"name", "version"}; None for stores made before it
+        # was recorded); part of the fingerprint so that checks refuse mixing chunks split differently
+        self.splitter: dict | None = manifest.get("params", {}).get("splitter")
+        self.fingerprint: dict = {**manifest["encoder"], **({"splitter": self.splitter} if self.splitter else {})}
         self.dim: int = int(manifest["dim"])
         self.vectors = np.load(self.root / "vectors.npy", mmap_mode="r", allow_pickle=False)
         self.chunk_doc = np.load(self.root / "chunk_doc.npy", allow_pickle=False)
@@ -113,7 +116,8 @@ class ConceptStore:
             "chunks": len(self),
             "dim": self.dim,
             "dtype": str(self.vectors.dtype),
-            "encoder": self.fingerprint,
+            "encoder": self.manifest["encoder"],
+            "splitter": self.splitter,
             "splits": splits,
             "split_seed": self.manifest.get("split", {}).get("seed"),
             "chunk_chars": {
@@ -128,7 +132,16 @@ class ConceptStore:
                 "max": int(np.diff(self.doc_offsets).max()),
             },
             "params": self.manifest.get("params", {}),
+            "letterless_merged": self.letterless_merged,
         }
+
+    @property
+    def letterless_merged(self) -> int | None:
+        """Chunk-hygiene merges made at ingest (None for a store made before they were counted)."""
+        shards = self.manifest.get("shards", [])
+        if not shards or any("letterless_merged" not in s for s in shards):
+            return None
+        return sum(int(s["letterless_merged"]) for s in shards)
 
 
 def open_store(path: str | Path) -> ConceptStore:

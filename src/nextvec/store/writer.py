@@ -112,8 +112,10 @@ class StoreWriter:
     def _save_manifest(self) -> None:
         atomic_write_json(self.root / MANIFEST, self.manifest)
 
-    def add_shard(self, docs: list[tuple[str, list[str]]], vectors: np.ndarray, source_end: int) -> None:
-        """Durably append whole documents and their chunk vectors (rows in document order)."""
+    def add_shard(self, docs: list[tuple[str, list[str]]], vectors: np.ndarray, source_end: int,
+                  letterless_merged: int = 0) -> None:
+        """Durably append whole documents and their chunk vectors (rows in document order).
+        `letterless_merged` counts the chunk-hygiene merges made in these documents (kept in the manifest)."""
         if self.complete:
             raise NextvecError(f"{self.root} is already complete")
         n = sum(len(chunks) for _, chunks in docs)
@@ -132,7 +134,8 @@ class StoreWriter:
             _cleanup_tmp(shard_dir)
             raise NextvecError(f"could not write {name} in {self.root}: {e.strerror}; the store still holds "
                                f"{self.chunks_written} chunks and resumes from there") from e
-        self.manifest["shards"].append({"name": name, "docs": len(docs), "chunks": n, "source_end": int(source_end)})
+        self.manifest["shards"].append({"name": name, "docs": len(docs), "chunks": n, "source_end": int(source_end),
+                                        "letterless_merged": int(letterless_merged)})
         try:
             self._save_manifest()
         except OSError as e:

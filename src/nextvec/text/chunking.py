@@ -1,24 +1,27 @@
-"""Sentence splitting and the chunk length cap."""
+"""Sentence splitting, the chunk length cap, and chunk hygiene (no chunk without a letter or digit)."""
 
 from __future__ import annotations
 
 import re
 
+from nextvec.text.splitters import DEFAULT_SPLITTER, get_splitter
+
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _SPACE = re.compile(r"\s+")
 # Clause boundaries, in order of preference: after ; : or a dash, then after a comma.
 _CLAUSE_BREAKS = (re.compile(r"[;:]\s|\s[–—-]\s"), re.compile(r",\s"))
+_OPENING = set("“‘«([{¿¡")  # straight quotes close more often than they open after a cut
 
 
-def split_sentences(text: str) -> list[str]:
-    """Split text into sentences with blingfire; blank lines always end a sentence."""
-    import blingfire
-
+def split_sentences(text: str, splitter: str = DEFAULT_SPLITTER) -> list[str]:
+    """Split text into sentences with the named splitter (see splitters.py); blank lines always end a
+    sentence, other whitespace runs become one space."""
+    split = get_splitter(splitter).split
     out: list[str] = []
     for para in _PARAGRAPH.split(text):
         para = _SPACE.sub(" ", para).strip()
         if para:
-            out.extend(s.strip() for s in blingfire.text_to_sentences(para).split("\n") if s.strip())
+            out.extend(s.strip() for s in split(para) if s.strip())
     return out
 
 
@@ -52,7 +55,45 @@ def chunk_sentences(sentences: list[str], max_chars: int) -> list[str]:
     return [piece for s in sentences for piece in cap_sentence(s, max_chars) if piece]
 
 
-def document_chunks(doc, max_chars: int) -> list[str]:
-    """A document's chunks: its pre-split sentences used as they are (capped), else its text split."""
-    sentences = doc.sentences if doc.sentences is not None else split_sentences(doc.text)
+def has_letter_or_digit(text: str) -> bool:
+    return any(c.isalnum() for c in text)
+
+
+def merge_letterless(chunks: list[str], max_chars: int) -> tuple[list[str], int]:
+    """Chunk hygiene: a chunk with no letter or digit (`"`, `.`, `)`, `* * *`) is never a chunk of its own.
+
+    It joins the previous chunk of the document, or the next one when it is first or only opens
+    something (`(`, an opening quote), or when the previous chunk has no room under `max_chars`. One that
+    fits nowhere is dropped (it held only punctuation). Returns (chunks, how many letterless chunks went);
+    a document with no letter or digit at all returns no chunks.
+    """
+    out: list[str] = []
+    carry, gone = "", 0
+    for c in chunks:
+        if has_letter_or_digit(c):
+            if carry and len(carry) + 1 + len(c) <= max_chars:
+                c = f"{carry} {c}"
+            carry = ""
+            out.append(c)
+            continue
+        gone += 1
+        opens = all(ch in _OPENING or ch.isspace() for ch in c)
+        if out and not carry and not opens and len(out[-1]) + 1 + len(c) <= max_chars:
+            out[-1] = f"{out[-1]} {c}"
+        else:
+            carry = f"{carry} {c}".strip()
+    if carry and out and len(out[-1]) + 1 + len(carry) <= max_chars:
+        out[-1] = f"{out[-1]} {carry}"
+    return out, gone
+
+
+def document_pieces(doc, max_chars: int, splitter: str = DEFAULT_SPLITTER) -> list[str]:
+    """A document's capped sentences before hygiene: its pre-split sentences used as they are, else its
+    text split by `splitter`."""
+    sentences = doc.sentences if doc.sentences is not None else split_sentences(doc.text, splitter)
     return chunk_sentences([_SPACE.sub(" ", s).strip() for s in sentences], max_chars)
+
+
+def document_chunks(doc, max_chars: int, splitter: str = DEFAULT_SPLITTER) -> list[str]:
+    """A document's chunks: capped sentences with letterless ones merged into their neighbours."""
+    return merge_letterless(document_pieces(doc, max_chars, splitter), max_chars)[0]
