@@ -139,3 +139,19 @@ def test_default_context_length_comes_from_the_model_config(onehot_store):
     model.config = type("C", (), {"context_length": 2})()
     generate(model, store, enc, "Sentence e0. Sentence e1. Sentence e2.", steps=2)
     assert model.seen == [2, 2]
+
+
+def test_prompts_are_split_by_the_splitter_the_store_was_made_with():
+    from nextvec.generate import store_splitter
+
+    class Recorded:
+        manifest = {"params": {"splitter": {"name": "nupunkt", "version": "nupunkt 0.8"}}}
+
+    class Older:  # stores from before the splitter was recorded were split by blingfire
+        manifest = {"params": {"max_chars": 400}}
+
+    assert store_splitter(Recorded()) == "nupunkt" and store_splitter(Older()) == "blingfire"
+    text = "He was so happy. Mr. Knightley had come to call. It rained."
+    assert split_prompt(text, splitter="blingfire+repair") == ["He was so happy.", "Mr. Knightley had come to call.",
+                                                              "It rained."]
+    assert split_prompt(text, splitter="blingfire") != split_prompt(text, splitter="blingfire+repair")

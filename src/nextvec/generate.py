@@ -29,12 +29,19 @@ def store_encoder(store, spec: str = "auto"):
     return encoder
 
 
-def split_prompt(prompt: str, max_chars: int | None = None) -> list[str]:
-    """Prompt -> sentences the way ingest chunks documents (blingfire, optional length cap)."""
-    from nextvec.text import chunk_sentences, split_sentences
+def split_prompt(prompt: str, max_chars: int | None = None, splitter: str | None = None) -> list[str]:
+    """Prompt -> sentences the way ingest chunks documents (the named splitter, default the package's;
+    optional length cap)."""
+    from nextvec.text import DEFAULT_SPLITTER, chunk_sentences, split_sentences
 
-    sentences = split_sentences(prompt)
+    sentences = split_sentences(prompt, splitter or DEFAULT_SPLITTER)
     return chunk_sentences(sentences, max_chars) if max_chars else sentences
+
+
+def store_splitter(store) -> str:
+    """The splitter a store was ingested with; stores from before splitters were recorded used blingfire."""
+    params = store.manifest.get("params", {}) if hasattr(store, "manifest") else {}
+    return (params.get("splitter") or {}).get("name", "blingfire")
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -132,7 +139,7 @@ def generate(model, store, encoder, prompt: str, steps: int = 5, stop_cos: float
     if not isinstance(prompt, str) or not prompt.strip():
         raise NextvecError("the prompt is empty; give at least one sentence")
     max_chars = store.manifest.get("params", {}).get("max_chars") if hasattr(store, "manifest") else None
-    sentences = split_prompt(prompt, max_chars if isinstance(max_chars, int) else None)
+    sentences = split_prompt(prompt, max_chars if isinstance(max_chars, int) else None, store_splitter(store))
     if not sentences:
         raise NextvecError("the prompt has no sentences")
     context = np.asarray(encoder.encode(sentences), np.float32)  # (L, D)
