@@ -34,11 +34,13 @@ def ingest(
     dtype: str = "float32",
     shard_chunks: int = 2048,
     batch_size: int = 64,
+    device: str = "cpu",
     progress: bool = True,
     log=None,
 ) -> dict:
     """Ingest `source` into the store at `out` (resuming if `out` holds an interrupted ingest).
 
+    `device`: cpu | cuda | cuda:N | cuda:N,M (fp16 on GPUs, several through a multi-process pool).
     Returns a summary: the store's `summary()` plus `skipped` (count) and `seconds`.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -46,7 +48,18 @@ def ingest(
         raise NextvecError(f"--max-chars must be at least 8, got {max_chars}")
     path = resolve_source(source)
     records = read_documents(path)  # validates the source before the encoder loads
-    enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
+    enc = load_encoder(encoder, device=device) if isinstance(encoder, str) else encoder
+    try:
+        return _ingest_records(source, out, records, enc, max_chars, split, seed, dtype, shard_chunks,
+                               batch_size, progress, log)
+    finally:
+        if isinstance(encoder, str) and hasattr(enc, "close"):  # stop a GPU pool we started
+            enc.close()
+
+
+def _ingest_records(source, out, records, enc: Encoder, max_chars, split, seed, dtype, shard_chunks,
+                    batch_size, progress, log) -> dict:
+    path = resolve_source(source)
     params = {"source": source if source in CORPORA else str(path.resolve()), "max_chars": max_chars,
               "split": list(split), "seed": seed, "dtype": dtype}
     writer = StoreWriter(out, enc.fingerprint(), params, dtype=dtype)

@@ -32,7 +32,9 @@ def ingest_cmd(
     split: str = typer.Option("0.8,0.1,0.1", help="train,val,test fractions of DOCUMENTS."),
     seed: int = typer.Option(0, help="Seed of the document split."),
     dtype: str = typer.Option("float32", help="float32 or float16 vectors on disk."),
-    batch_size: int = typer.Option(64, help="Encoder batch size."),
+    batch_size: int = typer.Option(64, help="Encoder batch size (raise it on a GPU, e.g. 512)."),
+    device: str = typer.Option("cpu", help="cpu | cuda (every GPU) | cuda:N | cuda:N,M: fp16 on GPUs, several "
+                               "GPUs through a multi-process pool."),
     shard_chunks: Optional[int] = typer.Option(None, min=1, help="Chunks per durable shard: a kill loses at most one "
                                                "shard of work. Default 2048 (text), 50000 (--vectors)."),
     vectors: Optional[str] = typer.Option(None, help="Import precomputed vectors from this column of the Parquet "
@@ -59,7 +61,7 @@ def ingest_cmd(
     from nextvec.ingest import ingest
 
     summary = ingest(source, out, encoder=encoder, max_chars=max_chars, split=parse_split(split), seed=seed,
-                     dtype=dtype, batch_size=batch_size, shard_chunks=shard_chunks or 2048)
+                     dtype=dtype, batch_size=batch_size, shard_chunks=shard_chunks or 2048, device=device)
     typer.echo(format_info(summary))
     typer.echo(f"ingested in {summary['seconds']} s; {summary['skipped']} records skipped")
 
