@@ -190,6 +190,11 @@ class TrainConfig(Strict):
     init_from: str = Field("", description="start from the weights of this run folder or checkpoint (same encoder "
                                            "and model config; fresh optimizer and schedule): pre-train, then "
                                            "fine-tune on another store")
+    data_source: Literal["auto", "memory", "stream"] = Field(
+        "auto", description="training windows: memory (the split in RAM), stream (from the memory-mapped store in "
+                            "shuffled blocks of documents), auto (stream when the split exceeds max_ram_gb)")
+    max_ram_gb: float = Field(4.0, gt=0.0, description="auto streams when the train vectors as float32 exceed this")
+    shuffle_buffer: int = Field(65536, ge=1, description="streaming: windows per shuffled block of documents")
     memory: bool = Field(True, description="after training, fit the successor memory's gate (kNN-LM over the train "
                                            "split) on val and write memory.json; evaluate adds a model+memory row")
 

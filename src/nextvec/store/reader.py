@@ -46,11 +46,12 @@ class ConceptStore:
         self.fingerprint: dict = manifest["encoder"]
         self.dim: int = int(manifest["dim"])
         self.vectors = np.load(self.root / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        self.chunk_doc = np.load(self.root / "chunk_doc.npy", allow_pickle=False)
-        self.chunk_pos = np.load(self.root / "chunk_pos.npy", allow_pickle=False)
+        # per-chunk arrays are memory-mapped too: a 20M-chunk store costs no RAM until they are read
+        self.chunk_doc = np.load(self.root / "chunk_doc.npy", mmap_mode="r", allow_pickle=False)
+        self.chunk_pos = np.load(self.root / "chunk_pos.npy", mmap_mode="r", allow_pickle=False)
         self.doc_offsets = np.load(self.root / "doc_offsets.npy", allow_pickle=False)
         self.doc_split = np.load(self.root / "doc_split.npy", allow_pickle=False)
-        self._text_offsets = np.load(self.root / "text_offsets.npy", allow_pickle=False)
+        self._text_offsets = np.load(self.root / "text_offsets.npy", mmap_mode="r", allow_pickle=False)
         with np.load(self.root / "stats.npz", allow_pickle=False) as st:
             self.mean = st["mean"].astype(np.float32)
             self.std = st["std"].astype(np.float32)
@@ -93,8 +94,10 @@ class ConceptStore:
         return np.flatnonzero(self.doc_split == self.split_code(split))
 
     def split_chunks(self, split: str) -> np.ndarray:
-        """Chunk indices of a split, in store order (documents contiguous)."""
-        return np.flatnonzero(self.doc_split[self.chunk_doc] == self.split_code(split))
+        """Chunk indices of a split, in store order (documents contiguous); built from document ranges, so
+        it never scans the per-chunk arrays."""
+        docs = self.split_docs(split)
+        return concat_ranges(self.doc_offsets[docs], np.diff(self.doc_offsets)[docs])
 
     def doc_range(self, d: int) -> tuple[int, int]:
         return int(self.doc_offsets[d]), int(self.doc_offsets[d + 1])
@@ -129,6 +132,17 @@ class ConceptStore:
             },
             "params": self.manifest.get("params", {}),
         }
+
+
+def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """[starts[0], starts[0] + lengths[0]) ++ [starts[1], ...) as one int64 array, without a Python loop."""
+    lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 0)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(lengths)
+    shift = np.repeat(np.asarray(starts, dtype=np.int64) - (ends - lengths), lengths)  # (total,)
+    return np.arange(total, dtype=np.int64) + shift
 
 
 def open_store(path: str | Path) -> ConceptStore:
