@@ -199,9 +199,24 @@ class TrainConfig(Strict):
                                            "split) on val and write memory.json; evaluate adds a model+memory row")
 
 
+class IndexConfig(Strict):
+    """Nearest-neighbour indexes over store vectors (successor memory, kNN-successor, retrieval decoder)."""
+
+    kind: Literal["auto", "flat", "ivf", "hnsw"] = Field(
+        "auto", description="auto: exact (flat) up to approx_above vectors, IVF above")
+    approx_above: int = Field(1_000_000, ge=0, description="auto switches to an approximate index above this size")
+    nlist: int = Field(0, ge=0, description="IVF lists; 0 = 4 * sqrt(N)")
+    nprobe: int = Field(64, ge=1, description="IVF lists searched per query (nprobe = nlist is exact)")
+    hnsw_m: int = Field(32, ge=4)
+    ef_construction: int = Field(80, ge=8)
+    ef_search: int = Field(128, ge=8)
+    recall_queries: int = Field(500, ge=0, description="queries whose recall vs exact search is measured at build")
+
+
 class LVMConfig(Strict):
     """Everything `nextvec train` needs; saved resolved as RUN/config.json."""
 
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
+    index: IndexConfig = IndexConfig()
