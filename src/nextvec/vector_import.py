@@ -272,7 +272,7 @@ def _validate(rb, dim: int, mode: str, row: int, where) -> Batch:
     if (lengths != dim).any():
         bad = int(np.flatnonzero(lengths != dim)[0])
         raise NextvecError(f"vector at {where(bad)} has {lengths[bad]} dimensions, the store holds {dim}-d vectors")
-    vectors = vec_col.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(len(rb), dim)  # (n, D)
+    vectors = vec_col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(len(rb), dim)
     finite = np.isfinite(vectors).all(axis=1)
     if not finite.all():
         raise NextvecError(f"vector at {where(int(np.flatnonzero(~finite)[0]))} holds NaN or inf")

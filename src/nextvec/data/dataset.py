@@ -17,7 +17,7 @@ from nextvec.data.windows import context_indices, window_targets
 from nextvec.errors import NextvecError
 
 
-def vector_keys(table: np.ndarray, block: int = 65536) -> np.ndarray:
+def vector_keys(table: np.ndarray, block: int = 8192) -> np.ndarray:
     """An int64 key per row, equal for bit-identical rows: a random integer combination of the float bits
     (integer sums are exact, so no rounding can split two copies). Comparing keys finds every repeat of
     a vector; a rare collision of different vectors only drops a negative, never lets the positive in."""

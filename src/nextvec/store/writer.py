@@ -222,9 +222,9 @@ class StoreWriter:
             for s in self.manifest["shards"]:
                 v = np.load(self.root / SHARDS / f"{s['name']}.npy", allow_pickle=False)
                 f.write(np.ascontiguousarray(v, dtype=self.dtype).tobytes())
-                tr = v[is_train[row : row + len(v)]].astype(np.float64)
-                total += tr.sum(0)
-                total_sq += (tr * tr).sum(0)
+                tr = v[is_train[row : row + len(v)]].astype(np.float32, copy=False)
+                total += tr.sum(0, dtype=np.float64)
+                total_sq += np.square(tr).sum(0, dtype=np.float64)
                 row += len(v)
             f.flush()
             os.fsync(f.fileno())
