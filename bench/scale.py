@@ -36,8 +36,10 @@ IMPORT_CHILD = CHILD_PREFIX + """
 from nextvec.vector_import import import_vectors
 s = import_vectors(sys.argv[1], sys.argv[2], encoder_name=sys.argv[3], normalized=True, dtype="float16",
                    progress=False)
+import resource
+ru = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"chunks": s["chunks"], "seconds": s["seconds"], "vectors_per_s": s["vectors_per_s"],
-                  "peak_rss_mb": peak_mb()}))
+                  "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 1), "peak_rss_mb": peak_mb()}))
 """
 
 TRAIN_CHILD = CHILD_PREFIX + """
