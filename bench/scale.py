@@ -7,8 +7,9 @@ with the real chunk texts. They are written as Parquet (files of 500k rows; floa
 (VmHWM, the process's own high-water mark):
 
   import     vectors/s and peak RSS of the import (Parquet -> finished store)
-  train      samples/s (training steps only) and peak RSS, streaming source and (up to --in-ram-up-to
-             chunks) the in-RAM source: GRU (128 wide, 1 layer: the data path matters), batch 256, context 5, --steps steps
+  train      samples/s (training steps only; the in-RAM source loads before them, the streamed first
+             block during the step-0 validation) and peak RSS, streaming source and (up to
+             --in-ram-up-to chunks) the in-RAM source: GRU (128 wide, 1 layer: the data path matters), batch 256, context 5, --steps steps
   memory     build time and recall@8 vs exact of the successor memory's IVF index (up to --memory-up-to)
 
     python bench/scale.py --real /work/scale/wiki --work /work/scale --sizes 1000000,5000000,20000000
@@ -45,11 +46,12 @@ print(json.dumps({"chunks": s["chunks"], "seconds": s["seconds"], "vectors_per_s
 TRAIN_CHILD = CHILD_PREFIX + """
 from nextvec.config import LVMConfig
 from nextvec.train.loop import train
-steps, source = int(sys.argv[3]), sys.argv[4]
+steps, source, buffer = int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 cfg = LVMConfig.model_validate({
     "model": {"name": "gru", "context_length": 5, "hidden_dim": 128, "num_layers": 1},
     "train": {"batch_size": 256, "max_steps": steps, "val_every": steps, "val_max_windows": 2000, "patience": 0,
-              "progress": False, "device": "cpu", "threads": 2, "data_source": source, "memory": False}})
+              "progress": False, "device": "cpu", "threads": 2, "data_source": source, "memory": False,
+              "shuffle_buffer": buffer}})
 s = train(sys.argv[1], cfg, sys.argv[2])
 print(json.dumps({"samples_per_s": s["samples_per_s"], "data_source": s["data_source"],
                   "train_windows": s["train_windows"], "peak_rss_mb": peak_mb()}))
@@ -134,7 +136,7 @@ def bench_size(n: int, args) -> dict:
         shutil.rmtree(src)
     for source in ["stream"] + (["memory"] if n <= args.in_ram_up_to else []):
         shutil.rmtree(runs / source, ignore_errors=True)
-        res[f"train_{source}"] = child(TRAIN_CHILD, store, runs / source, args.steps, source)
+        res[f"train_{source}"] = child(TRAIN_CHILD, store, runs / source, args.steps, source, args.shuffle_buffer)
         print(f"{n:>10,} train {source} {res[f'train_{source}']}", flush=True)
     if n <= args.memory_up_to:
         for kind in args.memory_kinds.split(","):
@@ -167,6 +169,8 @@ def main() -> None:
     ap.add_argument("--work", default="/work/scale", help="folder for the Parquet files, stores and runs")
     ap.add_argument("--sizes", default="1000000,5000000,20000000")
     ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--shuffle-buffer", type=int, default=16384, help="train.shuffle_buffer of the streamed runs: "
+                    "small enough that a short run streams several blocks, as a long run does")
     ap.add_argument("--sigma", type=float, default=0.03, help="noise per dimension before re-normalising")
     ap.add_argument("--parquet-dtype", default="float32", help="vector type in the Parquet files (the store is "
                     "float16 either way); pyarrow decodes float16 lists ~4x slower than float32")

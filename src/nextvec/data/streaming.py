@@ -65,6 +65,9 @@ class InRamWindows:
     def batch(self, epoch: int, i: int, generator: torch.Generator | None = None) -> WindowBatch:
         return self.ds.get_batch(self.sampler.batches(epoch)[i], generator)
 
+    def prefetch(self, epoch: int, i: int) -> None:
+        pass  # already in RAM
+
     def __len__(self) -> int:
         return len(self.ds)
 
@@ -142,10 +145,20 @@ class StreamingWindows:
             carry = pool[n * self.B :]
             batch += n
 
+    def prefetch(self, epoch: int, i: int) -> None:
+        """Start reading from batch i of `epoch` in the background (the trainer calls this before its first
+        validation, so the first block loads meanwhile)."""
+        if self._cursor != (epoch, i):
+            self.close()
+            blocks = (b for b in self.plan(epoch) if b.first_batch + b.n_batches > i)
+            self._reader = _Reader(blocks, self._load, self.read_ahead)
+            self._cursor = (epoch, i)
+
     def batch(self, epoch: int, i: int, generator: torch.Generator | None = None) -> WindowBatch:
         """Batch i of `epoch` for this rank; sequential calls stream, any other call repositions the reader."""
-        if self._cursor != (epoch, i):
-            self._start(epoch, i)
+        self.prefetch(epoch, i)
+        if self._block is None:
+            self._block = self._reader.next()
         block, ds = self._block
         while i >= block.first_batch + block.n_batches:
             self._block = self._reader.next()
@@ -154,12 +167,6 @@ class StreamingWindows:
         rows = torch.arange(j * self.B, min((j + 1) * self.B, len(block.windows)))
         self._cursor = (epoch, i + 1)
         return ds.get_batch(rows, generator)
-
-    def _start(self, epoch: int, i: int) -> None:
-        self.close()
-        blocks = (b for b in self.plan(epoch) if b.first_batch + b.n_batches > i)
-        self._reader = _Reader(blocks, self._load, self.read_ahead)
-        self._block = self._reader.next()
 
     def _load(self, block: Block) -> tuple[Block, WindowDataset]:
         return block, WindowDataset.of_windows(self.store, "train", block.windows, self.T, self.K, self.device)

@@ -298,6 +298,7 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
             checkpoint(last_path, with_optimizer=True, val=last_val)
             return tc.patience > 0 and loop["bad_evals"] >= tc.patience
 
+        train_src.prefetch(loop["epoch"], loop["batch_in_epoch"])  # a streamed first block loads meanwhile
         # The model before any step is a candidate too: with a zero-initialised residual over a prior it IS
         # that prior, so the best checkpoint is never worse on val than where training started.
         if main and loop["step"] == 0:
