@@ -91,7 +91,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.chunks = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])  # sorted store ids
         table = np.zeros((len(self.chunks) + 1, store.dim), dtype)
         for a, b, at in zip(starts, ends, np.cumsum(ends - starts) - (ends - starts)):  # one read per document
-            table[at : at + b - a] = store.vectors[a:b]
+            store.read_rows(a, b, out=table[at : at + b - a])
         self.pad_row = len(self.chunks)  # index of the zero row
         local = lambda ids: np.searchsorted(self.chunks, ids)  # noqa: E731
 

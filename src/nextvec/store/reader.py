@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import weakref
 from functools import cached_property
 from pathlib import Path
 
@@ -83,6 +85,33 @@ class ConceptStore:
     def get(self, idx) -> np.ndarray:
         """Float32 copy of the vectors at `idx` (int, slice or index array)."""
         return np.asarray(self.vectors[idx], dtype=np.float32)
+
+    def read_rows(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Vectors [a, b) in the store's dtype, read with pread rather than through the memory map: the
+        file's pages then sit in the page cache without counting in this process's RSS (a memory-mapped
+        read also maps the kernel's read-ahead, so scattered reads would map most of a large store)."""
+        if out is not None and out.dtype != self.vectors.dtype:  # e.g. a float32 table from a float16 store
+            out[...] = self.read_rows(a, b)
+            return out
+        out = np.empty((b - a, self.dim), self.vectors.dtype) if out is None else out
+        if out.shape != (b - a, self.dim) or not out.flags.c_contiguous:
+            raise ValueError(f"read_rows needs a C-contiguous ({b - a}, {self.dim}) buffer")
+        if b > a:
+            row = self.dim * self.vectors.dtype.itemsize
+            view = memoryview(out).cast("B")
+            done = 0
+            while done < len(view):  # pread may return short counts
+                n = os.preadv(self._vectors_fd, [view[done:]], self.vectors.offset + a * row + done)
+                if n <= 0:
+                    raise NextvecError(f"{self.root}/vectors.npy ended early: rows {a}..{b} are not all there")
+                done += n
+        return out
+
+    @cached_property
+    def _vectors_fd(self) -> int:
+        fd = os.open(self.root / "vectors.npy", os.O_RDONLY)
+        self._fd_closer = weakref.finalize(self, os.close, fd)
+        return fd
 
     def split_code(self, split: str) -> int:
         if split not in SPLITS:
