@@ -134,10 +134,14 @@ def bench_size(n: int, args) -> dict:
         res["import"] = child(IMPORT_CHILD, src, store, MINILM_NAME)
         print(f"{n:>10,} import {res['import']}", flush=True)
         shutil.rmtree(src)
-    for source in ["stream"] + (["memory"] if n <= args.in_ram_up_to else []):
-        shutil.rmtree(runs / source, ignore_errors=True)
-        res[f"train_{source}"] = child(TRAIN_CHILD, store, runs / source, args.steps, source, args.shuffle_buffer)
-        print(f"{n:>10,} train {source} {res[f'train_{source}']}", flush=True)
+    for _ in range(args.rounds):  # sources alternate; the faster round of each counts (the machine is shared)
+        for source in ["stream"] + (["memory"] if n <= args.in_ram_up_to else []):
+            shutil.rmtree(runs / source, ignore_errors=True)
+            r = child(TRAIN_CHILD, store, runs / source, args.steps, source, args.shuffle_buffer)
+            print(f"{n:>10,} train {source} {r}", flush=True)
+            best = res.get(f"train_{source}")
+            if best is None or r["samples_per_s"] > best["samples_per_s"]:
+                res[f"train_{source}"] = dict(r, peak_rss_mb=max(r["peak_rss_mb"], (best or r)["peak_rss_mb"]))
     if n <= args.memory_up_to:
         for kind in args.memory_kinds.split(","):
             shutil.rmtree(store / "indexes", ignore_errors=True)
@@ -171,6 +175,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--shuffle-buffer", type=int, default=16384, help="train.shuffle_buffer of the streamed runs: "
                     "small enough that a short run streams several blocks, as a long run does")
+    ap.add_argument("--rounds", type=int, default=1, help="training rounds per source, alternating; best counts")
     ap.add_argument("--sigma", type=float, default=0.03, help="noise per dimension before re-normalising")
     ap.add_argument("--parquet-dtype", default="float32", help="vector type in the Parquet files (the store is "
                     "float16 either way); pyarrow decodes float16 lists ~4x slower than float32")
