@@ -190,8 +190,27 @@ class TrainConfig(Strict):
     init_from: str = Field("", description="start from the weights of this run folder or checkpoint (same encoder "
                                            "and model config; fresh optimizer and schedule): pre-train, then "
                                            "fine-tune on another store")
+    data_source: Literal["auto", "memory", "stream"] = Field(
+        "auto", description="training windows: memory (the split in RAM), stream (from the memory-mapped store in "
+                            "shuffled blocks of documents), auto (stream when the split exceeds max_ram_gb)")
+    max_ram_gb: float = Field(4.0, gt=0.0, description="auto streams when the train vectors as float32 exceed this")
+    shuffle_buffer: int = Field(65536, ge=1, description="streaming: windows per shuffled block of documents")
     memory: bool = Field(True, description="after training, fit the successor memory's gate (kNN-LM over the train "
                                            "split) on val and write memory.json; evaluate adds a model+memory row")
+
+
+class IndexConfig(Strict):
+    """Nearest-neighbour indexes over store vectors (successor memory, kNN-successor, retrieval decoder)."""
+
+    kind: Literal["auto", "flat", "ivf", "hnsw"] = Field(
+        "auto", description="auto: exact (flat) up to approx_above vectors, IVF above")
+    approx_above: int = Field(1_000_000, ge=0, description="auto switches to an approximate index above this size")
+    nlist: int = Field(0, ge=0, description="IVF lists; 0 = 4 * sqrt(N)")
+    nprobe: int = Field(64, ge=1, description="IVF lists searched per query (nprobe = nlist is exact)")
+    hnsw_m: int = Field(32, ge=4)
+    ef_construction: int = Field(80, ge=8)
+    ef_search: int = Field(128, ge=8)
+    recall_queries: int = Field(500, ge=0, description="queries whose recall vs exact search is measured at build")
 
 
 class LVMConfig(Strict):
@@ -200,3 +219,4 @@ class LVMConfig(Strict):
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
+    index: IndexConfig = IndexConfig()

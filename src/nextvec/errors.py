@@ -17,9 +17,13 @@ class SplitterVersionWarning(UserWarning):
 
 def check_fingerprint(expected: dict, actual: dict, what: str) -> None:
     """Refuse to mix vectors from two encoders: compare name, dim, pooling and normalisation; then the
-    sentence splitter, where both sides record one (see `check_splitter`)."""
+    sentence splitter, where both sides record one (see `check_splitter`).
+
+    Imported vectors declare name, dim and normalisation only (pooling None): pooling is then not compared."""
     keys = ("name", "dim", "pooling", "normalized")
-    diff = {k: (expected.get(k), actual.get(k)) for k in keys if expected.get(k) != actual.get(k)}
+    undeclared = {"pooling"} if expected.get("pooling") is None or actual.get("pooling") is None else set()
+    diff = {k: (expected.get(k), actual.get(k)) for k in keys
+            if k not in undeclared and expected.get(k) != actual.get(k)}
     if diff:
         lines = ", ".join(f"{k}: {a!r} here vs {b!r} in {what}" for k, (a, b) in diff.items())
         raise FingerprintMismatch(

@@ -1,6 +1,18 @@
-"""Exact inner-product FAISS index over store vectors, shared by evaluation, baselines and decoding."""
+"""FAISS inner-product indexes over store vectors, shared by evaluation, baselines, the successor memory and
+decoding.
+
+`store_unit_index` is the one way to index store rows by cosine: exact (flat) up to `index.approx_above`
+vectors; above it an approximate IVF (or HNSW) index, built once, saved under STORE/indexes/ and loaded
+from there next time, with its recall@k against exact search measured and printed when it is built.
+"""
 
 from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 
@@ -54,3 +66,152 @@ def store_index(store, split: str | None = None, kind: str = "flat") -> VectorIn
     """Index all chunks of a store, or of one split."""
     ids = np.arange(len(store)) if split is None else store.split_chunks(split)
     return VectorIndex(store.get(ids), ids=ids, kind=kind, fingerprint=store.fingerprint)
+
+
+def unit_rows_of(store, ids: np.ndarray, block: int = 65536) -> np.ndarray:
+    """(len(ids), D) float32 unit rows of store vectors, read in blocks (zero rows stay zero)."""
+    out = np.empty((len(ids), store.dim), np.float32)
+    for s in range(0, len(ids), block):
+        v = store.get(ids[s : s + block])
+        n = np.linalg.norm(v, axis=1, keepdims=True)
+        out[s : s + block] = v / np.where(n > 0, n, 1.0)
+    return out
+
+
+def resolve_kind(config, n: int) -> str:
+    if config.kind != "auto":
+        return config.kind
+    return "flat" if n <= config.approx_above else "ivf"
+
+
+def store_unit_index(store, ids: np.ndarray, name: str, config=None, k: int = 8, log=None) -> VectorIndex:
+    """Cosine index over store rows `ids` (see the module docstring). `name` names the saved index (one per
+    set of rows: e.g. "successor-keys"); `k` is the k of the recall measured at build."""
+    from nextvec.config import IndexConfig
+
+    config = config or IndexConfig()
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    ids = np.asarray(ids, dtype=np.int64)
+    kind = resolve_kind(config, len(ids))
+    if kind == "flat":
+        return VectorIndex(unit_rows_of(store, ids), ids=ids, kind="flat", fingerprint=store.fingerprint)
+    meta = {"name": name, "kind": kind, "fingerprint": store.fingerprint, "n": int(len(ids)),
+            "ids_sum": int(ids.sum()), "nlist": _nlist(config, len(ids)), "hnsw_m": config.hnsw_m,
+            "ef_construction": config.ef_construction}
+    folder = Path(store.root) / "indexes"
+    index = _load_saved(folder, name, meta)
+    if index is None:
+        t0 = time.perf_counter()
+        index = _build(store, ids, kind, meta["nlist"], config)
+        _set_search_params(index, config)
+        seconds = time.perf_counter() - t0
+        recall = measure_recall(index, store, ids, k, config.recall_queries)
+        meta.update(build_seconds=round(seconds, 2), **recall)
+        _save(folder, name, index, meta)
+        log(f"index {name}: {describe(meta, config)} over {len(ids):,} vectors built in {seconds:.1f} s; "
+            f"recall@{k} vs exact {recall['recall']:.3f} ({recall['recall_queries']} queries); saved in {folder}")
+    else:
+        _set_search_params(index, config)
+    out = VectorIndex.__new__(VectorIndex)
+    out.index, out.ids, out.dim, out.fingerprint, out.meta = index, ids, store.dim, store.fingerprint, meta
+    return out
+
+
+def describe(meta: dict, config) -> str:
+    if meta["kind"] == "ivf":
+        return f"IVF nlist={meta['nlist']} nprobe={min(config.nprobe, meta['nlist'])}"
+    return f"HNSW M={meta['hnsw_m']} efSearch={config.ef_search}"
+
+
+def _nlist(config, n: int) -> int:
+    nlist = config.nlist or int(4 * np.sqrt(n))
+    return int(max(1, min(nlist, n // 39 or 1)))  # FAISS wants >= 39 training points per list
+
+
+def _build(store, ids: np.ndarray, kind: str, nlist: int, config):
+    import faiss
+
+    D = store.dim
+    if kind == "ivf":
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(D), D, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(0)
+        sample = np.sort(rng.choice(len(ids), min(len(ids), 64 * nlist), replace=False))
+        index.train(unit_rows_of(store, ids[sample]))
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(D, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = config.ef_construction
+    else:
+        raise NextvecError(f"unknown index kind {kind!r}; use auto, flat, ivf or hnsw")
+    for s in range(0, len(ids), 262144):
+        index.add(unit_rows_of(store, ids[s : s + 262144]))
+    return index
+
+
+def _set_search_params(index, config) -> None:
+    if hasattr(index, "nprobe"):
+        index.nprobe = min(config.nprobe, index.nlist)
+    if hasattr(index, "hnsw"):
+        index.hnsw.efSearch = config.ef_search
+
+
+def measure_recall(index, store, ids: np.ndarray, k: int, n_queries: int) -> dict:
+    """recall@k of `index` against exact search, on store rows outside the bank (held-out chunks, as
+    queries are in use) or, when the bank is the whole store, on bank rows."""
+    if n_queries == 0:
+        return {"recall": float("nan"), "recall_queries": 0}
+    rng = np.random.default_rng(1)
+    outside = np.setdiff1d(rng.choice(len(store), min(len(store), 4 * n_queries), replace=False), ids)
+    pool = outside if len(outside) else ids
+    q_ids = np.sort(rng.choice(pool, min(n_queries, len(pool)), replace=False))
+    q = unit_rows_of(store, q_ids)
+    k = min(k, len(ids))
+    exact = exact_top_k(store, ids, q, k)
+    _, rows = index.search(q, k)
+    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(rows, exact))
+    return {"recall": hits / (len(q) * k), "recall_queries": int(len(q))}
+
+
+def exact_top_k(store, ids: np.ndarray, queries: np.ndarray, k: int, block: int = 65536) -> np.ndarray:
+    """Exact top-k rows (positions in `ids`) by inner product, scanning the bank in blocks: (Q, k)."""
+    best_s = np.full((len(queries), k), -np.inf, np.float32)
+    best_r = np.full((len(queries), k), -1, np.int64)
+    for s in range(0, len(ids), block):
+        scores = queries @ unit_rows_of(store, ids[s : s + block]).T  # (Q, block)
+        kk = min(k, scores.shape[1])
+        top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]  # (Q, kk) block-local
+        all_s = np.concatenate([best_s, np.take_along_axis(scores, top, 1)], 1)
+        all_r = np.concatenate([best_r, top + s], 1)
+        keep = np.argpartition(-all_s, k - 1, axis=1)[:, :k]
+        best_s, best_r = np.take_along_axis(all_s, keep, 1), np.take_along_axis(all_r, keep, 1)
+    return best_r
+
+
+def _load_saved(folder: Path, name: str, meta: dict):
+    import faiss
+
+    path, meta_path = folder / f"{name}.faiss", folder / f"{name}.json"
+    if not (path.is_file() and meta_path.is_file()):
+        return None
+    try:
+        saved = json.loads(meta_path.read_text())
+    except ValueError:
+        return None
+    if any(saved.get(key) != value for key, value in meta.items()):
+        return None  # built for other rows, another encoder or other build parameters: rebuild
+    meta.update({key: saved[key] for key in ("build_seconds", "recall", "recall_queries") if key in saved})
+    return faiss.read_index(str(path))
+
+
+def _save(folder: Path, name: str, index, meta: dict) -> None:
+    import faiss
+
+    from nextvec.store.format import atomic_write_json
+
+    try:
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f"{name}.faiss.tmp"
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, folder / f"{name}.faiss")
+        atomic_write_json(folder / f"{name}.json", meta)
+    except OSError as e:  # a read-only store still works: the index is just rebuilt next time
+        print(f"warning: could not save index {name} in {folder}: {e.strerror}", file=sys.stderr)

@@ -38,6 +38,7 @@ def ingest(
     dtype: str = "float32",
     shard_chunks: int = 2048,
     batch_size: int = 64,
+    device: str = "cpu",
     progress: bool = True,
     log=None,
     splitter: str = DEFAULT_SPLITTER,
@@ -46,6 +47,7 @@ def ingest(
 
     `splitter` names the sentence splitter (text/splitters.py); it and its version are ingest parameters
     recorded in the manifest, so a store is never resumed with, or mixed with chunks of, another one.
+    `device`: cpu | cuda | cuda:N | cuda:N,M (fp16 on GPUs, several through a multi-process pool).
     Returns a summary: the store's `summary()` plus `skipped` (count), `letterless_merged` and `seconds`.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -54,7 +56,18 @@ def ingest(
     split_by = get_splitter(splitter)  # an unknown name fails before any work
     path = resolve_source(source, splitter)
     records = read_documents(path)  # validates the source before the encoder loads
-    enc = load_encoder(encoder) if isinstance(encoder, str) else encoder
+    enc = load_encoder(encoder, device=device) if isinstance(encoder, str) else encoder
+    try:
+        return _ingest_records(source, out, records, enc, max_chars, split, seed, dtype, shard_chunks,
+                               batch_size, progress, log)
+    finally:
+        if isinstance(encoder, str) and hasattr(enc, "close"):  # stop a GPU pool we started
+            enc.close()
+
+
+def _ingest_records(source, out, records, enc: Encoder, max_chars, split, seed, dtype, shard_chunks,
+                    batch_size, progress, log) -> dict:
+    path = resolve_source(source)
     params = {"source": source if source in CORPORA else str(path.resolve()), "max_chars": max_chars,
               "split": list(split), "seed": seed, "dtype": dtype, "splitter": split_by.fingerprint()}
     writer = StoreWriter(out, enc.fingerprint(), params, dtype=dtype)

@@ -155,3 +155,30 @@ def test_init_from_a_pretrained_run_and_its_refusals(store, tmp_path):
     r = runner.invoke(app, ["train", str(other.root), *base, "--out", str(tmp_path / "bad2"), "--init", str(tmp_path / "pre")])
     assert isinstance(r.exception, NextvecError) and "encoder" in str(r.exception).lower()
     assert not (tmp_path / "bad2" / "checkpoints").exists()
+
+
+@pytest.mark.slow  # three Python processes import torch
+def test_ddp_on_a_streamed_store_matches_one_process_with_the_same_global_batch(tmp_path):
+    """Ranks stream disjoint documents (tests/data/test_streaming.py checks the split itself); the loss curve
+    of 2 x 16 windows per step follows a 1-process run of 32 per step."""
+    store = build_store(tmp_path / "store", random_docs(n_docs=120, min_len=8, max_len=20, dim=16))
+    common = ["--config", TINY, "--set", "train.max_steps=60", "--set", "train.val_every=30",
+              "--set", "train.data_source=stream", "--set", "train.shuffle_buffer=128"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "nextvec",
+           "train", str(store.root), "--out", str(tmp_path / "two"), *common, "--set", "train.batch_size=16"]
+    proc = subprocess.run(two, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = runner.invoke(app, ["train", str(store.root), "--out", str(tmp_path / "one"), *common,
+                            "--set", "train.batch_size=32"])
+    assert r.exit_code == 0, r.output
+    curves = {}
+    for name in ("one", "two"):
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert summary["data_source"] == "stream" and summary["steps"] == 60
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        curves[name] = [json.loads(x)["loss"] for x in lines if '"loss"' in x]
+    early = [sum(c[:10]) / 10 for c in curves.values()]
+    late = [sum(c[-10:]) / 10 for c in curves.values()]
+    assert all(lt < 0.9 * e for lt, e in zip(late, early))  # both learn
+    assert abs(late[0] - late[1]) < 0.05 * late[0], curves

@@ -16,7 +16,7 @@ def decode_cmd(
     k: int = typer.Option(3, "--k", min=1, help="candidates per vector"),
     decoder: str = typer.Option("retrieval", "--decoder", help="retrieval | vec2text (GTR vec2text stores only)"),
     split: str | None = typer.Option(None, "--split", help="retrieval: only this split's chunks"),
-    index_kind: str = typer.Option("flat", "--index", help="retrieval: flat (exact) | ivf | hnsw"),
+    index_kind: str = typer.Option("auto", "--index", help="retrieval: auto (exact up to 1M chunks, IVF above) | flat | ivf | hnsw"),
     num_steps: int = typer.Option(20, "--num-steps", help="vec2text: correction steps (0 = hypothesis only)"),
     beam: int = typer.Option(0, "--beam", help="vec2text: sequence beam width"),
     vec2text_cache: Path | None = typer.Option(None, "--vec2text-cache", help="vec2text: local Hugging Face cache with the weights"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -24,26 +25,50 @@ def parse_split(split: str) -> tuple[float, float, float]:
 
 
 def ingest_cmd(
-    source: str = typer.Argument(..., help="Folder of .txt/.md/.html, a .jsonl or .parquet file, or a demo corpus name."),
+    source: str = typer.Argument(..., help="Folder of .txt/.md/.html, a .jsonl or .parquet file, or a demo corpus name; "
+                                 "with --vectors, a .parquet file or a folder of them."),
     out: Path = typer.Option(..., "--out", "-o", help="Store folder (created; an interrupted ingest resumes)."),
     encoder: str = typer.Option("minilm", help="minilm (embedded default) | st:NAME_OR_PATH | gtr[:PATH] | gtr-l2[:PATH]"),
     max_chars: int = typer.Option(400, help="Cap on chunk length; longer sentences split at clause/word boundaries."),
     split: str = typer.Option("0.8,0.1,0.1", help="train,val,test fractions of DOCUMENTS."),
     seed: int = typer.Option(0, help="Seed of the document split."),
     dtype: str = typer.Option("float32", help="float32 or float16 vectors on disk."),
-    batch_size: int = typer.Option(64, help="Encoder batch size."),
-    shard_chunks: int = typer.Option(2048, min=1, help="Chunks per durable shard: a kill loses at most one shard of work."),
+    batch_size: int = typer.Option(64, help="Encoder batch size (raise it on a GPU, e.g. 512)."),
+    device: str = typer.Option("cpu", help="cpu | cuda (every GPU) | cuda:N | cuda:N,M: fp16 on GPUs, several "
+                               "GPUs through a multi-process pool."),
+    shard_chunks: Optional[int] = typer.Option(None, min=1, help="Chunks per durable shard: a kill loses at most one "
+                                               "shard of work. Default 2048 (text), 50000 (--vectors)."),
+    vectors: Optional[str] = typer.Option(None, help="Import precomputed vectors from this column of the Parquet "
+                                          "SOURCE (with doc_id and text columns) instead of encoding text."),
+    encoder_name: Optional[str] = typer.Option(None, help="With --vectors: the name of the model that made them "
+                                               "(stored as the fingerprint; later use must match)."),
+    normalized: Optional[bool] = typer.Option(None, "--normalized/--not-normalized", help="With --vectors: declare "
+                                              "whether they are unit length (--normalized is checked per vector)."),
+    l2_normalize: bool = typer.Option(False, "--l2-normalize", help="With --vectors: L2-normalise them on import."),
     splitter: str = typer.Option(DEFAULT_SPLITTER, help=f"Sentence splitter: {' | '.join(SPLITTERS)}. "
                                  "Recorded in the store; stores split differently are never mixed."),
 ) -> None:
-    """Split documents into sentences/chunks, encode them and write a concept store (and its data card).
+    """Split documents into sentences/chunks, encode them and write a concept store (and its data card); or,
+    with --vectors, import vectors computed elsewhere from Parquet.
 
     A chunk with no letter or digit is merged into its neighbour in the same document; ingest reports
     how many were merged."""
+    if vectors is not None:
+        from nextvec.vector_import import import_vectors
+
+        summary = import_vectors(source, out, column=vectors, encoder_name=encoder_name, normalized=normalized,
+                                 l2_normalize=l2_normalize, split=parse_split(split), seed=seed, dtype=dtype,
+                                 shard_chunks=shard_chunks or 50_000)
+        typer.echo(format_info(summary))
+        typer.echo(f"imported in {summary['seconds']} s ({summary['vectors_per_s']} vectors/s)")
+        return
+    if encoder_name or normalized is not None or l2_normalize:
+        raise NextvecError("--encoder-name, --normalized/--not-normalized and --l2-normalize apply to --vectors imports")
     from nextvec.ingest import ingest
 
     summary = ingest(source, out, encoder=encoder, max_chars=max_chars, split=parse_split(split), seed=seed,
-                     dtype=dtype, batch_size=batch_size, shard_chunks=shard_chunks, splitter=splitter)
+                     dtype=dtype, batch_size=batch_size, shard_chunks=shard_chunks or 2048, device=device,
+                     splitter=splitter)
     typer.echo(format_info(summary))
     typer.echo(f"ingested in {summary['seconds']} s; {summary['skipped']} records skipped; data card in "
                f"{Path(summary['path']) / 'card.md'}")

@@ -16,7 +16,7 @@ def serve_cmd(
     api_key: str | None = typer.Option(None, "--api-key", envvar="NEXTVEC_API_KEY",
                                        help="require header X-API-Key on every endpoint but /health"),
     encoder: str = typer.Option("auto", "--encoder", help="'auto' (the store's encoder), 'none' (vectors only) or a spec"),
-    index_kind: str = typer.Option("flat", "--index", help="/decode index: flat (exact) | ivf | hnsw (stores over ~1M chunks)"),
+    index_kind: str = typer.Option("auto", "--index", help="/decode index: auto (exact up to 1M chunks, IVF above) | flat | ivf | hnsw"),
     limits: list[str] | None = typer.Option(None, "--limit", help="request limit, e.g. --limit max_vectors=512"),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
     threads: int = typer.Option(1, "--threads", min=0,

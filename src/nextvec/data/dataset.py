@@ -1,8 +1,9 @@
 """Window dataset over one split of a store: (context, mask, target, K same-document hard negatives, doc).
 
-The vectors of every chunk the windows touch are read ONCE from the memory-mapped store into a float32
-tensor (plus one zero row used for padding); a batch is then a few index operations on that tensor,
-on whatever device it lives. Training never calls the encoder.
+The vectors of every chunk the windows touch are read ONCE from the memory-mapped store into a tensor
+(plus one zero row used for padding); a batch is then a few index operations on that tensor, on whatever
+device it lives, upcast to float32 per batch. Training never calls the encoder. For splits larger than
+memory, data/streaming.py builds one such dataset per block of documents.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from nextvec.data.windows import context_indices, window_targets
 from nextvec.errors import NextvecError
 
 
-def vector_keys(table: np.ndarray, block: int = 65536) -> np.ndarray:
+def vector_keys(table: np.ndarray, block: int = 8192) -> np.ndarray:
     """An int64 key per row, equal for bit-identical rows: a random integer combination of the float bits
     (integer sums are exact, so no rounding can split two copies). Comparing keys finds every repeat of
     a vector; a rare collision of different vectors only drops a negative, never lets the positive in."""
@@ -65,7 +66,22 @@ class WindowDataset(torch.utils.data.Dataset):
                 raise NextvecError(f"some requested targets are not windows of the {split} split")
         if len(targets) == 0:
             raise NextvecError(f"the {split} split of {store.root} has no windows (documents need at least 2 chunks)")
-        self.split, self.T, self.K = split, int(context_length), int(hard_negatives)
+        self.split = split
+        self._load(store, targets, context_length, hard_negatives, device, np.float32)
+
+    @classmethod
+    def of_windows(cls, store, split: str, targets: np.ndarray, context_length: int, hard_negatives: int = 0,
+                   device: str | torch.device = "cpu") -> "WindowDataset":
+        """Windows already known to belong to `split` (a streaming block): no check against the whole split,
+        and the vectors keep the store's dtype (float16 stores are upcast per batch)."""
+        ds = cls.__new__(cls)
+        ds.split = split
+        ds._load(store, np.asarray(targets, dtype=np.int64), context_length, hard_negatives, device,
+                 store.vectors.dtype)
+        return ds
+
+    def _load(self, store, targets: np.ndarray, context_length: int, hard_negatives: int, device, dtype) -> None:
+        self.T, self.K = int(context_length), int(hard_negatives)
         self.targets = targets  # (M,) store chunk ids
         self.doc = store.chunk_doc[targets].astype(np.int64)  # (M,)
 
@@ -73,7 +89,9 @@ class WindowDataset(torch.utils.data.Dataset):
         docs = np.unique(self.doc)
         starts, ends = store.doc_offsets[docs], store.doc_offsets[docs + 1]
         self.chunks = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])  # sorted store ids
-        table = np.concatenate([store.get(self.chunks), np.zeros((1, store.dim), np.float32)])
+        table = np.zeros((len(self.chunks) + 1, store.dim), dtype)
+        for a, b, at in zip(starts, ends, np.cumsum(ends - starts) - (ends - starts)):  # one read per document
+            store.read_rows(a, b, out=table[at : at + b - a])
         self.pad_row = len(self.chunks)  # index of the zero row
         local = lambda ids: np.searchsorted(self.chunks, ids)  # noqa: E731
 
@@ -104,10 +122,10 @@ class WindowDataset(torch.utils.data.Dataset):
         target_idx = self.target_idx[rows]
         neg_idx, neg_mask = self.sample_negatives(rows, generator)
         return WindowBatch(
-            context=V[self.context_idx[rows]],  # (B, T, D)
+            context=V[self.context_idx[rows]].float(),  # (B, T, D); a float16 table is upcast here
             mask=self.mask[rows],
-            target=V[target_idx],
-            negatives=V[neg_idx],  # (B, K, D)
+            target=V[target_idx].float(),
+            negatives=V[neg_idx].float(),  # (B, K, D)
             negatives_mask=neg_mask,
             doc=self.doc_t[rows],
         )

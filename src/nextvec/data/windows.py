@@ -11,9 +11,12 @@ import numpy as np
 
 
 def window_targets(store, split: str) -> np.ndarray:
-    """Chunk indices (M,) of every target in `split` (chunks with at least one chunk before them)."""
-    chunks = store.split_chunks(split)
-    return chunks[store.chunk_pos[chunks] >= 1]
+    """Chunk indices (M,) of every target in `split` (chunks with at least one chunk before them), in store
+    order; built from document ranges, without scanning per-chunk arrays."""
+    from nextvec.store.reader import concat_ranges
+
+    docs = store.split_docs(split)
+    return concat_ranges(store.doc_offsets[docs] + 1, np.diff(store.doc_offsets)[docs] - 1)
 
 
 def context_indices(store, targets: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:

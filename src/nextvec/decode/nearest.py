@@ -11,21 +11,20 @@ import numpy as np
 from nextvec.decode import check_query_vectors, unit_rows
 from nextvec.errors import NextvecError
 
-LARGE_STORE = 1_000_000  # above this many chunks exact search gets slow; suggest index_kind="ivf"/"hnsw"
-
-
 class RetrievalDecoder:
     """Nearest chunk texts of `store` (all chunks, or one split) by cosine similarity.
 
     Args:
         store: a ConceptStore.
         split: None for every chunk, or "train" / "val" / "test".
-        index_kind: "flat" (exact FAISS inner product over unit vectors), "ivf" or "hnsw" (approximate,
-            for stores over ~1M chunks).
+        index_kind: "auto" (exact up to `index.approx_above` chunks, IVF above), "flat" (exact), "ivf" or
+            "hnsw" (approximate, built once and saved under STORE/indexes/; see nextvec.index).
+        index: an IndexConfig (parameters of the approximate index); default IndexConfig().
     """
 
-    def __init__(self, store, split: str | None = None, index_kind: str = "flat"):
-        from nextvec.index import VectorIndex
+    def __init__(self, store, split: str | None = None, index_kind: str = "auto", index=None):
+        from nextvec.config import IndexConfig
+        from nextvec.index import store_unit_index
 
         self.store = store
         self.split = split
@@ -35,11 +34,9 @@ class RetrievalDecoder:
         if len(ids) == 0:
             where = "" if split is None else f" in split {split!r}"
             raise NextvecError(f"the store at {store.root} has no chunks{where} to decode to")
+        config = (index or IndexConfig()).model_copy(update={"kind": index_kind})
         # Cosine, not raw inner product: predictions (y_dec) are not unit-norm, and neither are GTR vectors.
-        bank = np.empty((len(ids), self.dim), np.float32)
-        for s in range(0, len(ids), 65536):
-            bank[s : s + 65536] = unit_rows(store.get(ids[s : s + 65536]))
-        self.index = VectorIndex(bank, ids=ids, kind=index_kind, fingerprint=store.fingerprint)
+        self.index = store_unit_index(store, ids, f"decoder-{split or 'all'}", config)
         self.index_kind = index_kind
 
     def __len__(self) -> int:

@@ -30,9 +30,36 @@ def use_all_cores() -> None:
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
+def resolve_devices(device: str = "cpu") -> list[str]:
+    """`cpu` | `cuda` (every visible GPU) | `cuda:N` | `cuda:0,1` -> torch device names, checked to exist."""
+    device = device.strip().lower()
+    if device == "cpu":
+        return ["cpu"]
+    kind, _, ids = device.partition(":")
+    if kind != "cuda" or (ids and not all(i.strip().isdigit() for i in ids.split(","))):
+        raise NextvecError(f"--device must be cpu, cuda, cuda:N or cuda:N,M, got {device!r}")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise NextvecError(f"--device {device}: no CUDA device is available here (torch {torch.__version__}, "
+                           f"built with CUDA {torch.version.cuda or 'no'}); use --device cpu")
+    count = torch.cuda.device_count()
+    wanted = [int(i) for i in ids.split(",")] if ids else list(range(count))
+    missing = [i for i in wanted if i >= count]
+    if missing:
+        raise NextvecError(f"--device {device}: no CUDA device {missing[0]} (this machine has {count})")
+    return [f"cuda:{i}" for i in wanted]
+
+
 def load_encoder(spec: str = DEFAULT_ENCODER, device: str = "cpu") -> Encoder:
-    """Build an encoder from a spec string (see the package docstring)."""
+    """Build an encoder from a spec string (see the package docstring) on `device` (see `resolve_devices`):
+    fp16 on GPUs; several GPUs encode through sentence-transformers' multi-process pool."""
+    devices = resolve_devices(device)
     kind, _, arg = spec.partition(":")
+    if len(devices) > 1 and kind not in ("minilm", "default", "st"):
+        raise NextvecError(f"several devices ({', '.join(devices)}) need a sentence-transformers encoder "
+                           f"(minilm or st:...); {spec!r} runs on one: pick cuda:N")
+    device = devices[0] if len(devices) == 1 else devices
     if kind != "hash":  # the hashing encoder needs no torch: keep its processes fast to start
         use_all_cores()
     if kind in ("minilm", "default") and not arg:

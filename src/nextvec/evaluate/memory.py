@@ -30,13 +30,13 @@ MEMORY_FILE = "memory.json"
 
 
 def fit_memory(model, store, context_length: int, split: str = "val", max_windows: int = 20000, seed: int = 0,
-               batch_size: int = 512, memory: SuccessorMemory | None = None) -> dict:
+               batch_size: int = 512, memory: SuccessorMemory | None = None, index=None) -> dict:
     """Grid-search the gate on `split`; returns {weight, threshold, split, windows, grid: [...]}. `memory`: an
-    already built SuccessorMemory of `store` (else one is built)."""
+    already built SuccessorMemory of `store` (else one is built with IndexConfig `index`)."""
     from nextvec.evaluate.runner import select_windows
 
     targets, _ = select_windows(store, split, max_windows, seed)
-    memory = memory or SuccessorMemory(store)
+    memory = memory or SuccessorMemory(store, index=index)
     y, mem, best = [], [], []
     with torch.no_grad():
         for s in range(0, len(targets), batch_size):
@@ -115,5 +115,14 @@ def load_memory_predictor(model, store, run_dir: str | Path):
     fit = json.loads(path.read_text())
     if not fit.get("weight") and not fit.get("sample_weight"):
         return None
-    return MemoryPredictor(model, SuccessorMemory(store), fit["weight"], fit["threshold"],
-                           fit.get("sample_weight", 0.0), fit.get("sample_threshold", 0.0))
+    return MemoryPredictor(model, SuccessorMemory(store, index=run_index_config(run_dir)), fit["weight"],
+                           fit["threshold"], fit.get("sample_weight", 0.0), fit.get("sample_threshold", 0.0))
+
+
+def run_index_config(run_dir: str | Path):
+    """The `index` section of RUN/config.json (defaults for runs saved before it existed)."""
+    from nextvec.config import IndexConfig
+
+    path = Path(run_dir) / "config.json"
+    saved = json.loads(path.read_text()).get("index", {}) if path.is_file() else {}
+    return IndexConfig(**saved)

@@ -66,16 +66,17 @@ class KnnSuccessorBaseline(PointSampling):
 
     name = "knn_successor"
 
-    def __init__(self, store, k: int = 1):
+    def __init__(self, store, k: int = 1, index=None):
         self.store = store
         self.k = int(k)
+        self.index_config = index  # IndexConfig: exact up to index.approx_above keys, approximate above
         self._index = None
 
     def _build(self):
-        from nextvec.index import VectorIndex
+        from nextvec.index import store_unit_index
 
         has_next = train_chunks_with_successor(self.store, "knn_successor")
-        self._index = VectorIndex(_unit(self.store.get(has_next)), ids=has_next)
+        self._index = store_unit_index(self.store, has_next, "successor-keys", self.index_config, k=max(self.k, 8))
 
     def predict(self, context: torch.Tensor, mask: torch.Tensor) -> Prediction:
         if self._index is None:
@@ -107,11 +108,11 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.where(n > 0, n, 1.0)
 
 
-def build_baselines(store, knn_k: int = 1) -> dict:
+def build_baselines(store, knn_k: int = 1, index=None) -> dict:
     """All baselines, keyed by name, fit on the store's train split."""
     return {
         "mean": MeanBaseline(store.mean),
         "copy_last": CopyLastBaseline(),
         "linear_average": LinearAverageBaseline(),
-        "knn_successor": KnnSuccessorBaseline(store, k=knn_k),
+        "knn_successor": KnnSuccessorBaseline(store, k=knn_k, index=index),
     }

@@ -33,15 +33,16 @@ GATE_SHARPNESS = 0.05
 
 
 class SuccessorMemory:
-    """(chunk -> next chunk) pairs of a store's train split, searchable by the chunk (FAISS, exact)."""
+    """(chunk -> next chunk) pairs of a store's train split, searchable by the chunk (FAISS: exact up to
+    `index.approx_above` keys, IVF/HNSW above, saved with the store; see nextvec.index)."""
 
-    def __init__(self, store, k: int = K):
-        from nextvec.index import VectorIndex
+    def __init__(self, store, k: int = K, index=None):
+        from nextvec.index import store_unit_index
 
         self.store = store
         keys = train_chunks_with_successor(store, "the successor memory")
         self.k = min(int(k), len(keys))
-        self._index = VectorIndex(_unit(np.asarray(store.get(keys), np.float32)), ids=keys)
+        self._index = store_unit_index(store, keys, "successor-keys", index, k=self.k)
 
     def lookup(self, context: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """context (B, T, D), mask (B, T) -> (memory vector (B, D), unit; best match cosine (B,))."""

@@ -254,7 +254,7 @@ def _load_encoder(store, encoder):
 
 def create_app(run_path: str | Path | None = None, store_path: str | Path | None = None, encoder="auto",
                api_key: str | None = None, limits: ServeLimits | dict | None = None, *, model=None,
-               meta: dict | None = None, store=None, decoder=None, index_kind: str = "flat", memory: bool = False):
+               meta: dict | None = None, store=None, decoder=None, index_kind: str = "auto", memory: bool = False):
     """Build the FastAPI app.
 
     Args:
@@ -267,7 +267,7 @@ def create_app(run_path: str | Path | None = None, store_path: str | Path | None
         model, meta: an already loaded Predictor and its metadata (fingerprint, dim, context_length), for tests
             and embedding the app in other code.
         decoder: anything with decode(vectors, k); default the retrieval decoder over the whole store.
-        index_kind: the default decoder's FAISS index: "flat" (exact), or "ivf" / "hnsw" for stores over ~1M chunks.
+        index_kind: the default decoder's FAISS index: "auto" (exact up to 1M chunks, IVF above), "flat", "ivf" or "hnsw".
         memory: when the run folder has a fitted successor memory (memory.json, written by `nextvec train`),
             `y_cos` comes from the model with its memory, as in `nextvec evaluate`'s model+memory row. Off by
             default: its exact search over the train split about doubles the cost of a /predict call.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import weakref
 from functools import cached_property
 from pathlib import Path
 
@@ -49,11 +51,12 @@ class ConceptStore:
         self.fingerprint: dict = {**manifest["encoder"], **({"splitter": self.splitter} if self.splitter else {})}
         self.dim: int = int(manifest["dim"])
         self.vectors = np.load(self.root / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        self.chunk_doc = np.load(self.root / "chunk_doc.npy", allow_pickle=False)
-        self.chunk_pos = np.load(self.root / "chunk_pos.npy", allow_pickle=False)
+        # per-chunk arrays are memory-mapped too: a 20M-chunk store costs no RAM until they are read
+        self.chunk_doc = np.load(self.root / "chunk_doc.npy", mmap_mode="r", allow_pickle=False)
+        self.chunk_pos = np.load(self.root / "chunk_pos.npy", mmap_mode="r", allow_pickle=False)
         self.doc_offsets = np.load(self.root / "doc_offsets.npy", allow_pickle=False)
         self.doc_split = np.load(self.root / "doc_split.npy", allow_pickle=False)
-        self._text_offsets = np.load(self.root / "text_offsets.npy", allow_pickle=False)
+        self._text_offsets = np.load(self.root / "text_offsets.npy", mmap_mode="r", allow_pickle=False)
         with np.load(self.root / "stats.npz", allow_pickle=False) as st:
             self.mean = st["mean"].astype(np.float32)
             self.std = st["std"].astype(np.float32)
@@ -86,6 +89,33 @@ class ConceptStore:
         """Float32 copy of the vectors at `idx` (int, slice or index array)."""
         return np.asarray(self.vectors[idx], dtype=np.float32)
 
+    def read_rows(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Vectors [a, b) in the store's dtype, read with pread rather than through the memory map: the
+        file's pages then sit in the page cache without counting in this process's RSS (a memory-mapped
+        read also maps the kernel's read-ahead, so scattered reads would map most of a large store)."""
+        if out is not None and out.dtype != self.vectors.dtype:  # e.g. a float32 table from a float16 store
+            out[...] = self.read_rows(a, b)
+            return out
+        out = np.empty((b - a, self.dim), self.vectors.dtype) if out is None else out
+        if out.shape != (b - a, self.dim) or not out.flags.c_contiguous:
+            raise ValueError(f"read_rows needs a C-contiguous ({b - a}, {self.dim}) buffer")
+        if b > a:
+            row = self.dim * self.vectors.dtype.itemsize
+            view = memoryview(out).cast("B")
+            done = 0
+            while done < len(view):  # pread may return short counts
+                n = os.preadv(self._vectors_fd, [view[done:]], self.vectors.offset + a * row + done)
+                if n <= 0:
+                    raise NextvecError(f"{self.root}/vectors.npy ended early: rows {a}..{b} are not all there")
+                done += n
+        return out
+
+    @cached_property
+    def _vectors_fd(self) -> int:
+        fd = os.open(self.root / "vectors.npy", os.O_RDONLY)
+        self._fd_closer = weakref.finalize(self, os.close, fd)
+        return fd
+
     def split_code(self, split: str) -> int:
         if split not in SPLITS:
             raise NextvecError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -96,8 +126,10 @@ class ConceptStore:
         return np.flatnonzero(self.doc_split == self.split_code(split))
 
     def split_chunks(self, split: str) -> np.ndarray:
-        """Chunk indices of a split, in store order (documents contiguous)."""
-        return np.flatnonzero(self.doc_split[self.chunk_doc] == self.split_code(split))
+        """Chunk indices of a split, in store order (documents contiguous); built from document ranges, so
+        it never scans the per-chunk arrays."""
+        docs = self.split_docs(split)
+        return concat_ranges(self.doc_offsets[docs], np.diff(self.doc_offsets)[docs])
 
     def doc_range(self, d: int) -> tuple[int, int]:
         return int(self.doc_offsets[d]), int(self.doc_offsets[d + 1])
@@ -142,6 +174,17 @@ class ConceptStore:
         if not shards or any("letterless_merged" not in s for s in shards):
             return None
         return sum(int(s["letterless_merged"]) for s in shards)
+
+
+def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """[starts[0], starts[0] + lengths[0]) ++ [starts[1], ...) as one int64 array, without a Python loop."""
+    lengths = np.maximum(np.asarray(lengths, dtype=np.int64), 0)
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(lengths)
+    shift = np.repeat(np.asarray(starts, dtype=np.int64) - (ends - lengths), lengths)  # (total,)
+    return np.arange(total, dtype=np.int64) + shift
 
 
 def open_store(path: str | Path) -> ConceptStore:

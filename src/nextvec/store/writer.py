@@ -144,60 +144,30 @@ class StoreWriter:
             raise NextvecError(f"could not update the manifest of {self.root}: {e.strerror}") from e
 
     def finalize(self, fractions: tuple[float, float, float], seed: int) -> None:
-        """Pack shards into the final arrays, split documents, compute train statistics, mark complete."""
+        """Pack shards into the final arrays, split documents, compute train statistics, mark complete.
+
+        Streams shard by shard, so memory holds per-chunk offsets, never all texts or vectors at once."""
         if self.complete:
             return
-        shards = self.manifest["shards"]
-        doc_ids: list[str] = []
-        doc_lengths: list[int] = []
-        texts: list[str] = []
-        for s in shards:
-            with open(self.root / SHARDS / f"{s['name']}.jsonl", encoding="utf-8") as f:
-                for line in f:
-                    rec = json.loads(line)
-                    doc_ids.append(rec["id"])
-                    doc_lengths.append(len(rec["chunks"]))
-                    texts.extend(rec["chunks"])
-        n = len(texts)
-        if n == 0:
-            raise NextvecError("no chunks were ingested: every document was empty or skipped")
-        doc_offsets = np.zeros(len(doc_ids) + 1, dtype=np.int64)
-        np.cumsum(doc_lengths, out=doc_offsets[1:])
-        chunk_doc = np.repeat(np.arange(len(doc_ids), dtype=np.int64), doc_lengths)
-        chunk_pos = (np.arange(n, dtype=np.int64) - doc_offsets[chunk_doc]).astype(np.int32)
-        doc_split = split_documents(len(doc_ids), fractions, seed)
-        encoded = [t.encode("utf-8") for t in texts]
-        text_offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum([len(b) for b in encoded], out=text_offsets[1:])
-
         try:
-            tmp_vec = self.root / "vectors.npy.tmp"
-            is_train = doc_split[chunk_doc] == 0
-            total = np.zeros(self.dim, np.float64)
-            total_sq = np.zeros(self.dim, np.float64)
-            row = 0
-            # Plain writes, not a memmap: on a full disk a write raises ENOSPC, a memmap store dies of SIGBUS.
-            with open(tmp_vec, "wb") as f:
-                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(self.dtype)), "fortran_order": False,
-                          "shape": (n, self.dim)}
-                np.lib.format.write_array_header_1_0(f, header)
-                for s in shards:
-                    v = np.load(self.root / SHARDS / f"{s['name']}.npy", allow_pickle=False)
-                    f.write(np.ascontiguousarray(v, dtype=self.dtype).tobytes())
-                    tr = v[is_train[row : row + len(v)]].astype(np.float64)
-                    total += tr.sum(0)
-                    total_sq += (tr * tr).sum(0)
-                    row += len(v)
-                f.flush()
-                os.fsync(f.fileno())
-            n_train = int(is_train.sum())
-            mean = total / max(n_train, 1)
-            std = np.sqrt(np.maximum(total_sq / max(n_train, 1) - mean * mean, 0.0))
-            os.replace(tmp_vec, self.root / "vectors.npy")
-            for name, arr in (("chunk_doc", chunk_doc), ("chunk_pos", chunk_pos), ("text_offsets", text_offsets),
-                              ("doc_offsets", doc_offsets), ("doc_split", doc_split)):
+            doc_ids, doc_lengths, text_offsets = self._pack_texts()
+            n = len(text_offsets) - 1
+            if n == 0:
+                raise NextvecError("no chunks were ingested: every document was empty or skipped")
+            atomic_write_bytes(self.root / "text_offsets.npy", _npy_bytes(text_offsets))
+            del text_offsets  # arrays are written one by one and dropped: a 20M-chunk store stays under 1 GB
+            doc_offsets = np.zeros(len(doc_ids) + 1, dtype=np.int64)
+            np.cumsum(doc_lengths, out=doc_offsets[1:])
+            chunk_doc = np.repeat(np.arange(len(doc_ids), dtype=np.int64), doc_lengths)
+            chunk_pos = np.arange(n, dtype=np.int64)
+            chunk_pos -= doc_offsets[:-1].repeat(doc_lengths)
+            doc_split = split_documents(len(doc_ids), fractions, seed)
+            for name, arr in (("chunk_pos", chunk_pos.astype(np.int32)), ("doc_offsets", doc_offsets),
+                              ("doc_split", doc_split)):
                 atomic_write_bytes(self.root / f"{name}.npy", _npy_bytes(arr))
-            atomic_write_bytes(self.root / "texts.bin", b"".join(encoded))
+            del chunk_pos
+            mean, std = self._pack_vectors(n, doc_split[chunk_doc] == 0)
+            atomic_write_bytes(self.root / "chunk_doc.npy", _npy_bytes(chunk_doc))
             atomic_write_json(self.root / "doc_ids.json", doc_ids)
             stats = _npz_bytes(mean=mean.astype(np.float32), std=std.astype(np.float32))
             atomic_write_bytes(self.root / "stats.npz", stats)
@@ -214,6 +184,58 @@ class StoreWriter:
             raise NextvecError(f"could not finalize {self.root}: {e.strerror}; its shards are intact, "
                                f"rerun the same ingest to finish") from e
         shutil.rmtree(self.root / SHARDS, ignore_errors=True)
+
+    def _pack_texts(self) -> tuple[list[str], list[int], np.ndarray]:
+        """Concatenate the shards' chunk texts into texts.bin; returns doc ids, doc lengths, (N + 1,) offsets."""
+        doc_ids: list[str] = []
+        doc_lengths: list[int] = []
+        byte_lengths: list[np.ndarray] = []
+        tmp = self.root / "texts.bin.tmp"
+        with open(tmp, "wb") as out:
+            for s in self.manifest["shards"]:
+                shard_lengths: list[int] = []
+                with open(self.root / SHARDS / f"{s['name']}.jsonl", encoding="utf-8") as f:
+                    for line in f:
+                        rec = json.loads(line)
+                        doc_ids.append(rec["id"])
+                        doc_lengths.append(len(rec["chunks"]))
+                        encoded = [t.encode("utf-8") for t in rec["chunks"]]
+                        out.write(b"".join(encoded))
+                        shard_lengths.extend(map(len, encoded))
+                byte_lengths.append(np.asarray(shard_lengths, dtype=np.int64))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.root / "texts.bin")
+        lengths = np.concatenate(byte_lengths) if byte_lengths else np.zeros(0, np.int64)
+        text_offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=text_offsets[1:])
+        return doc_ids, doc_lengths, text_offsets
+
+    def _pack_vectors(self, n: int, is_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Copy shard vectors into vectors.npy; returns the per-dimension mean and std of the train rows."""
+        tmp_vec = self.root / "vectors.npy.tmp"
+        total = np.zeros(self.dim, np.float64)
+        total_sq = np.zeros(self.dim, np.float64)
+        row = 0
+        # Plain writes, not a memmap: on a full disk a write raises ENOSPC, a memmap store dies of SIGBUS.
+        with open(tmp_vec, "wb") as f:
+            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(self.dtype)), "fortran_order": False,
+                      "shape": (n, self.dim)}
+            np.lib.format.write_array_header_1_0(f, header)
+            for s in self.manifest["shards"]:
+                v = np.load(self.root / SHARDS / f"{s['name']}.npy", allow_pickle=False)
+                f.write(np.ascontiguousarray(v, dtype=self.dtype).tobytes())
+                tr = v[is_train[row : row + len(v)]].astype(np.float32, copy=False)
+                total += tr.sum(0, dtype=np.float64)
+                total_sq += np.square(tr).sum(0, dtype=np.float64)
+                row += len(v)
+            f.flush()
+            os.fsync(f.fileno())
+        n_train = int(is_train.sum())
+        mean = total / max(n_train, 1)
+        std = np.sqrt(np.maximum(total_sq / max(n_train, 1) - mean * mean, 0.0))
+        os.replace(tmp_vec, self.root / "vectors.npy")
+        return mean, std
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from nextvec.config import LVMConfig, TrainConfig, save_config
 from nextvec.data.dataset import WindowDataset
 from nextvec.data.sampler import DiverseBatchSampler
+from nextvec.data.streaming import InRamWindows, StreamingWindows, use_streaming
 from nextvec.data.windows import gather_windows, window_targets
 from nextvec.errors import NextvecError, check_fingerprint
 from nextvec.losses import HEAD_TERMS, TERMS, CombinedLoss
@@ -201,8 +202,9 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
     env = distributed.setup(tc.device)
     main = env.is_main
     try:
-        # ---- data: vectors read once into memory; windows never cross documents
-        train_targets = window_targets(store, "train")
+        # ---- data: the split in RAM, or streamed when larger than train.max_ram_gb; windows never cross documents
+        streaming = use_streaming(store, tc)
+        train_targets = None if streaming else window_targets(store, "train")
         if tc.train_windows:
             train_targets = _subset(train_targets, tc.train_windows, tc.seed)
         if tc.overfit:
@@ -213,12 +215,16 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
         if len(val_targets) == 0:
             raise NextvecError(f"the {val_split} split of {store.root} has no windows to validate on; "
                                "ingest with a val fraction > 0")
-        train_ds = WindowDataset(store, "train", T, cfg.loss.hard_negatives, train_targets, env.device)
+        if streaming:  # a split larger than train.max_ram_gb: read in shuffled blocks of documents
+            train_src = StreamingWindows(store, T, cfg.loss.hard_negatives, tc.batch_size, tc.seed, env.rank,
+                                         env.world_size, tc.shuffle_buffer, env.device)
+        else:
+            train_ds = WindowDataset(store, "train", T, cfg.loss.hard_negatives, train_targets, env.device)
+            train_src = InRamWindows(train_ds, DiverseBatchSampler(train_ds.doc, tc.batch_size, tc.max_windows_per_doc,
+                                                                   tc.seed, env.rank, env.world_size))
         val_ds = WindowDataset(store, val_split, T, 0, val_targets, env.device)
-        sampler = DiverseBatchSampler(train_ds.doc, tc.batch_size, tc.max_windows_per_doc, tc.seed,
-                                      env.rank, env.world_size)
-        if len(sampler.batches(0)) == 0:
-            raise NextvecError(f"{len(train_ds)} training windows make no full batch of {tc.batch_size} per "
+        if train_src.n_batches(0) == 0:
+            raise NextvecError(f"{len(train_src)} training windows make no full batch of {tc.batch_size} per "
                                f"process; lower train.batch_size")
 
         # ---- model, loss, optimizer
@@ -291,6 +297,7 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
             checkpoint(last_path, with_optimizer=True, val=last_val)
             return tc.patience > 0 and loop["bad_evals"] >= tc.patience
 
+        train_src.prefetch(loop["epoch"], loop["batch_in_epoch"])  # a streamed first block loads meanwhile
         # The model before any step is a candidate too: with a zero-initialised residual over a prior it IS
         # that prior, so the best checkpoint is never worse on val than where training started.
         if main and loop["step"] == 0:
@@ -298,8 +305,7 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
 
         # ---- the loop
         while loop["step"] < tc.max_steps:
-            batches = sampler.batches(loop["epoch"])
-            if loop["batch_in_epoch"] >= len(batches):
+            if loop["batch_in_epoch"] >= train_src.n_batches(loop["epoch"]):
                 loop["epoch"], loop["batch_in_epoch"] = loop["epoch"] + 1, 0
                 continue
             t0 = time.perf_counter()
@@ -307,7 +313,7 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
             gen.manual_seed(step_seed(tc.seed, env.rank, step))  # hard negatives
             dropout_seed = step_seed(tc.seed, env.rank, step) + 1
             torch.cuda.manual_seed(dropout_seed) if on_gpu else torch.default_generator.manual_seed(dropout_seed)
-            batch = train_ds.get_batch(batches[loop["batch_in_epoch"]], gen)
+            batch = train_src.batch(loop["epoch"], loop["batch_in_epoch"], gen)
             lr = get_lr(step, tc)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -354,19 +360,21 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
                 stop_reason = "stop_after"
                 break
         bar.close()
+        train_src.close()
 
         summary = {
             "run_dir": str(out),
             "model": cfg.model.name,
             "params": model.num_params(),
             "steps": loop["step"],
-            "epochs": loop["epoch"] + loop["batch_in_epoch"] / max(1, len(sampler.batches(loop["epoch"]))),
+            "epochs": loop["epoch"] + loop["batch_in_epoch"] / max(1, train_src.n_batches(loop["epoch"])),
             "stop_reason": stop_reason,
             "select_metric": tc.select_metric,
             "best": loop["best"],
             "best_step": loop["best_step"],
             "final_val": last_val,
-            "train_windows": len(train_ds),
+            "train_windows": len(train_src),
+            "data_source": "stream" if streaming else "memory",
             "val_windows": len(val_ds),
             "world_size": env.world_size,
             "train_seconds": step_seconds,
