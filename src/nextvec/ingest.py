@@ -58,16 +58,15 @@ def ingest(
     records = read_documents(path)  # validates the source before the encoder loads
     enc = load_encoder(encoder, device=device) if isinstance(encoder, str) else encoder
     try:
-        return _ingest_records(source, out, records, enc, max_chars, split, seed, dtype, shard_chunks,
-                               batch_size, progress, log)
+        return _ingest_records(source, path, out, records, enc, max_chars, split, seed, dtype, shard_chunks,
+                               batch_size, progress, log, split_by)
     finally:
         if isinstance(encoder, str) and hasattr(enc, "close"):  # stop a GPU pool we started
             enc.close()
 
 
-def _ingest_records(source, out, records, enc: Encoder, max_chars, split, seed, dtype, shard_chunks,
-                    batch_size, progress, log) -> dict:
-    path = resolve_source(source)
+def _ingest_records(source, path: Path, out, records, enc: Encoder, max_chars, split, seed, dtype, shard_chunks,
+                    batch_size, progress, log, split_by) -> dict:
     params = {"source": source if source in CORPORA else str(path.resolve()), "max_chars": max_chars,
               "split": list(split), "seed": seed, "dtype": dtype, "splitter": split_by.fingerprint()}
     writer = StoreWriter(out, enc.fingerprint(), params, dtype=dtype)
@@ -78,7 +77,7 @@ def _ingest_records(source, out, records, enc: Encoder, max_chars, split, seed, 
     else:
         if writer.source_consumed:
             log(f"resuming: {writer.chunks_written} chunks from {writer.source_consumed} source records already stored")
-        skipped = _write_records(writer, enc, records, max_chars, splitter, shard_chunks, batch_size, progress)
+        skipped = _write_records(writer, enc, records, max_chars, split_by.name, shard_chunks, batch_size, progress)
         if writer.chunks_written == 0:
             raise NextvecError(f"{source} held no usable document ({skipped} skipped)")
         writer.finalize(split, seed)
