@@ -72,11 +72,11 @@ class Realism:
     nearest-neighbour index over the train split."""
 
     def __init__(self, store, real: np.ndarray, seed: int = 0):
-        from nextvec.index import VectorIndex
+        from nextvec.index import store_unit_index
 
         train = store.split_chunks("train")
         self.mean_dir = unit_rows(np.asarray(store.mean, np.float32)[None])[0]
-        self.index = VectorIndex(unit_rows(store.get(train)), ids=train)
+        self.index = store_unit_index(store, train, "train")  # approximate above index.approx_above chunks
         self.rng = np.random.default_rng(seed)
         self.real = unit_rows(real)
         half = self.rng.permutation(len(self.real))

@@ -106,10 +106,9 @@ def evaluate_rollouts(model, store, split: str = "test", steps: int = 10, prompt
     realism = Realism(store, truth.reshape(-1, store.dim), seed)
     real_steps = [{k: v for k, v in realism.stats(truth[:, s]).items() if k in ("pairwise", "mean_dir", "nearest_train")}
                   for s in range(steps)]
-    from nextvec.index import VectorIndex
+    from nextvec.index import store_unit_index
 
-    chunks = store.split_chunks(split)
-    split_index = VectorIndex(unit_rows(store.get(chunks)), ids=chunks)
+    split_index = store_unit_index(store, store.split_chunks(split), f"split-{split}")
     modes = {}
     for mode in ("point", "sampled"):
         gen, means = roll(model, start, store, prefix, steps, T, mode == "sampled", k, seed)

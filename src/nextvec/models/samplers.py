@@ -23,13 +23,14 @@ class KnnSuccessorSampler:
 
     name = "knn_sampler"
 
-    def __init__(self, store, k: int = 8):
-        from nextvec.index import VectorIndex
+    def __init__(self, store, k: int = 8, index=None):
+        from nextvec.index import store_unit_index
 
         self.store = store
         keys = train_chunks_with_successor(store, "knn_sampler")
         self.k = min(int(k), len(keys))
-        self._index = VectorIndex(_unit(np.asarray(store.get(keys), np.float32)), ids=keys)
+        # the successor memory's index (exact up to index.approx_above keys, approximate and saved above)
+        self._index = store_unit_index(store, keys, "successor-keys", index, k=max(self.k, 8))
 
     def _successors(self, context: torch.Tensor, k: int) -> np.ndarray:
         last = _unit(context[:, -1].detach().float().cpu().numpy())
