@@ -10,6 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def seeded_subset(ids: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """A seeded random subset of n of `ids`, sorted; all of them (as given) when n covers them."""
+    if n >= len(ids):
+        return ids
+    return np.sort(np.random.default_rng(seed).choice(ids, n, replace=False))
+
+
 def window_targets(store, split: str) -> np.ndarray:
     """Chunk indices (M,) of every target in `split` (chunks with at least one chunk before them), in store
     order; built from document ranges, without scanning per-chunk arrays."""

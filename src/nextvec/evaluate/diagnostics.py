@@ -222,9 +222,10 @@ def diagnose_run(model, store, split: str = "test", context_length: int | None =
     if samples:
         from nextvec.evaluate.distribution import evaluate_distributions
 
-        sub = targets if len(targets) <= sample_windows else \
-            np.sort(np.random.default_rng(seed).choice(targets, sample_windows, replace=False))
-        dist = evaluate_distributions({"model": model}, store, sub, T, samples, seed)
+        from nextvec.data.windows import seeded_subset
+
+        dist = evaluate_distributions({"model": model}, store, seeded_subset(targets, sample_windows, seed), T,
+                                      samples, seed)
         judge_samples(d, dist, getattr(model, "sampler", None) is not None)
     pick = np.sort(np.random.default_rng(seed).choice(len(targets), size=min(n_decode, len(targets)), replace=False))
     d["abc"] = decoder_abc(store, targets[pick], y_dec[pick], decoder=decoder, encoder=encoder)

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nextvec.data.windows import gather_windows
+from nextvec.data.windows import gather_windows, seeded_subset
 from nextvec.evaluate.distribution import K_SAMPLES
 from nextvec.evaluate.metrics import Bank, cosine_rows, retrieval_ranks, unit_rows
-from nextvec.models.base import sample_from
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory, combine, mix_samples
 
 WEIGHTS = (0.5, 1.0, 2.0)
@@ -72,19 +71,13 @@ def fit_sampling(model, store, targets: np.ndarray, context_length: int, memory:
     """Grid-search the sampling gate on (a seeded subset of) the val windows by the fair energy score of K
     samples: the same model samples and the same uniform draws for every setting, so settings differ only
     by the gate. Weight 0 (the model's own samples) is a candidate; the lowest energy score wins."""
-    from nextvec.evaluate.distribution import energy_score_np
+    from nextvec.evaluate.distribution import draw_samples, energy_score_np
 
-    if len(targets) > max_windows:
-        targets = np.sort(np.random.default_rng(seed).choice(targets, max_windows, replace=False))
-    gen = torch.Generator().manual_seed(seed)
-    x, succ, w, best = [], [], [], []
-    with torch.no_grad():
-        for s in range(0, len(targets), 256):
-            ctx, mask, _ = gather_windows(store, targets[s : s + 256], context_length)
-            x.append(unit_rows(sample_from(model, torch.from_numpy(ctx), torch.from_numpy(mask), k, gen).float().numpy()))
-            c = memory.candidates(ctx, mask)
-            succ.append(c[0]), w.append(c[1]), best.append(c[2])
-    x, succ, w, best = (np.concatenate(a) for a in (x, succ, w, best))
+    targets = seeded_subset(targets, max_windows, seed)
+    x = draw_samples({"model": model}, store, targets, context_length, k, seed)["model"]  # (M, k, D) unit
+    c = [memory.candidates(*gather_windows(store, targets[s : s + 4096], context_length)[:2])
+         for s in range(0, len(targets), 4096)]
+    succ, w, best = (np.concatenate(a) for a in zip(*c))
     u, pick = np.random.default_rng(seed + 1).random((2, *x.shape[:2]))
     tv = unit_rows(store.get(targets))
     grid = [{"sample_weight": 0.0, "sample_threshold": None, "energy_score": float(energy_score_np(x, tv).mean())}]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from nextvec.data.windows import seeded_subset
 from nextvec.errors import NextvecError
 from nextvec.evaluate.distribution import K_SAMPLES, Realism
 from nextvec.evaluate.metrics import unit_rows
@@ -30,7 +31,7 @@ def rollout_prompts(store, split: str, prefix: int, steps: int, prompts: int, se
     ok = docs[lengths >= prefix + steps]
     if len(ok) == 0:
         raise NextvecError(f"no {split} document has {prefix + steps} chunks for a {steps}-step rollout")
-    ok = np.sort(np.random.default_rng(seed).choice(ok, min(prompts, len(ok)), replace=False))
+    ok = seeded_subset(ok, prompts, seed)
     return np.array([store.doc_range(int(d))[0] for d in ok])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nextvec.data.windows import window_targets
+from nextvec.data.windows import seeded_subset, window_targets
 from nextvec.errors import NextvecError, check_fingerprint
 from nextvec.evaluate.metrics import MARGIN_DEFINITION, PRIMARY_METRIC, Bank, predict_windows, score_predictions
 
@@ -50,8 +50,8 @@ def select_windows(store, split: str, max_windows: int | None = None, seed: int 
     total = len(targets)
     if total == 0:
         raise NextvecError(f"the {split} split has no windows (no document with 2 or more chunks)")
-    if max_windows is not None and max_windows < total:
-        targets = np.sort(np.random.default_rng(seed).choice(targets, size=int(max_windows), replace=False))
+    if max_windows is not None:
+        targets = seeded_subset(targets, int(max_windows), seed)
     return targets, total
 
 
@@ -131,8 +131,8 @@ def _distributions(predictors: dict, model, store, targets, T: int, k: int, max_
                    with_samplers: bool) -> dict:
     from nextvec.evaluate.distribution import evaluate_distributions
 
-    if max_windows is not None and len(targets) > max_windows:
-        targets = np.sort(np.random.default_rng(seed).choice(targets, max_windows, replace=False))
+    if max_windows is not None:
+        targets = seeded_subset(targets, max_windows, seed)
     predictors = dict(predictors)
     if with_samplers:
         predictors.update(sampler_baselines(store, model, T, seed))

@@ -29,7 +29,7 @@ from nextvec.config import LVMConfig, TrainConfig, save_config
 from nextvec.data.dataset import WindowDataset
 from nextvec.data.sampler import DiverseBatchSampler
 from nextvec.data.streaming import InRamWindows, StreamingWindows, use_streaming
-from nextvec.data.windows import gather_windows, window_targets
+from nextvec.data.windows import gather_windows, seeded_subset, window_targets
 from nextvec.errors import NextvecError, check_fingerprint
 from nextvec.losses import HEAD_TERMS, TERMS, CombinedLoss
 from nextvec.models.registry import build_model
@@ -150,12 +150,6 @@ def _truncate_metrics(path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
-def _subset(targets: np.ndarray, n: int, seed: int) -> np.ndarray:
-    if n >= len(targets):
-        return targets
-    return np.sort(np.random.default_rng(seed).choice(targets, n, replace=False))
-
-
 def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = False,
           stop_after: int | None = None) -> dict:
     """Train an LVM on a concept store; returns the run summary (also saved as RUN/summary.json).
@@ -206,12 +200,12 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
         streaming = use_streaming(store, tc)
         train_targets = None if streaming else window_targets(store, "train")
         if tc.train_windows:
-            train_targets = _subset(train_targets, tc.train_windows, tc.seed)
+            train_targets = seeded_subset(train_targets, tc.train_windows, tc.seed)
         if tc.overfit:
-            train_targets = _subset(train_targets, tc.overfit, tc.seed)
+            train_targets = seeded_subset(train_targets, tc.overfit, tc.seed)
             val_split, val_targets = "train", train_targets  # the sanity check: fit and measure the same windows
         else:
-            val_split, val_targets = "val", _subset(window_targets(store, "val"), tc.val_max_windows, tc.seed)
+            val_split, val_targets = "val", seeded_subset(window_targets(store, "val"), tc.val_max_windows, tc.seed)
         if len(val_targets) == 0:
             raise NextvecError(f"the {val_split} split of {store.root} has no windows to validate on; "
                                "ingest with a val fraction > 0")
