@@ -226,8 +226,7 @@ def main() -> None:
 
     from nextvec.data.windows import gather_windows, window_targets
     from nextvec.decode.nearest import RetrievalDecoder
-    from nextvec.store import open_store
-    from nextvec.train.checkpoint import load_model
+    from nextvec.session import Session
 
     torch.set_num_threads(args.threads)
     import faiss
@@ -243,13 +242,9 @@ def main() -> None:
             args.run, args.store = make_synthetic(root, args.docs, args.dim, args.model)
         print(f"synthetic setup: {args.docs} docs, {args.dim}-d, default {args.model}, "
               f"ready in {time.perf_counter() - t:.1f} s")
-    store = open_store(args.store)
-    model, meta = load_model(args.run, expected_fingerprint=store.fingerprint)
-    if args.memory:  # what the server will run: the model with its fitted memory, if the run has one
-        from nextvec.evaluate.memory import load_memory_predictor
-
-        model = load_memory_predictor(model, store, args.run) or model
-    T = int(meta["context_length"])
+    # what the server will run: with --memory, the model with its fitted memory, if the run has one
+    session = Session.open(args.run, args.store, encoder=None, memory=args.memory)
+    store, model, T = session.store, session.predictor, int(session.context_length)
     targets = window_targets(store, "test")[: args.requests]
     targets = np.resize(targets, args.requests)
     ctx, mask, _ = gather_windows(store, targets, T)

@@ -5,7 +5,7 @@ import torch
 from storekit import build_store
 from fake_encoder import HashEncoder, OneHotEncoder
 from nextvec.errors import FingerprintMismatch, NextvecError
-from nextvec.generate import generate, split_prompt
+from nextvec.generate import GenerateOptions, checked_options, generate, split_prompt
 from nextvec.models.base import Prediction
 
 D = 8
@@ -49,7 +49,7 @@ def onehot_store(tmp_path):
 def test_rollout_appends_each_prediction(onehot_store):
     store, enc = onehot_store
     model = Roll()
-    out = generate(model, store, enc, "Sentence e0. Sentence e1.", steps=3)
+    out = generate(model, store, enc, "Sentence e0. Sentence e1.", GenerateOptions(steps=3))
     assert out["prompt_sentences"] == ["Sentence e0.", "Sentence e1."]
     # e1 -> e2 -> e3 -> e4 only if each prediction becomes the next step's last context vector.
     assert out["continuation"] == ["Sentence e2.", "Sentence e3.", "Sentence e4."]
@@ -63,22 +63,22 @@ def test_rollout_appends_each_prediction(onehot_store):
 def test_context_length_keeps_only_the_latest_vectors(onehot_store):
     store, enc = onehot_store
     model = Roll()
-    generate(model, store, enc, "Sentence e0. Sentence e1. Sentence e2.", steps=3, context_length=2)
+    generate(model, store, enc, "Sentence e0. Sentence e1. Sentence e2.", GenerateOptions(steps=3), context_length=2)
     assert model.seen == [2, 2, 2]
 
 
 def test_stops_when_the_prediction_stops_moving(onehot_store):
     store, enc = onehot_store
-    out = generate(Constant(), store, enc, "Sentence e0.", steps=5, stop_cos=0.9)
+    out = generate(Constant(), store, enc, "Sentence e0.", GenerateOptions(steps=5, stop_cos=0.9))
     # step 2 has cosine ~1 with step 1: stop there and drop it as a repeat
     assert out["stop_reason"] == "similar_to_previous" and out["steps_run"] == 2
     assert out["steps"][1]["cos_prev"] > 0.9 and out["steps"][1]["kept"] is False
     assert out["continuation"] == ["Sentence e3."]
 
 
-def test_threshold_above_one_never_stops_early(onehot_store):
+def test_threshold_of_one_never_stops_early(onehot_store):
     store, enc = onehot_store
-    out = generate(Constant(), store, enc, "Sentence e0.", steps=4, stop_cos=1.01)
+    out = generate(Constant(), store, enc, "Sentence e0.", GenerateOptions(steps=4, stop_cos=1.0))
     assert out["stop_reason"] == "max_steps" and out["steps_run"] == 4 and len(out["continuation"]) == 4
 
 
@@ -91,7 +91,7 @@ def test_candidates_and_custom_decoder(onehot_store):
         def decode(self, vectors, k=1):
             return [[(f"dim{int(np.argmax(v))}", 0.5)] * k for v in vectors]
 
-    out = generate(Roll(), store, enc, "Sentence e5.", steps=2, decoder=Echo(), k=2)
+    out = generate(Roll(), store, enc, "Sentence e5.", GenerateOptions(steps=2, k=2), decoder=Echo())
     assert out["continuation"] == ["dim6", "dim7"]
     assert len(out["steps"][0]["candidates"]) == 2
 
@@ -103,7 +103,7 @@ def test_refuses_mismatched_encoder_and_empty_prompt(onehot_store):
     with pytest.raises(NextvecError, match="empty"):
         generate(Roll(), store, enc, "   ")
     with pytest.raises(NextvecError, match="steps"):
-        generate(Roll(), store, enc, "Sentence e0.", steps=0)
+        checked_options(GenerateOptions, steps=0)
 
 
 def test_refuses_a_model_of_another_dimension(onehot_store):
@@ -137,7 +137,7 @@ def test_default_context_length_comes_from_the_model_config(onehot_store):
     store, enc = onehot_store
     model = Roll()
     model.config = type("C", (), {"context_length": 2})()
-    generate(model, store, enc, "Sentence e0. Sentence e1. Sentence e2.", steps=2)
+    generate(model, store, enc, "Sentence e0. Sentence e1. Sentence e2.", GenerateOptions(steps=2))
     assert model.seen == [2, 2]
 
 

@@ -1,8 +1,9 @@
 """Multi-step generation: text prompt -> sentence vectors -> predicted vectors -> text.
 
-    from nextvec.generate import generate, load_for_generation
-    model, store, encoder = load_for_generation("runs/demo", "stores/demo")
-    print(generate(model, store, encoder, "First sentence. Second one.", steps=5)["text"])
+    from nextvec.generate import GenerateOptions
+    from nextvec.session import Session
+    s = Session.open("runs/demo", "stores/demo", decoder="retrieval")
+    print(s.generate("First sentence. Second one.", GenerateOptions(steps=5))["text"])
 
 Each step feeds the model the prompt's vectors plus every vector generated so far (the raw `y_dec`,
 the prediction a decoder wants), decodes the new prediction, and stops early when it barely moves:
@@ -12,21 +13,11 @@ cosine(y_dec_t, y_dec_{t-1}) > stop_cos, 0.9 by default as in the Large Concept 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+from pydantic import Field
 
+from nextvec.config import Strict
 from nextvec.errors import NextvecError, check_fingerprint
-
-
-def store_encoder(store, spec: str = "auto"):
-    """Load the encoder for `store`: "auto" rebuilds the one that made it, else a `load_encoder` spec;
-    either way its fingerprint must match the store's."""
-    from nextvec.encode import encoder_spec_for, load_encoder
-
-    encoder = load_encoder(encoder_spec_for(store.fingerprint) if spec == "auto" else spec)
-    check_fingerprint(store.fingerprint, encoder.fingerprint(), "the encoder " + repr(spec))
-    return encoder
 
 
 def split_prompt(prompt: str, max_chars: int | None = None, splitter: str | None = None) -> list[str]:
@@ -50,27 +41,48 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
 
 
-@dataclass(frozen=True)
-class SampleOptions:
-    """How to draw the next vector, shared by Python, `nextvec generate` and HTTP /generate and /predict.
+class SampleOptions(Strict):
+    """How to draw next vectors: shared by Python, `nextvec generate` and HTTP /predict and /generate.
 
-    samples: 0 = the point rollout (y_dec fed back); N >= 1 = N sampled continuations, each feeding back
-    one draw per step. temperature (noise scale), guidance (flow head's classifier-free guidance) and
-    flow_steps default to the model's config (None). The same seed gives the same output.
+    samples: 0 = the point prediction (y_dec fed back); N >= 1 = N draws (N sampled continuations in
+    `generate`, each feeding back one draw per step). temperature, guidance and flow_steps default to the
+    model's config (None). The same seed gives the same output.
     """
 
-    samples: int = 0
-    temperature: float | None = None
-    guidance: float | None = None
-    flow_steps: int | None = None
-    seed: int = 0
+    samples: int = Field(0, ge=0, description="0 = the point prediction; N = N draws (sampled continuations)")
+    temperature: float | None = Field(None, ge=0.0, le=10.0, allow_inf_nan=False,
+                                      description="noise scale of a sampling head (default: the run's)")
+    guidance: float | None = Field(None, ge=0.0, le=20.0, allow_inf_nan=False,
+                                   description="flow head: classifier-free guidance weight (1 = off)")
+    flow_steps: int | None = Field(None, ge=1, le=1000, description="flow head: Euler steps per draw")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="seed of the draws: the same seed gives the same output")
 
-    def draw(self, model, ctx, mask, generator):
-        """One draw per row (B, D) from `model` with these options."""
+    def draw(self, model, ctx, mask, generator, n: int = 1):
+        """n draws per row (B, n, D) from `model` with these options."""
         from nextvec.models.base import sample_from
 
-        return sample_from(model, ctx, mask, 1, generator, temperature=self.temperature, guidance=self.guidance,
-                           steps=self.flow_steps)[:, 0]
+        return sample_from(model, ctx, mask, n, generator, temperature=self.temperature, guidance=self.guidance,
+                           steps=self.flow_steps)
+
+
+class GenerateOptions(SampleOptions):
+    """Everything `generate` takes besides the prompt; `nextvec generate` and HTTP /generate build it."""
+
+    steps: int = Field(5, ge=1, description="sentences to generate at most")
+    stop_cos: float = Field(0.9, ge=-1.0, le=1.0, allow_inf_nan=False,
+                            description="stop when a prediction's cosine to the previous one exceeds this")
+    k: int = Field(1, ge=1, description="candidates reported per step")
+
+
+def checked_options(cls, **values):
+    """`cls(**values)` (SampleOptions, GenerateOptions) with a NextvecError naming the bad field."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**values)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise NextvecError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from e
 
 
 def rollout(model, context: np.ndarray, steps: int, stop_cos: float = 0.9, context_length: int | None = None,
@@ -99,7 +111,7 @@ def rollout(model, context: np.ndarray, steps: int, stop_cos: float = 0.9, conte
             window = seq if context_length is None else seq[-context_length:]
             ctx = torch.from_numpy(np.stack(window))[None].to(device)  # (1, T, D)
             mask = torch.ones(ctx.shape[:2], dtype=torch.bool, device=device)  # (1, T): no padding
-            y = model.predict(ctx, mask).y_dec if sampling is None else sampling.draw(model, ctx, mask, generator)
+            y = model.predict(ctx, mask).y_dec if sampling is None else sampling.draw(model, ctx, mask, generator)[:, 0]
             y = y[0].float().cpu().numpy()  # (D,)
             if y.shape != seq[0].shape:
                 raise NextvecError(f"the model predicts {y.shape[0]}-d vectors but the context is {seq[0].shape[0]}-d")
@@ -115,26 +127,48 @@ def rollout(model, context: np.ndarray, steps: int, stop_cos: float = 0.9, conte
     return np.stack(preds), cos_prev, reason
 
 
-def generate(model, store, encoder, prompt: str, steps: int = 5, stop_cos: float = 0.9, decoder=None,
-             context_length: int | None = None, k: int = 1, sampling: SampleOptions | None = None) -> dict:
-    """Continue `prompt` by up to `steps` sentences.
+def generate(model, store, encoder, prompt: str, options: GenerateOptions | None = None, decoder=None,
+             context_length: int | None = None) -> dict:
+    """Continue `prompt` by up to `options.steps` sentences (`Session.generate` calls this with its parts).
 
     Args:
-        model: a Predictor (e.g. from `nextvec.train.checkpoint.load_model`).
+        model: a Predictor (e.g. `Session.open(...).predictor`).
         store: the ConceptStore the model was trained on (its encoder fingerprint must match `encoder`).
         encoder: encodes the prompt's sentences.
-        stop_cos: stop when a prediction's cosine to the previous one exceeds this (that step is not kept).
+        options: GenerateOptions (steps, stop_cos, k, and samples / temperature / guidance / seed: with
+            samples = N >= 1, N sampled continuations).
         decoder: anything with `decode(vectors, k)`; default the retrieval decoder over all store chunks.
         context_length: feed the model at most this many most recent vectors (default: the model's
             `config.context_length` when it has one, else all).
-        k: candidates reported per step (the first one is the generated text).
-        sampling: SampleOptions; with samples = N >= 1, N sampled continuations (seeded).
 
     Returns a dict: prompt_sentences, steps (per step: step, text, score, cos_prev, kept, candidates),
     continuation (kept texts), text (continuation joined), stop_reason ("similar_to_previous" |
-    "max_steps"), steps_run; sampled, also `samples` (N) and `rollouts` (N dicts of steps, continuation,
-    text, stop_reason, steps_run: the first is the top-level one).
+    "max_steps"), steps_run, decoder (which decoder answered); sampled, also `samples` (N) and `rollouts`
+    (N dicts of steps, continuation, text, stop_reason, steps_run: the first is the top-level one).
     """
+    from nextvec.decode.spec import decoder_name
+
+    o = options or GenerateOptions()
+    context, sentences = encode_prompt(store, encoder, prompt)
+    if decoder is None:
+        from nextvec.decode.nearest import RetrievalDecoder
+
+        decoder = RetrievalDecoder(store)
+    if context_length is None:  # the training context length when the model carries its config
+        context_length = getattr(getattr(model, "config", None), "context_length", None)
+    head = {"prompt_sentences": sentences, "decoder": decoder_name(decoder), "stop_cos": o.stop_cos}
+    if o.samples < 1:
+        return {**head, **_decoded(*rollout(model, context, o.steps, o.stop_cos, context_length), decoder, o.k)}
+    import torch
+
+    gen = torch.Generator().manual_seed(o.seed)
+    runs = [_decoded(*rollout(model, context, o.steps, o.stop_cos, context_length, o, gen), decoder, o.k)
+            for _ in range(o.samples)]
+    return {**head, **runs[0], "samples": o.samples, "rollouts": runs}
+
+
+def encode_prompt(store, encoder, prompt: str) -> tuple[np.ndarray, list[str]]:
+    """Prompt -> (its sentence vectors (L, D), the sentences), split the way the store was chunked."""
     check_fingerprint(store.fingerprint, encoder.fingerprint(), "the prompt encoder")
     if not isinstance(prompt, str) or not prompt.strip():
         raise NextvecError("the prompt is empty; give at least one sentence")
@@ -145,22 +179,7 @@ def generate(model, store, encoder, prompt: str, steps: int = 5, stop_cos: float
     context = np.asarray(encoder.encode(sentences), np.float32)  # (L, D)
     if context.shape != (len(sentences), store.dim):
         raise NextvecError(f"the encoder made {context.shape} vectors; the store expects dim {store.dim}")
-    if decoder is None:
-        from nextvec.decode.nearest import RetrievalDecoder
-
-        decoder = RetrievalDecoder(store)
-    if context_length is None:  # the training context length when the model carries its config
-        context_length = getattr(getattr(model, "config", None), "context_length", None)
-    if sampling is None or sampling.samples < 1:
-        out = _decoded(*rollout(model, context, steps, stop_cos, context_length), decoder, k)
-        return {"prompt_sentences": sentences, **out, "stop_cos": stop_cos}
-    import torch
-
-    gen = torch.Generator().manual_seed(sampling.seed)
-    runs = [_decoded(*rollout(model, context, steps, stop_cos, context_length, sampling, gen), decoder, k)
-            for _ in range(sampling.samples)]
-    return {"prompt_sentences": sentences, **runs[0], "stop_cos": stop_cos, "samples": sampling.samples,
-            "rollouts": runs}
+    return context, sentences
 
 
 def _decoded(preds: np.ndarray, cos_prev: list, reason: str, decoder, k: int) -> dict:
@@ -176,14 +195,3 @@ def _decoded(preds: np.ndarray, cos_prev: list, reason: str, decoder, k: int) ->
     continuation = [s["text"] for s in out_steps if s["kept"]]
     return {"steps": out_steps, "continuation": continuation, "text": " ".join(continuation),
             "stop_reason": reason, "steps_run": len(out_steps)}
-
-
-def load_for_generation(run_path, store_path, encoder: str = "auto"):
-    """(model, store, encoder) ready for `generate`: the run's best checkpoint, checked against the store
-    and its encoder."""
-    from nextvec.store import open_store
-    from nextvec.train.checkpoint import load_model
-
-    store = open_store(store_path)
-    model, _ = load_model(run_path, expected_fingerprint=store.fingerprint)
-    return model, store, store_encoder(store, encoder)

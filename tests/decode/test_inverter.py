@@ -394,7 +394,7 @@ def test_diagnose_runs_the_abc_test_with_a_learned_decoder(tmp_path):
               "fingerprint": store.fingerprint, "dim": 384, "context_length": 3})
     out = tmp_path / "diag.json"
     r = CliRunner().invoke(app, ["diagnose", str(tmp_path / "run"), "--store", str(store.root), "--split", "train",
-                                 "--decoder", str(tmp_path / "dec"), "--n-decode", "3", "--json", str(out)])
+                                 "--decoder", f"learned:{tmp_path / 'dec'}", "--n-decode", "3", "--json", str(out)])
     assert r.exit_code == 0, r.output
     abc = json.loads(out.read_text())["abc"]
     assert abc["decoder"] == "InverterDecoder" and abc["n"] == 3
@@ -404,7 +404,7 @@ def test_diagnose_runs_the_abc_test_with_a_learned_decoder(tmp_path):
     other = sentence_store(tmp_path / "o", texts=docs)
     train_decoder(other, tmp_path / "dec16", cfg, progress=False)
     r = CliRunner().invoke(app, ["diagnose", str(tmp_path / "run"), "--store", str(store.root), "--split", "train",
-                                 "--decoder", str(tmp_path / "dec16"), "--n-decode", "3"])
+                                 "--decoder", f"learned:{tmp_path / 'dec16'}", "--n-decode", "3"])
     assert r.exit_code != 0 and isinstance(r.exception, FingerprintMismatch)
 
 

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from storekit import build_store, random_docs
 from nextvec.cli import app
 from nextvec.data.windows import gather_windows, window_targets
-from nextvec.evaluate.memory import SAMPLE_WEIGHTS, THRESHOLDS, WEIGHTS, fit_memory, load_memory_predictor, save_memory
+from nextvec.evaluate.memory import SAMPLE_WEIGHTS, THRESHOLDS, WEIGHTS, fit_memory, save_memory
+from nextvec.session import load_memory
 from nextvec.models.baselines import LinearAverageBaseline
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory, combine
 
@@ -83,11 +84,11 @@ def test_fit_opens_the_memory_where_it_helps_and_never_costs_cosine(templated, t
     assert fit2["val_cosine"] >= fit2["model_val_cosine"]
     run = tmp_path / "run"
     run.mkdir()
-    assert load_memory_predictor(LinearAverageBaseline(), templated, run) is None  # no memory.json
+    assert load_memory(LinearAverageBaseline(), templated, run) is None  # no memory.json
     save_memory(run, fit)
-    assert isinstance(load_memory_predictor(LinearAverageBaseline(), templated, run), MemoryPredictor)
+    assert isinstance(load_memory(LinearAverageBaseline(), templated, run), MemoryPredictor)
     save_memory(run, dict(fit, weight=0.0, sample_weight=0.0))
-    assert load_memory_predictor(LinearAverageBaseline(), templated, run) is None
+    assert load_memory(LinearAverageBaseline(), templated, run) is None
 
 
 def test_sampling_draws_recurring_text_from_the_memory_where_it_lowers_the_energy_score(templated, tmp_path):
@@ -134,7 +135,8 @@ def test_train_writes_memory_and_evaluate_adds_its_row(templated, tmp_path):
 def test_serve_uses_the_runs_memory_for_y_cos(templated, tmp_path):
     from fastapi.testclient import TestClient
 
-    from nextvec.serve import create_app
+    from nextvec.serve.app import create_app
+    from nextvec.session import Session
     from nextvec.train.checkpoint import load_model
 
     out = tmp_path / "run"
@@ -145,12 +147,12 @@ def test_serve_uses_the_runs_memory_for_y_cos(templated, tmp_path):
     ctx, mask = ctx[full : full + 1], mask[full : full + 1]
     body = {"context_vectors": ctx[0].tolist(), "output_type": "cosine"}
     model, _ = load_model(out)
-    want = load_memory_predictor(model, templated, out).predict(torch.from_numpy(ctx), torch.from_numpy(mask)).y_cos[0]
+    want = load_memory(model, templated, out).predict(torch.from_numpy(ctx), torch.from_numpy(mask)).y_cos[0]
     plain = model.predict(torch.from_numpy(ctx), torch.from_numpy(mask)).y_cos[0]
-    with TestClient(create_app(out, templated.root, encoder=None, memory=True)) as c:
+    with TestClient(create_app(Session.open(out, templated.root, encoder=None, memory=True))) as c:
         assert c.get("/health").json()["model"].endswith("+memory")
         got = torch.tensor(c.post("/predict", json=body).json()["vector"])
-    with TestClient(create_app(out, templated.root, encoder=None)) as c:  # the default: the model alone
+    with TestClient(create_app(Session.open(out, templated.root, encoder=None))) as c:  # the default: the model alone
         got_plain = torch.tensor(c.post("/predict", json=body).json()["vector"])
     assert torch.allclose(got, want, atol=1e-5) and torch.allclose(got_plain, plain, atol=1e-5)
     assert not torch.allclose(want, plain, atol=1e-3)

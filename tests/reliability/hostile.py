@@ -165,7 +165,8 @@ def make_app(api_key: str | None = None, root: Path | None = None, limits=None):
 
     from nextvec.encode.hashing import HashingEncoder
     from nextvec.models.registry import build_model
-    from nextvec.serve import create_app
+    from nextvec.serve.app import create_app
+    from nextvec.session import Session
     from nextvec.store import ConceptStore, StoreWriter
 
     enc = HashingEncoder(DIM)
@@ -181,7 +182,7 @@ def make_app(api_key: str | None = None, root: Path | None = None, limits=None):
     cfg = {"name": "gru", "context_length": 4, "hidden_dim": 8, "num_layers": 1}
     model = build_model(cfg, DIM).eval()
     meta = {"fingerprint": store.fingerprint, "dim": DIM, "context_length": 4, "model_config": cfg, "step": 1}
-    return create_app(model=model, meta=meta, store=store, encoder=enc, api_key=api_key, limits=limits)
+    return create_app(Session.assemble(model, meta, store, encoder=enc), api_key=api_key, limits=limits)
 
 
 ENDPOINT_FIELDS = {

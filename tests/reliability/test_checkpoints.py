@@ -1,5 +1,5 @@
 """Checkpoints execute nothing: pickle payloads that would write a file are refused wherever a checkpoint is
-read (load_model on a run folder or file, create_app, train --resume), and the file is never written.
+read (load_model on a run folder or file, Session.open, train --resume), and the file is never written.
 A checkpoint for another encoder or dimension is refused with the reason."""
 
 import io
@@ -58,7 +58,7 @@ def _store(root, fp_name="test-enc", dim=8):
 
 
 def _loaders(run: Path, store_root: Path):
-    from nextvec.serve import create_app
+    from nextvec.session import Session
     from nextvec.train.checkpoint import load_model
     from nextvec.train.loop import train
 
@@ -67,7 +67,7 @@ def _loaders(run: Path, store_root: Path):
         "load_model(best.safetensors)": lambda: load_model(run / "checkpoints" / "best.safetensors"),
         "load_model(best.json)": lambda: load_model(run / "checkpoints" / "best.json"),
         "load_model(last.pt)": lambda: load_model(run / "checkpoints" / "last.pt"),
-        "create_app(run)": lambda: create_app(run, store_root, encoder="none"),
+        "Session.open(run)": lambda: Session.open(run, store_root, encoder="none"),
         "train --resume": lambda: train(store_root, {"model": {"name": "gru", "hidden_dim": 8}}, run, resume=True),
     }
 
@@ -114,7 +114,7 @@ def _checkpoint(path: Path, store, dim=None):
 
 
 def test_checkpoint_for_another_encoder_or_dimension_is_refused_with_the_reason(tmp_path):
-    from nextvec.serve import create_app
+    from nextvec.session import Session
     from nextvec.train.checkpoint import load_model
 
     store = _store(tmp_path / "s8")
@@ -129,9 +129,9 @@ def test_checkpoint_for_another_encoder_or_dimension_is_refused_with_the_reason(
     with pytest.raises(FingerprintMismatch, match="dim: 12 here vs 8"):
         load_model(ck, expected_fingerprint=other_dim.fingerprint)
     with pytest.raises(FingerprintMismatch, match="another-encoder"):
-        create_app(ck, other_enc.root, encoder="none")
+        Session.open(ck, other_enc.root, encoder="none")
     with pytest.raises(FingerprintMismatch, match="dim"):
-        create_app(ck, other_dim.root, encoder="none")
+        Session.open(ck, other_dim.root, encoder="none")
     # a checkpoint whose weights are for another dimension than its metadata claims
     bad = _checkpoint(tmp_path / "bad" / "best.safetensors", store, dim=12)
     meta_bad = json.loads(bad.with_suffix(".json").read_text())

@@ -14,7 +14,9 @@ from storekit import build_store
 from fake_encoder import HashEncoder
 from nextvec.errors import FingerprintMismatch, NextvecError
 from nextvec.models.base import Prediction
-from nextvec.serve import create_app
+from nextvec.generate import GenerateOptions
+from nextvec.serve.app import create_app
+from nextvec.session import Session
 
 D = 16
 DOCS = [["the cat sat on the mat", "it purred all night", "then the dog barked"],
@@ -62,9 +64,9 @@ def parts(tmp_path):
 
 def make_client(parts, model=None, **kw):
     store, enc, meta = parts
-    kw.setdefault("encoder", enc)
-    app = create_app(model=model or Roll(), meta=kw.pop("meta", meta), store=store, **kw)
-    return TestClient(app)
+    app_kw = {k: kw.pop(k) for k in ("api_key", "limits") if k in kw}
+    session = Session.assemble(model or Roll(), kw.pop("meta", meta), store, encoder=kw.pop("encoder", enc), **kw)
+    return TestClient(create_app(session, **app_kw))
 
 
 def test_health_reports_model_encoder_and_store(parts):
@@ -121,7 +123,7 @@ def test_generate_matches_the_library(parts):
     with make_client(parts) as c:
         r = c.post("/generate", json={"prompt": "The cat sat on the mat. It purred all night.", "steps": 3})
     assert r.status_code == 200, r.text
-    want = generate(Roll(), store, enc, "The cat sat on the mat. It purred all night.", steps=3, context_length=4)
+    want = generate(Roll(), store, enc, "The cat sat on the mat. It purred all night.", GenerateOptions(steps=3), context_length=4)
     got = r.json()
     assert got["continuation"] == want["continuation"] and got["stop_reason"] == want["stop_reason"]
     assert got["prompt_sentences"] == ["The cat sat on the mat.", "It purred all night."]
@@ -208,11 +210,11 @@ def test_refuses_a_store_from_another_encoder(parts):
     store, enc, meta = parts
     other = dict(meta, fingerprint={**store.fingerprint, "name": "sentence-transformers/all-MiniLM-L6-v2"})
     with pytest.raises(FingerprintMismatch, match="name"):
-        create_app(model=Roll(), meta=other, store=store, encoder=enc)
+        create_app(Session.assemble(Roll(), other, store, encoder=enc))
     with pytest.raises(NextvecError, match="32-d"):
-        create_app(model=Roll(), meta=dict(meta, dim=32), store=store, encoder=enc)
+        create_app(Session.assemble(Roll(), dict(meta, dim=32), store, encoder=enc))
     with pytest.raises(FingerprintMismatch):
-        create_app(model=Roll(), meta=meta, store=store, encoder=HashEncoder(dim=D, name="other"))
+        create_app(Session.assemble(Roll(), meta, store, encoder=HashEncoder(dim=D, name="other")))
 
 
 def test_concurrent_predicts_share_model_calls_and_do_not_block_the_loop(parts):
@@ -221,7 +223,7 @@ def test_concurrent_predicts_share_model_calls_and_do_not_block_the_loop(parts):
     store, enc, meta = parts
     gate = threading.Event()
     model = Roll(delay=0.01, gate=gate)  # the first model call holds until /health has answered
-    app = create_app(model=model, meta=meta, store=store, encoder=enc)
+    app = create_app(Session.assemble(model, meta, store, encoder=enc))
     ctxs = [np.roll(np.eye(D, dtype=np.float32), i, axis=1)[:2] for i in range(12)]
 
     async def main():
@@ -248,7 +250,7 @@ def test_openapi_documents_the_request_bodies_and_the_key(parts):
         spec = c.get("/openapi.json").json()
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["properties"]) == {"context_texts", "context_vectors", "output_type", "samples", "seed",
-                                       "temperature", "guidance"}
+                                       "temperature", "guidance", "flow_steps"}
     decode = spec["paths"]["/decode"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "at most 8" not in json.dumps(decode) and "1 to 8 vectors of 16 finite numbers" in json.dumps(decode)
     assert "X-API-Key" in json.dumps(spec["components"]["securitySchemes"])
@@ -271,7 +273,7 @@ def test_concurrent_decodes_share_one_search_and_keep_their_own_k(parts):
             time.sleep(0.05)
             return inner.decode(vectors, k)
 
-    app = create_app(model=Roll(), meta=meta, store=store, encoder=enc, decoder=Slow())
+    app = create_app(Session.assemble(Roll(), meta, store, encoder=enc, decoder=Slow()))
     texts = [t for d in DOCS for t in d]
 
     async def main():

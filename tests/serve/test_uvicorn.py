@@ -9,7 +9,8 @@ import pytest
 
 from storekit import build_store
 from fake_encoder import HashEncoder
-from nextvec.serve import create_app
+from nextvec.serve.app import create_app
+from nextvec.session import Session
 
 
 def free_port() -> int:
@@ -25,7 +26,7 @@ def test_real_uvicorn_serves_health(tmp_path):
 
     enc = HashEncoder(dim=16)
     store = build_store(tmp_path / "s", [enc.encode(d) for d in DOCS], texts=DOCS, fingerprint=enc.fingerprint())
-    app = create_app(model=Roll(), meta={"fingerprint": store.fingerprint, "dim": 16}, store=store, encoder=enc,
+    app = create_app(Session.assemble(Roll(), {"fingerprint": store.fingerprint, "dim": 16}, store, encoder=enc),
                      api_key="k")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -60,7 +61,7 @@ def test_real_encoder_end_to_end(tmp_path):
             ["Stock markets fell sharply today.", "Investors were nervous.", "Bonds rallied."]]
     store = build_store(tmp_path / "s", [enc.encode(d) for d in docs], texts=docs, fingerprint=enc.fingerprint())
     # encoder="auto" rebuilds the store's encoder from its fingerprint (all-MiniLM-L6-v2 -> the embedded copy)
-    app = create_app(model=Roll(), meta={"fingerprint": store.fingerprint, "dim": store.dim}, store=store)
+    app = create_app(Session.assemble(Roll(), {"fingerprint": store.fingerprint, "dim": store.dim}, store, encoder="auto"))
     with TestClient(app) as c:
         v = c.post("/encode", json={"texts": ["Investors were nervous."]}).json()["vectors"]
         assert c.post("/decode", json={"vectors": v}).json()["results"][0][0]["text"] == "Investors were nervous."

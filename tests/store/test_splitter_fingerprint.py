@@ -61,7 +61,7 @@ def test_a_consumer_refuses_a_model_trained_on_chunks_split_otherwise(source, tm
     import torch
 
     from nextvec.models.base import Prediction
-    from nextvec.serve import create_app
+    from nextvec.session import Session
     from nextvec.store import ConceptStore
 
     class CopyLast(torch.nn.Module):
@@ -74,6 +74,6 @@ def test_a_consumer_refuses_a_model_trained_on_chunks_split_otherwise(source, tm
     _ingest(source, tmp_path / "b", "blingfire")
     a, b = ConceptStore(tmp_path / "a"), ConceptStore(tmp_path / "b")
     meta = {"fingerprint": a.fingerprint, "dim": a.dim, "context_length": 4, "step": 1}  # trained on a
-    create_app(model=CopyLast(), meta=meta, store=a, encoder=HashEncoder())
+    Session.assemble(CopyLast(), meta, a, encoder=HashEncoder())
     with pytest.raises(FingerprintMismatch, match="splitter mismatch"):
-        create_app(model=CopyLast(), meta=meta, store=b, encoder=HashEncoder())
+        Session.assemble(CopyLast(), meta, b, encoder=HashEncoder())

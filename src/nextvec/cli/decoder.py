@@ -33,7 +33,8 @@ def train_decoder_cmd(
 
 
 def evaluate_decoder_cmd(
-    decoder: Path = typer.Argument(..., help="DECODER folder (best checkpoint, else last) or a .safetensors file."),
+    decoder: str = typer.Argument(..., help="learned:PATH, PATH a DECODER folder (best checkpoint, else last) or a "
+                                  ".safetensors file (the decoder spec of decode, generate and serve)."),
     store: Path = typer.Option(..., "--store", help="Store made by the same encoder as the decoder's training store."),
     split: str = typer.Option("test", help="train | val | test."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full results as JSON here."),
@@ -41,7 +42,7 @@ def evaluate_decoder_cmd(
     n: int = typer.Option(300, "--n", help="Held-out chunks to decode (sampled with --seed)."),
     run: Optional[Path] = typer.Option(None, "--run", help="LVM run folder: also decode its predicted next vectors."),
     retrieval_split: str = typer.Option("train", help="Bank of the retrieval decoder: train | val | test | all."),
-    encoder: str = typer.Option("minilm", help="Encoder spec matching the store (minilm | st:PATH | gtr[:PATH])."),
+    encoder: str = typer.Option("auto", help="Encoder matching the store: auto (the store's) | minilm | st:PATH | gtr[:PATH]."),
     seed: int = typer.Option(0, help="Seed of the sample and the noise."),
     no_repeat_ngram: int = typer.Option(3, help="Decoding never repeats an n-gram of this length (0 = off)."),
     samples: int = typer.Option(0, "--samples", help="Extra sampled hypotheses per pass; the one re-encoding closest wins."),
@@ -51,17 +52,20 @@ def evaluate_decoder_cmd(
     on exact, noised (sigma 0.01, 0.05) and (with --run) model-predicted vectors."""
     import torch
 
-    from nextvec.decode.inverter import InverterDecoder
     from nextvec.decode.inverter_eval import evaluate_decoder, format_table
-    from nextvec.encode import load_encoder
+    from nextvec.decode.spec import DecoderOptions, load_decoder, parse_decoder_spec
+    from nextvec.errors import NextvecError
+    from nextvec.session import open_encoder
     from nextvec.store import open_store
 
+    if parse_decoder_spec(decoder)[0] != "learned":
+        raise NextvecError(f"evaluate-decoder measures a learned decoder per correction pass; give learned:PATH, not {decoder!r}")
     st = open_store(store)
-    dec = InverterDecoder.load(decoder, device=device, no_repeat_ngram=no_repeat_ngram, samples=samples, seed=seed)
-    dec.check_store(st)
     threads = torch.get_num_threads()
-    enc = load_encoder(encoder)
-    torch.set_num_threads(threads)
+    enc = open_encoder(st, encoder)
+    torch.set_num_threads(threads)  # the encoder may raise the thread count
+    options = DecoderOptions(device=device, no_repeat_ngram=no_repeat_ngram, samples=samples, seed=seed)
+    dec = load_decoder(decoder, st, enc, options)
     res = evaluate_decoder(dec, st, enc, split=split, n=n, steps=steps, run=run,
                            retrieval_split=None if retrieval_split == "all" else retrieval_split, seed=seed)
     typer.echo(format_table(res))

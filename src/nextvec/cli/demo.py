@@ -18,14 +18,13 @@ def demo_cmd(
     it beside every baseline on held-out documents, run the collapse diagnostics, generate a continuation
     decoded by retrieval, and write a report. Rerunning reuses the finished store and run."""
     from nextvec.config import LVMConfig, load_config
-    from nextvec.decode.nearest import RetrievalDecoder
     from nextvec.corpus import get_corpus
+    from nextvec.decode.spec import DecoderOptions
     from nextvec.evaluate import diagnose_run, evaluate_run, format_diagnosis, format_table, write_json
     from nextvec.evaluate.report import write_report
-    from nextvec.generate import SampleOptions, generate, store_encoder
+    from nextvec.generate import GenerateOptions
     from nextvec.ingest import ingest
-    from nextvec.store import open_store
-    from nextvec.train.checkpoint import load_model
+    from nextvec.session import Session
     from nextvec.train.loop import train
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -38,7 +37,6 @@ def demo_cmd(
     from nextvec.cli.ingest import format_info
 
     typer.echo(format_info(ingest(corpus, store_path, encoder="minilm")))
-    store = open_store(store_path)
 
     typer.secho(f"[3/6] train the default recipe for up to {minutes} min", bold=True)
     if (run_path / "summary.json").is_file():
@@ -47,7 +45,9 @@ def demo_cmd(
         cfg = load_config(LVMConfig, None, [f"train.max_minutes={minutes}", *(overrides or [])])
         summary = train(store_path, cfg, run_path)
         typer.echo(json.dumps({k: summary[k] for k in summary if not isinstance(summary[k], (dict, list))}, indent=1))
-    model, meta = load_model(run_path, expected_fingerprint=store.fingerprint)
+    # decode against TRAIN chunks only: the prompts of step 6 (and their true continuations) are test documents
+    session = Session.open(run_path, store_path, decoder="retrieval", decoder_options=DecoderOptions(split="train"))
+    model, meta, store = session.model, session.meta, session.store
 
     typer.secho("[4/6] evaluate on the test split (documents never seen in training), beside every baseline", bold=True)
     res = evaluate_run(model, store, "test", context_length=meta["context_length"], meta=meta)
@@ -67,12 +67,9 @@ def demo_cmd(
     d = int(store.split_docs("test")[0])
     a, _ = store.doc_range(d)
     prompt = " ".join(store.texts(range(a, a + 3)))
-    # decode against TRAIN chunks only: the prompt's document (and its true continuation) is a test document
-    decoder, encoder = RetrievalDecoder(store, split="train"), store_encoder(store)
     typer.echo(f"prompt (a test document): {prompt}")
-    for label, sampling in (("point rollout (y_dec fed back)", None),
-                            ("sampled rollout (one draw fed back, seed 0)", SampleOptions(samples=1))):
-        gen = generate(model, store, encoder, prompt, steps=3, decoder=decoder, sampling=sampling)
+    for label, samples in (("point rollout (y_dec fed back)", 0), ("sampled rollout (one draw fed back, seed 0)", 1)):
+        gen = session.generate(prompt, GenerateOptions(steps=3, samples=samples))
         typer.echo(f" {label}:")
         for s in gen["steps"]:
             cos_prev = "-" if s["cos_prev"] is None else f"{s['cos_prev']:.3f}"

@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from nextvec.decode.spec import SPEC_HELP
+
 
 def diagnose_cmd(
     run: Path = typer.Argument(..., help="Run folder (best checkpoint, else last) or a .safetensors checkpoint."),
@@ -16,9 +18,9 @@ def diagnose_cmd(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Std-ratio histogram PNG (default RUN/diagnose/std_ratio_SPLIT.png)."),
     max_windows: Optional[int] = typer.Option(None, help="Diagnose a fixed random subset of this many windows."),
     n_decode: int = typer.Option(500, help="Windows for the decoder A/B/C tests."),
-    decoder: str = typer.Option("retrieval", help="Decoder for A/B/C: 'retrieval' (nearest store chunk) or a learned "
-                                "decoder folder (then the encoder is loaded to compare decoded texts)."),
-    encoder: str = typer.Option("minilm", help="Encoder spec for a learned decoder's A test and cosines."),
+    decoder: str = typer.Option("retrieval", help="Decoder for A/B/C: " + SPEC_HELP + " (any but retrieval loads "
+                                "the store's encoder to compare decoded texts)."),
+    encoder: str = typer.Option("auto", help="Encoder for a non-retrieval decoder's A test and cosines ('auto': the store's)."),
     fail_on_collapse: bool = typer.Option(False, help="Exit with status 1 when the verdict is COLLAPSED."),
     samples: int = typer.Option(8, "--samples", min=0, help="K samples per window for the samples' realism check; 0 = off."),
 ) -> None:
@@ -27,19 +29,12 @@ def diagnose_cmd(
     thresholds."""
     from nextvec.evaluate import diagnose_run, format_diagnosis, write_json
     from nextvec.evaluate.report import plot_std_ratio_hist
-    from nextvec.evaluate.runner import load_run
+    from nextvec.session import Session
 
-    model, meta, st = load_run(run, store)
-    dec = enc = None
-    if decoder != "retrieval":
-        from nextvec.decode.inverter import InverterDecoder
-        from nextvec.encode import load_encoder
-
-        dec = InverterDecoder.load(decoder)
-        dec.check_store(st)  # a decoder trained for another encoder is refused
-        enc = load_encoder(encoder)
-    res = diagnose_run(model, st, split, context_length=meta.get("context_length"), max_windows=max_windows,
-                       n_decode=n_decode, decoder=dec, encoder=enc, meta=meta, checkpoint=meta.get("path", str(run)),
+    s = Session.open(run, store, encoder=None if decoder == "retrieval" else encoder, decoder=decoder)
+    meta = s.meta
+    res = diagnose_run(s.model, s.store, split, context_length=s.context_length, max_windows=max_windows,
+                       n_decode=n_decode, decoder=s.decoder, encoder=s.encoder, meta=meta, checkpoint=s.checkpoint,
                        samples=samples)
     typer.echo(format_diagnosis(res))
     plot = plot or Path(meta.get("run_dir") or run) / "diagnose" / f"std_ratio_{split}.png"

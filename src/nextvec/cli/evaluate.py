@@ -37,25 +37,18 @@ def evaluate_cmd(
     the nearest train chunk, RankMe, Frechet distance). --rollout N adds a rollout table: per step,
     cosine to the true sentence, realism and repeats, for a point and a sampled rollout."""
     from nextvec.evaluate import evaluate_run, format_summary, format_table, write_json
-    from nextvec.evaluate.runner import load_run
+    from nextvec.session import Session
 
-    model, meta, st = load_run(run, store)
-    extra = {}
-    if memory:
-        from nextvec.evaluate.memory import load_memory_predictor
-
-        mp = load_memory_predictor(model, st, run)
-        if mp is not None:
-            extra["model+memory"] = mp
-    res = evaluate_run(model, st, split, context_length=meta.get("context_length"), baselines=baselines,
-                       batch_size=batch_size, max_windows=max_windows, seed=seed, meta=meta,
-                       checkpoint=meta.get("path", str(run)), extra=extra, samples=samples,
-                       dist_max_windows=dist_windows)
+    s = Session.open(run, store, encoder=None, memory=memory)
+    extra = {} if s.memory is None else {"model+memory": s.memory}
+    res = evaluate_run(s.model, s.store, split, context_length=s.context_length, baselines=baselines,
+                       batch_size=batch_size, max_windows=max_windows, seed=seed, meta=s.meta,
+                       checkpoint=s.checkpoint, extra=extra, samples=samples, dist_max_windows=dist_windows)
     if rollout:
         from nextvec.evaluate.rollout import evaluate_rollouts
 
-        res["rollout"] = evaluate_rollouts(model, st, split, steps=rollout, prompts=rollouts, seed=seed,
-                                           context_length=meta.get("context_length"))
+        res["rollout"] = evaluate_rollouts(s.model, s.store, split, steps=rollout, prompts=rollouts, seed=seed,
+                                           context_length=s.context_length)
     typer.echo(format_summary(res))
     typer.echo("")
     typer.echo(format_table(res))

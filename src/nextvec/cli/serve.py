@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from nextvec.decode.spec import SPEC_HELP
+
 
 def serve_cmd(
     run: Path = typer.Argument(..., help="a training run folder (best checkpoint) or a checkpoint file"),
@@ -16,7 +18,8 @@ def serve_cmd(
     api_key: str | None = typer.Option(None, "--api-key", envvar="NEXTVEC_API_KEY",
                                        help="require header X-API-Key on every endpoint but /health"),
     encoder: str = typer.Option("auto", "--encoder", help="'auto' (the store's encoder), 'none' (vectors only) or a spec"),
-    index_kind: str = typer.Option("auto", "--index", help="/decode index: auto (exact up to 1M chunks, IVF above) | flat | ivf | hnsw"),
+    decoder: str = typer.Option("retrieval", "--decoder", help="decoder of /decode and /generate: " + SPEC_HELP),
+    index_kind: str = typer.Option("auto", "--index", help="retrieval decoder's index: auto (exact up to 1M chunks, IVF above) | flat | ivf | hnsw"),
     limits: list[str] | None = typer.Option(None, "--limit", help="request limit, e.g. --limit max_vectors=512"),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
     threads: int = typer.Option(1, "--threads", min=0,
@@ -35,7 +38,7 @@ def serve_cmd(
 
     from nextvec.config import parse_value
     from nextvec.errors import NextvecError
-    from nextvec.serve.app import ServeLimits
+    from nextvec.serve.schemas import ServeLimits
 
     values = {}
     for item in limits or []:
@@ -52,7 +55,8 @@ def serve_cmd(
                     fg="yellow", err=True)
     from nextvec.serve import timeouts, workers as w
 
-    opts = {"encoder": encoder, "api_key": api_key, "limits": lim.model_dump(), "index_kind": index_kind, "memory": memory}
+    opts = {"encoder": encoder, "api_key": api_key, "limits": lim.model_dump(), "index_kind": index_kind, "memory": memory,
+            "decoder": decoder}
     # slow clients: the head must arrive within header_timeout_s, a body within body_timeout_s (in the app)
     run_opts = dict(host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False)
     if workers == 1:
@@ -60,11 +64,12 @@ def serve_cmd(
         typer.echo(f"nextvec serving {run} on http://{host}:{port} (docs at /docs)", err=True)
         uvicorn.run(app, http=timeouts.protocol_with_header_timeout(lim.header_timeout_s), **run_opts)
         return
-    # Check what can be checked cheaply before starting the workers: the model against the store.
-    from nextvec.store import open_store
-    from nextvec.train.checkpoint import load_model
+    # Check what can be checked cheaply before starting the workers: the model against the store, the decoder spec.
+    from nextvec.decode.spec import parse_decoder_spec
+    from nextvec.session import Session
 
-    load_model(run, expected_fingerprint=open_store(store).fingerprint)
+    parse_decoder_spec(decoder)
+    Session.open(run, store, encoder=None)
     w.export_options(run=str(run), store=str(store), **opts, threads=threads)
     os.environ[timeouts.HEADER_TIMEOUT_ENV] = str(lim.header_timeout_s)
     typer.echo(f"nextvec serving {run} on http://{host}:{port} with {workers} worker processes (docs at /docs)", err=True)

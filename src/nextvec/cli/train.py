@@ -56,13 +56,13 @@ def train_cmd(
 def _fit_memory(store: Path, out: Path) -> dict:
     """Fit the successor memory of the run's best model on val; returns a short summary for the run JSON."""
     from nextvec.data.windows import window_targets
-    from nextvec.evaluate.memory import fit_memory, run_index_config, save_memory
-    from nextvec.evaluate.runner import load_run
+    from nextvec.evaluate.memory import fit_memory, save_memory
+    from nextvec.session import Session, run_index_config
 
-    model, meta, st = load_run(out, store)
-    if len(window_targets(st, "val")) == 0:
+    s = Session.open(out, store, encoder=None)
+    if len(window_targets(s.store, "val")) == 0:
         return {"fitted": False, "reason": "the store has no val windows"}
-    fit = fit_memory(model, st, int(meta["context_length"]), index=run_index_config(out))
+    fit = fit_memory(s.model, s.store, int(s.context_length), index=run_index_config(out))
     save_memory(out, fit)
     return {k: fit[k] for k in ("weight", "threshold", "val_cosine", "val_mrr", "model_val_cosine", "model_val_mrr",
                                 "sample_weight", "sample_threshold", "val_energy_score", "model_val_energy_score")}

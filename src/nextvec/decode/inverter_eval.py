@@ -31,10 +31,10 @@ def predicted_vectors(run, store, split: str, n: int, seed: int) -> tuple[np.nda
     import torch
 
     from nextvec.data.windows import gather_windows, window_targets
-    from nextvec.train.checkpoint import load_model
+    from nextvec.session import Session
 
-    model, meta = load_model(run)
-    check_fingerprint(meta["fingerprint"], store.fingerprint, f"the LVM run {run}")
+    session = Session.open(run, store, encoder=None)
+    model, meta = session.model, session.meta
     targets = window_targets(store, split)
     if len(targets) == 0:
         raise NextvecError(f"split {split!r} of {store.root} has no windows to predict")

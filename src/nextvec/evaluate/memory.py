@@ -19,13 +19,13 @@ import torch
 from nextvec.data.windows import gather_windows, seeded_subset
 from nextvec.evaluate.distribution import K_SAMPLES
 from nextvec.evaluate.metrics import Bank, cosine_rows, retrieval_ranks, unit_rows
-from nextvec.models.memory import MemoryPredictor, SuccessorMemory, combine, mix_samples
+from nextvec.models.memory import SuccessorMemory, combine, mix_samples
+from nextvec.session import MEMORY_FILE
 
 WEIGHTS = (0.5, 1.0, 2.0)
 THRESHOLDS = (0.6, 0.7, 0.8, 0.85, 0.9)
 SAMPLE_WEIGHTS = (0.25, 0.5, 0.75, 1.0)  # at most this share of samples drawn from the memory
 SAMPLE_FIT_WINDOWS = 2000
-MEMORY_FILE = "memory.json"
 
 
 def fit_memory(model, store, context_length: int, split: str = "val", max_windows: int = 20000, seed: int = 0,
@@ -98,24 +98,3 @@ def save_memory(run_dir: str | Path, fit: dict) -> Path:
     tmp.write_text(json.dumps(fit, indent=2))
     tmp.replace(path)
     return path
-
-
-def load_memory_predictor(model, store, run_dir: str | Path):
-    """The model with its fitted memory when the run folder has memory.json (and a nonzero weight), else None."""
-    path = Path(run_dir) / MEMORY_FILE
-    if not Path(run_dir).is_dir() or not path.is_file():
-        return None
-    fit = json.loads(path.read_text())
-    if not fit.get("weight") and not fit.get("sample_weight"):
-        return None
-    return MemoryPredictor(model, SuccessorMemory(store, index=run_index_config(run_dir)), fit["weight"],
-                           fit["threshold"], fit.get("sample_weight", 0.0), fit.get("sample_threshold", 0.0))
-
-
-def run_index_config(run_dir: str | Path):
-    """The `index` section of RUN/config.json (defaults for runs saved before it existed)."""
-    from nextvec.config import IndexConfig
-
-    path = Path(run_dir) / "config.json"
-    saved = json.loads(path.read_text()).get("index", {}) if path.is_file() else {}
-    return IndexConfig(**saved)

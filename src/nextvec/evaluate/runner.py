@@ -6,6 +6,7 @@ import numpy as np
 
 from nextvec.data.windows import seeded_subset, window_targets
 from nextvec.errors import NextvecError, check_fingerprint
+from nextvec.session import resolve_context_length  # noqa: F401  (evaluators import it from here)
 from nextvec.evaluate.metrics import MARGIN_DEFINITION, PRIMARY_METRIC, Bank, predict_windows, score_predictions
 
 RANK_DEFINITION = ("rank of the true next chunk by cosine with y_cos; ties count half; bank rows with a vector identical "
@@ -17,31 +18,6 @@ TABLE_COLUMNS = (("cosine", "cosine", True), ("r@1", "R@1", True), ("r@5", "R@5"
                  ("mrr", "MRR", True), ("in_doc_mrr", "in-doc MRR", True),
                  ("contrastive_accuracy", "contr. acc.", True), ("margin", "margin", True),
                  ("std_ratio", "std ratio", None))
-
-
-def load_run(path, store):
-    """(model, meta, store) for a run folder or checkpoint file and a store path; refuses a store made by
-    another encoder than the checkpoint's training store."""
-    from nextvec.store import ConceptStore
-    from nextvec.train.checkpoint import load_model
-
-    if not isinstance(store, ConceptStore):
-        store = ConceptStore(store)
-    model, meta = load_model(path, expected_fingerprint=store.fingerprint)
-    check_fingerprint(store.fingerprint, meta["fingerprint"], f"checkpoint {meta.get('path', path)}")
-    return model, meta, store
-
-
-def resolve_context_length(model, context_length: int | None, meta: dict | None = None) -> int:
-    """Explicit value, else the checkpoint's, else the model's own attribute, else 5."""
-    if context_length is not None:
-        return int(context_length)
-    if meta and meta.get("context_length"):
-        return int(meta["context_length"])
-    for obj in (model, getattr(model, "config", None)):
-        if obj is not None and getattr(obj, "context_length", None):
-            return int(obj.context_length)
-    return 5
 
 
 def select_windows(store, split: str, max_windows: int | None = None, seed: int = 0) -> tuple[np.ndarray, int]:

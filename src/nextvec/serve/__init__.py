@@ -1,14 +1,6 @@
-"""HTTP service over a trained checkpoint and its store: `create_app(run_path, store_path, ...)` (FastAPI).
+"""HTTP service over a Session (a trained run and its store): `create_app(session)` in serve/app.py.
 
 Run it with `nextvec serve RUN --store STORE` (uvicorn, 127.0.0.1:8000 by default; OpenAPI docs at /docs).
+Layout: schemas.py (limits, request models), guard.py (API key, body size and timeout), service.py
+(batching, locks, predict / decode / generate; no FastAPI), app.py (thin routes), workers.py (--workers N).
 """
-
-
-def create_app(*args, **kwargs):
-    """See nextvec.serve.app.create_app (imported lazily: fastapi loads only when serving)."""
-    from nextvec.serve.app import create_app as _create_app
-
-    return _create_app(*args, **kwargs)
-
-
-__all__ = ["create_app"]

@@ -13,7 +13,8 @@ SERVE_ENV = "NEXTVEC_SERVE_OPTIONS"
 
 
 def export_options(**options) -> None:
-    """Write the serve options (run, store, encoder, api_key, limits, index_kind, threads) for the workers."""
+    """Write the serve options (run, store, encoder, api_key, limits, decoder, index_kind, memory, threads) for
+    the workers."""
     os.environ[SERVE_ENV] = json.dumps(options)
 
 
@@ -36,12 +37,17 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def build_app(run: str, store: str, threads: int = 0, **options):
-    """One server process's app: thread counts, `create_app(run, store, **options)`, then the heap frozen."""
+def build_app(run: str, store: str, threads: int = 0, encoder: str = "auto", api_key: str | None = None,
+              limits: dict | None = None, decoder: str = "retrieval", index_kind: str = "auto", memory: bool = False):
+    """One server process's app: thread counts, `Session.open`, `create_app`, then the heap frozen."""
+    from nextvec.decode.spec import DecoderOptions
     from nextvec.serve.app import create_app
+    from nextvec.session import Session
 
     set_threads(threads)
-    app = create_app(run, store, **options)
+    session = Session.open(run, store, encoder=encoder, memory=memory, decoder=decoder,
+                           decoder_options=DecoderOptions(index_kind=index_kind))
+    app = create_app(session, api_key=api_key, limits=limits)
     freeze_heap()
     return app
 

@@ -1,0 +1,167 @@
+"""The one place a trained run is opened: model, metadata, store, encoder, memory and decoder, checked once.
+
+    from nextvec.session import Session
+    s = Session.open("runs/demo", "stores/demo", decoder="learned:runs/decoder")
+    print(s.generate("First sentence. Second one.")["text"])
+
+`serve`, `evaluate`, `diagnose`, `generate`, `report` and the decoder evaluation all call `Session.open`;
+`Session.assemble` does the same checks for parts already in memory (tests, embedding in other code).
+Checks: the store was made by the checkpoint's encoder (fingerprint and dimension), the encoder is the
+store's, and a learned decoder was trained for the store's encoder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from nextvec.errors import NextvecError, check_fingerprint
+
+MEMORY_FILE = "memory.json"
+DEFAULT_CONTEXT_LENGTH = 5
+
+
+def open_encoder(store, spec="auto"):
+    """The encoder for `store`: "auto" rebuilds the one that made it, None/"none" means no encoder, an
+    object is used as it is, any other string is a `load_encoder` spec; its fingerprint must match."""
+    if spec is None or spec == "none":
+        return None
+    if isinstance(spec, str):
+        from nextvec.encode import encoder_spec_for, load_encoder
+
+        encoder = load_encoder(encoder_spec_for(store.fingerprint) if spec == "auto" else spec)
+        check_fingerprint(store.fingerprint, encoder.fingerprint(), "the encoder " + repr(spec))
+        return encoder
+    check_fingerprint(store.fingerprint, spec.fingerprint(), "the encoder")
+    return spec
+
+
+def known_context_length(model, meta: dict | None = None) -> int | None:
+    """The checkpoint's context length, else the model's own attribute, else None (unknown)."""
+    if meta and meta.get("context_length"):
+        return int(meta["context_length"])
+    for obj in (model, getattr(model, "config", None)):
+        if obj is not None and getattr(obj, "context_length", None):
+            return int(obj.context_length)
+    return None
+
+
+def resolve_context_length(model, context_length: int | None, meta: dict | None = None) -> int:
+    """Explicit value, else the checkpoint's, else the model's own attribute, else 5."""
+    if context_length is not None:
+        return int(context_length)
+    return known_context_length(model, meta) or DEFAULT_CONTEXT_LENGTH
+
+
+def run_index_config(run_dir):
+    """The `index` section of RUN/config.json (defaults for runs saved before it existed)."""
+    from nextvec.config import IndexConfig
+
+    path = Path(run_dir) / "config.json"
+    saved = json.loads(path.read_text()).get("index", {}) if path.is_file() else {}
+    return IndexConfig(**saved)
+
+
+def load_memory(model, store, run_dir):
+    """The model with its fitted successor memory when RUN/memory.json holds a nonzero weight, else None."""
+    path = Path(run_dir) / MEMORY_FILE
+    if not Path(run_dir).is_dir() or not path.is_file():
+        return None
+    fit = json.loads(path.read_text())
+    if not fit.get("weight") and not fit.get("sample_weight"):
+        return None
+    from nextvec.models.memory import MemoryPredictor, SuccessorMemory
+
+    return MemoryPredictor(model, SuccessorMemory(store, index=run_index_config(run_dir)), fit["weight"],
+                           fit["threshold"], fit.get("sample_weight", 0.0), fit.get("sample_threshold", 0.0))
+
+
+def _open_store(store):
+    from nextvec.store import ConceptStore, open_store
+
+    return store if isinstance(store, ConceptStore) else open_store(store)
+
+
+@dataclass
+class Session:
+    """A loaded run. `predictor` is what answers predictions: the model with its memory when one was
+    attached (`memory=True` and the run has one), else the model. `decoder` is None until asked for."""
+
+    model: object
+    meta: dict
+    store: object
+    encoder: object = None
+    decoder: object = None
+    memory: object = None
+    context_length: int | None = None  # None: the model reads every vector it is given
+    run_dir: Path | None = None
+    checkpoint: str = ""
+
+    @classmethod
+    def open(cls, run, store, encoder="auto", memory: bool = False, decoder=None, decoder_options=None,
+             device: str = "cpu") -> Session:
+        """Load RUN (a run folder: its best checkpoint, else last; or a checkpoint file) for STORE.
+
+        encoder: "auto" (the store's), "none"/None, a `load_encoder` spec or an encoder object.
+        memory: attach the run's fitted successor memory (memory.json), when it has one.
+        decoder: None, a spec (retrieval | vec2text[:PATH] | learned:PATH, see nextvec.decode.spec) or an
+            object with decode(vectors, k); decoder_options: a DecoderOptions for the spec.
+        """
+        from nextvec.train.checkpoint import load_model
+
+        store = _open_store(store)
+        model, meta = load_model(run, expected_fingerprint=store.fingerprint, device=device)
+        run_dir = Path(meta.get("run_dir") or run)
+        mem = load_memory(model, store, run_dir) if memory else None
+        return cls.assemble(model, meta, store, encoder=encoder, decoder=decoder, decoder_options=decoder_options,
+                            memory=mem, run_dir=run_dir if run_dir.is_dir() else None)
+
+    @classmethod
+    def assemble(cls, model, meta: dict | None, store, encoder=None, decoder=None, decoder_options=None,
+                 memory=None, run_dir=None) -> Session:
+        """A session from parts already loaded; the same checks as `open`."""
+        store, meta = _open_store(store), dict(meta or {})
+        if meta.get("fingerprint"):
+            check_fingerprint(meta["fingerprint"], store.fingerprint, f"the store at {store.root}")
+        if int(meta.get("dim", store.dim)) != store.dim:
+            raise NextvecError(f"the model works in {meta['dim']}-d vectors but the store at {store.root} is {store.dim}-d")
+        if hasattr(model, "eval"):
+            model.eval()
+        s = cls(model, meta, store, open_encoder(store, encoder), memory=memory, run_dir=run_dir,
+                context_length=known_context_length(model, meta),
+                checkpoint=str(meta.get("path", run_dir or "")))
+        if decoder is not None:
+            s.attach_decoder(decoder, decoder_options)
+        return s
+
+    def attach_decoder(self, decoder, options=None):
+        """Set the decoder from a spec string (or an object with decode(vectors, k)); returns it."""
+        if isinstance(decoder, str):
+            from nextvec.decode.spec import load_decoder
+
+            decoder = load_decoder(decoder, self.store, self.encoder, options)
+        elif not getattr(decoder, "spec", None):
+            decoder.spec = type(decoder).__name__  # what responses name as the decoder that answered
+        self.decoder = decoder
+        return decoder
+
+    @property
+    def predictor(self):
+        return self.memory if self.memory is not None else self.model
+
+    @property
+    def name(self) -> str:
+        return getattr(self.predictor, "name", type(self.predictor).__name__)
+
+    def need_encoder(self):
+        if self.encoder is None:
+            raise NextvecError("this session has no encoder (encoder='none'): give vectors, not texts")
+        return self.encoder
+
+    def generate(self, prompt: str, options=None) -> dict:
+        """`nextvec.generate.generate` with this session's predictor, store, encoder and decoder."""
+        from nextvec.generate import generate
+
+        return generate(self.predictor, self.store, self.need_encoder(), prompt, options, decoder=self.decoder,
+                        context_length=self.context_length)
