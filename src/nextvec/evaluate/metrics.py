@@ -19,17 +19,11 @@ import torch
 
 from nextvec.data.windows import gather_windows, window_targets
 from nextvec.errors import NextvecError
+from nextvec.vecmath import cosine_rows, unit_rows
 
 MARGIN_DEFINITION = "mean over windows of cos(y_cos, target) - cos(y_cos, context[-1]), context[-1] = the chunk right before the target"
 PRIMARY_METRIC = "mrr"
 _BLOCK_FLOATS = 8_000_000  # (queries x bank) scores held at once: 32 MB of float32
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Row-wise L2 normalisation (float32) that leaves zero rows at zero instead of NaN."""
-    x = np.asarray(x, dtype=np.float32)
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(n > 0, n, 1.0)
 
 
 def _row_hashes(x: np.ndarray) -> np.ndarray:
@@ -103,7 +97,7 @@ def retrieval_ranks(queries: np.ndarray, target_ids: np.ndarray, bank: Bank) -> 
     Returns:
         rank (Q,) float (1 = best; ties count half), n_other (Q,) number of bank rows not identical to the target.
     """
-    q_unit = unit_rows(queries)
+    q_unit = unit_rows(np.asarray(queries, np.float32))
     t_unit = unit_rows(bank.store.get(np.asarray(target_ids)))
     rows = bank.rows_of(target_ids)
     s_t = np.einsum("qd,qd->q", q_unit, t_unit)  # (Q,) the target's score
@@ -132,7 +126,7 @@ def in_document_ranks(queries: np.ndarray, target_ids: np.ndarray, store) -> tup
 
     Returns rank (Q,) float and n_other (Q,): chunks of the document not identical to the target.
     """
-    q_unit = unit_rows(queries)
+    q_unit = unit_rows(np.asarray(queries, np.float32))
     target_ids = np.asarray(target_ids, dtype=np.int64)
     docs = store.chunk_doc[target_ids]
     rank = np.ones(len(target_ids), dtype=np.float64)
@@ -150,11 +144,6 @@ def in_document_ranks(queries: np.ndarray, target_ids: np.ndarray, store) -> tup
         rank[grp] = 1.0 + ((S > st) & other).sum(1) + 0.5 * ((S == st) & other).sum(1)
         n_other[grp] = other.sum(1)
     return rank, n_other
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine of (N, D) with (N, D) (0 where a row is zero)."""
-    return np.einsum("nd,nd->n", unit_rows(a), unit_rows(b))
 
 
 def predict_windows(predictors: dict, store, targets: np.ndarray, context_length: int,

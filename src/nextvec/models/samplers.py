@@ -15,7 +15,8 @@ import torch
 
 from nextvec.models.base import Prediction, PointSampling
 from nextvec.models.baselines import _as_prediction as as_prediction
-from nextvec.models.baselines import _unit, train_chunks_with_successor
+from nextvec.models.baselines import train_chunks_with_successor
+from nextvec.vecmath import unit_rows
 
 
 class KnnSuccessorSampler:
@@ -33,7 +34,7 @@ class KnnSuccessorSampler:
         self._index = store_unit_index(store, keys, "successor-keys", index, k=max(self.k, 8))
 
     def _successors(self, context: torch.Tensor, k: int) -> np.ndarray:
-        last = _unit(context[:, -1].detach().float().cpu().numpy())
+        last = unit_rows(context[:, -1].detach().float().cpu().numpy())
         _, ids = self._index.search(last, min(k, len(self._index)))  # (B, k) store ids
         return np.asarray(self.store.get((ids + 1).reshape(-1)), np.float32).reshape(len(last), ids.shape[1], -1)
 
