@@ -12,13 +12,11 @@ as half means a degenerate prediction (all scores equal) ranks in the middle, ne
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
-import torch
 
-from nextvec.data.windows import gather_windows, window_targets
+from nextvec.data.windows import window_targets
 from nextvec.errors import NextvecError
+from nextvec.models.base import predict_windows
 from nextvec.vecmath import cosine_rows, unit_rows
 
 MARGIN_DEFINITION = "mean over windows of cos(y_cos, target) - cos(y_cos, context[-1]), context[-1] = the chunk right before the target"
@@ -144,35 +142,6 @@ def in_document_ranks(queries: np.ndarray, target_ids: np.ndarray, store) -> tup
         rank[grp] = 1.0 + ((S > st) & other).sum(1) + 0.5 * ((S == st) & other).sum(1)
         n_other[grp] = other.sum(1)
     return rank, n_other
-
-
-def predict_windows(predictors: dict, store, targets: np.ndarray, context_length: int,
-                    batch_size: int = 512) -> dict:
-    """Run every predictor on the same windows. Returns {name: (y_dec (M, D), y_cos (M, D), seconds)}."""
-    if context_length < 1:
-        raise NextvecError(f"context length must be >= 1, got {context_length}")
-    out = {n: ([], [], 0.0) for n in predictors}
-    devices = {}
-    for n, p in predictors.items():
-        if isinstance(p, torch.nn.Module):
-            p.eval()
-            param = next(p.parameters(), None)
-            devices[n] = param.device if param is not None else torch.device("cpu")
-    with torch.no_grad():
-        for s in range(0, len(targets), batch_size):
-            ctx, mask, _ = gather_windows(store, targets[s:s + batch_size], context_length)
-            ctx_t, mask_t = torch.from_numpy(ctx), torch.from_numpy(mask)
-            for name, p in predictors.items():
-                t0 = time.perf_counter()
-                dev = devices.get(name)
-                pred = p.predict(ctx_t, mask_t) if dev is None else p.predict(ctx_t.to(dev), mask_t.to(dev))
-                dec, cos, sec = out[name]
-                dec.append(pred.y_dec.detach().float().cpu().numpy())
-                cos.append(pred.y_cos.detach().float().cpu().numpy())
-                out[name] = (dec, cos, sec + time.perf_counter() - t0)
-    D = store.dim
-    return {n: (np.concatenate(d) if d else np.zeros((0, D), np.float32),
-                np.concatenate(c) if c else np.zeros((0, D), np.float32), sec) for n, (d, c, sec) in out.items()}
 
 
 def score_predictions(y_dec: np.ndarray, y_cos: np.ndarray, targets: np.ndarray, store, bank: Bank,

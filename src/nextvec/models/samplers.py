@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nextvec.models.base import Prediction, PointSampling
+from nextvec.models.base import Prediction, PointSampling, predict_windows
 from nextvec.models.baselines import _as_prediction as as_prediction
 from nextvec.models.baselines import train_chunks_with_successor
 from nextvec.vecmath import unit_rows
@@ -78,7 +78,6 @@ class PointGaussianSampler(PointSampling):
 def residual_covariance(point, store, context_length: int, split: str = "val", max_windows: int = 20000,
                         seed: int = 0) -> np.ndarray:
     """Covariance (D, D) of target - y_dec of a point predictor over (a seeded subset of) a split's windows."""
-    from nextvec.evaluate.metrics import predict_windows
     from nextvec.evaluate.runner import select_windows
 
     targets, _ = select_windows(store, split, max_windows, seed)
