@@ -63,12 +63,6 @@ class VectorIndex:
         return scores, ids
 
 
-def store_index(store, split: str | None = None, kind: str = "flat") -> VectorIndex:
-    """Index all chunks of a store, or of one split."""
-    ids = np.arange(len(store)) if split is None else store.split_chunks(split)
-    return VectorIndex(store.get(ids), ids=ids, kind=kind, fingerprint=store.fingerprint)
-
-
 def unit_rows_of(store, ids: np.ndarray, block: int = 65536) -> np.ndarray:
     """(len(ids), D) float32 unit rows of store vectors, read in blocks (zero rows stay zero)."""
     out = np.empty((len(ids), store.dim), np.float32)

@@ -165,3 +165,9 @@ def test_gru_blocks_are_residual_and_lstm_is_one_stacked_call():
     gru, lstm = small("gru"), small("lstm")
     assert [type(r) for r in gru.body.rnns] == [torch.nn.GRU, torch.nn.GRU] and gru.body.residual_blocks
     assert len(lstm.body.rnns) == 1 and lstm.body.rnns[0].num_layers == 2 and not lstm.body.residual_blocks
+
+
+def test_the_config_schema_and_the_registry_name_the_same_families():
+    from typing import get_args
+
+    assert set(get_args(ModelConfig.model_fields["name"].annotation)) == set(MODELS)
