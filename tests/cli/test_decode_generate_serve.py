@@ -1,4 +1,8 @@
-"""`nextvec decode`, `nextvec generate`, `nextvec serve` on a real tiny trained run (word-hash encoder)."""
+"""`nextvec decode`, `nextvec generate`, `nextvec serve` on a real tiny trained run (word-hash encoder).
+
+The store is made with nextvec's own hashing encoder, so every command rebuilds it by name from the store's
+fingerprint (`hash:16`) exactly as it would a real one: nothing is patched into the modules that load it.
+"""
 
 import json
 
@@ -8,13 +12,13 @@ import torch
 from typer.testing import CliRunner
 
 from storekit import build_store
-from fake_encoder import HashEncoder
 from nextvec.cli import app
+from nextvec.encode.hashing import HashingEncoder
 from nextvec.errors import FingerprintMismatch, NextvecError
 
 runner = CliRunner()
 D = 16
-DOCS = [[f"Topic {d} sentence {p} about thing{d}x{p}" for p in range(8)] for d in range(12)]
+DOCS = [[f"Topic {d} sentence {p} about thing{d}x{p} and item{p}y{d}" for p in range(8)] for d in range(12)]  # 96 distinct vectors
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +27,7 @@ def run_and_store(tmp_path_factory):
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("cli")
-    enc = HashEncoder(dim=D)
+    enc = HashingEncoder(D)
     build_store(root / "store", [enc.encode(d) for d in DOCS], texts=DOCS, fingerprint=enc.fingerprint())
     cfg = {"model": {"name": "gru", "context_length": 3, "hidden_dim": 16, "num_layers": 1},
            "train": {"batch_size": 16, "max_steps": 4, "val_every": 4, "warmup_steps": 1, "progress": False,
@@ -33,13 +37,16 @@ def run_and_store(tmp_path_factory):
 
 
 @pytest.fixture
-def hash_encoder(monkeypatch):
-    """The CLI loads the store's encoder by name; hand it the word-hash encoder instead."""
-    import nextvec.generate
+def encoder_calls(monkeypatch):
+    """The texts the store's encoder is asked to encode (recorded on the class, wherever it is loaded)."""
+    calls, encode = [], HashingEncoder.encode
 
-    enc = HashEncoder(dim=D)
-    monkeypatch.setattr(nextvec.generate, "store_encoder", lambda store, spec="auto": enc)
-    return enc
+    def recording(self, texts, *args, **kwargs):
+        calls.append(list(texts))
+        return encode(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(HashingEncoder, "encode", recording)
+    return calls
 
 
 def test_decode_chunks_and_vectors(run_and_store, tmp_path):
@@ -54,7 +61,7 @@ def test_decode_chunks_and_vectors(run_and_store, tmp_path):
     assert isinstance(r.exception, NextvecError) and "(N, 16)" in str(r.exception)
 
 
-def test_decode_text_round_trip(run_and_store, hash_encoder):
+def test_decode_text_round_trip(run_and_store):
     _, store = run_and_store
     r = runner.invoke(app, ["decode", "--store", str(store), "--text", DOCS[2][5], "--round-trip"])
     assert r.exit_code == 0, r.output
@@ -67,7 +74,7 @@ def test_decode_refuses_vec2text_on_other_stores(run_and_store):
     assert isinstance(r.exception, NextvecError) and "GTR vec2text encoder" in str(r.exception)
 
 
-def test_generate_prints_steps_and_json(run_and_store, hash_encoder):
+def test_generate_prints_steps_and_json(run_and_store):
     run, store = run_and_store
     prompt = f"{DOCS[1][0]}. {DOCS[1][1]}."
     r = runner.invoke(app, ["generate", str(run), "--store", str(store), "--prompt", prompt, "--steps", "3", "--json"])
@@ -79,7 +86,7 @@ def test_generate_prints_steps_and_json(run_and_store, hash_encoder):
     assert r.exit_code == 0 and "[1] score" in r.output and "stopped:" in r.output
 
 
-def test_generate_refuses_a_store_from_another_encoder(run_and_store, tmp_path, hash_encoder):
+def test_generate_refuses_a_store_from_another_encoder(run_and_store, tmp_path):
     run, _ = run_and_store
     other = build_store(tmp_path / "other", [np.eye(D, dtype=np.float32)[:4]], fractions=(1.0, 0.0, 0.0),
                         fingerprint={"name": "other-encoder", "dim": D, "pooling": "mean", "normalized": True})
@@ -87,7 +94,7 @@ def test_generate_refuses_a_store_from_another_encoder(run_and_store, tmp_path, 
     assert isinstance(r.exception, FingerprintMismatch)
 
 
-def test_serve_binds_loopback_and_serves_the_trained_model(run_and_store, hash_encoder, monkeypatch):
+def test_serve_binds_loopback_and_serves_the_trained_model(run_and_store, monkeypatch):
     import uvicorn
     from fastapi.testclient import TestClient
 
@@ -100,7 +107,7 @@ def test_serve_binds_loopback_and_serves_the_trained_model(run_and_store, hash_e
     assert r.exit_code == 0, r.output
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8000
     model, meta = load_model(run)
-    ctx = np.stack([HashEncoder(dim=D).encode([t])[0] for t in DOCS[0][:3]])
+    ctx = HashingEncoder(D).encode(DOCS[0][:3])
     with torch.no_grad():
         want = model.predict(torch.from_numpy(ctx)[None], torch.ones(1, 3, dtype=torch.bool)).y_dec[0].numpy()
     with TestClient(seen["app"]) as c:
@@ -111,7 +118,7 @@ def test_serve_binds_loopback_and_serves_the_trained_model(run_and_store, hash_e
         assert c.post("/decode", json={"vectors": [got], "k": 8}).status_code == 422
 
 
-def test_serve_refuses_a_store_from_another_encoder_and_bad_limits(run_and_store, tmp_path, hash_encoder, monkeypatch):
+def test_serve_refuses_a_store_from_another_encoder_and_bad_limits(run_and_store, tmp_path, monkeypatch):
     import uvicorn
 
     run, _ = run_and_store
@@ -125,9 +132,9 @@ def test_serve_refuses_a_store_from_another_encoder_and_bad_limits(run_and_store
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", " \n\t "])
-def test_generate_refuses_an_empty_prompt(run_and_store, hash_encoder, prompt):
+def test_generate_refuses_an_empty_prompt(run_and_store, encoder_calls, prompt):
     run, store = run_and_store
     r = runner.invoke(app, ["generate", str(run), "--store", str(store), "--prompt", prompt])
     assert r.exit_code != 0 and isinstance(r.exception, NextvecError), r.output
     assert "--prompt is empty" in str(r.exception)
-    assert hash_encoder.calls == []  # refused before anything was encoded
+    assert encoder_calls == []  # refused before anything was encoded
