@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from nextvec.models.base import PointSampling, Prediction
+from nextvec.models.common import masked_mean
 from nextvec.vecmath import unit_rows
 
 
@@ -53,9 +54,7 @@ class LinearAverageBaseline(PointSampling):
     name = "linear_average"
 
     def predict(self, context: torch.Tensor, mask: torch.Tensor) -> Prediction:
-        m = mask.to(context.dtype).unsqueeze(-1)  # (B, T, 1)
-        y = (context * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, D)
-        return _as_prediction(y)
+        return _as_prediction(masked_mean(context, mask))  # (B, D)
 
 
 class KnnSuccessorBaseline(PointSampling):
