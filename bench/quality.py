@@ -30,6 +30,7 @@ import torch
 from nextvec.config import LVMConfig, load_config
 from nextvec.evaluate import evaluate_run, write_json
 from nextvec.evaluate.memory import fit_memory, save_memory
+from nextvec.models import MODELS
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory
 from nextvec.store import open_store
 from nextvec.train.checkpoint import load_model
@@ -57,7 +58,7 @@ def main() -> None:
     ap.add_argument("--store", action="append", required=True, help="NAME=PATH of a concept store")
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--families", default="default,gru,lstm,transformer,gru-plain",
-                    help="default (= amn), gru, lstm, transformer, amn, gru-plain")
+                    help=f"default (= amn), {', '.join(MODELS)}, gru-plain")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--out", default="bench/quality.json")
     ap.add_argument("--runs", default=None, help="folder for the run folders (default: a temp dir)")

@@ -23,7 +23,7 @@ import torch
 from nextvec.config import LVMConfig
 from nextvec.data.dataset import WindowDataset
 from nextvec.losses import CombinedLoss
-from nextvec.models import build_model
+from nextvec.models import MODELS, build_model
 from nextvec.store import ConceptStore, StoreWriter
 from nextvec.train.loop import make_optimizer, train
 
@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0, help="target length of one round")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--families", default="gru,lstm,transformer,amn")
+    ap.add_argument("--families", default=",".join(MODELS))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="nextvec-bench-"))

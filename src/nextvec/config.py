@@ -101,9 +101,6 @@ from typing import Literal  # noqa: E402
 
 from pydantic import Field, model_validator  # noqa: E402
 
-MODEL_FAMILIES = ("gru", "lstm", "transformer", "amn")
-PRIORS = ("none", "mean", "last", "recency")
-
 
 class ModelConfig(Strict):
     """The one config every LVM takes (nanoGPT's GPTConfig). `dim` comes from the store at build time.

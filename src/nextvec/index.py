@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from nextvec.errors import NextvecError
+from nextvec.vecmath import unit_rows
 
 
 class VectorIndex:
@@ -62,19 +63,11 @@ class VectorIndex:
         return scores, ids
 
 
-def store_index(store, split: str | None = None, kind: str = "flat") -> VectorIndex:
-    """Index all chunks of a store, or of one split."""
-    ids = np.arange(len(store)) if split is None else store.split_chunks(split)
-    return VectorIndex(store.get(ids), ids=ids, kind=kind, fingerprint=store.fingerprint)
-
-
 def unit_rows_of(store, ids: np.ndarray, block: int = 65536) -> np.ndarray:
     """(len(ids), D) float32 unit rows of store vectors, read in blocks (zero rows stay zero)."""
     out = np.empty((len(ids), store.dim), np.float32)
     for s in range(0, len(ids), block):
-        v = store.get(ids[s : s + block])
-        n = np.linalg.norm(v, axis=1, keepdims=True)
-        out[s : s + block] = v / np.where(n > 0, n, 1.0)
+        out[s : s + block] = unit_rows(store.get(ids[s : s + block]))
     return out
 
 

@@ -1,5 +1,8 @@
-"""`nextvec decode`, `nextvec generate`, `nextvec serve` on a real tiny trained run (the `hash:16` encoder, which
-the commands rebuild from the store's fingerprint as they would any other)."""
+"""`nextvec decode`, `nextvec generate`, `nextvec serve` on a real tiny trained run (word-hash encoder).
+
+The store is made with nextvec's own hashing encoder, so every command rebuilds it by name from the store's
+fingerprint (`hash:16`) exactly as it would a real one: nothing is patched into the modules that load it.
+"""
 
 import json
 
@@ -15,7 +18,7 @@ from nextvec.errors import FingerprintMismatch, NextvecError
 
 runner = CliRunner()
 D = 16
-DOCS = [[f"Topic {d} sentence {p} about thing{d}x{p}" for p in range(8)] for d in range(12)]
+DOCS = [[f"Topic {d} sentence {p} about thing{d}x{p} and item{p}y{d}" for p in range(8)] for d in range(12)]  # 96 distinct vectors
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +37,15 @@ def run_and_store(tmp_path_factory):
 
 
 @pytest.fixture
-def encode_calls(monkeypatch):
-    """The texts the store's encoder (rebuilt by the CLI from the store's fingerprint) is asked to encode."""
+def encoder_calls(monkeypatch):
+    """The texts the store's encoder is asked to encode (recorded on the class, wherever it is loaded)."""
     calls, encode = [], HashingEncoder.encode
-    monkeypatch.setattr(HashingEncoder, "encode", lambda self, texts, **kw: calls.append(list(texts)) or encode(self, texts, **kw))
+
+    def recording(self, texts, *args, **kwargs):
+        calls.append(list(texts))
+        return encode(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(HashingEncoder, "encode", recording)
     return calls
 
 
@@ -55,7 +63,7 @@ def test_decode_chunks_and_vectors(run_and_store, tmp_path):
     assert isinstance(r.exception, NextvecError) and "(N, 16)" in str(r.exception)
 
 
-def test_decode_text_round_trip(run_and_store, encode_calls):
+def test_decode_text_round_trip(run_and_store):
     _, store = run_and_store
     r = runner.invoke(app, ["decode", "--store", str(store), "--text", DOCS[2][5], "--round-trip"])
     assert r.exit_code == 0, r.output
@@ -68,7 +76,7 @@ def test_decode_refuses_vec2text_on_other_stores(run_and_store):
     assert isinstance(r.exception, NextvecError) and "GTR vec2text encoder" in str(r.exception)
 
 
-def test_generate_prints_steps_and_json(run_and_store, encode_calls):
+def test_generate_prints_steps_and_json(run_and_store):
     run, store = run_and_store
     prompt = f"{DOCS[1][0]}. {DOCS[1][1]}."
     r = runner.invoke(app, ["generate", str(run), "--store", str(store), "--prompt", prompt, "--steps", "3", "--json"])
@@ -80,7 +88,7 @@ def test_generate_prints_steps_and_json(run_and_store, encode_calls):
     assert r.exit_code == 0 and "[1] score" in r.output and "stopped:" in r.output
 
 
-def test_generate_refuses_a_store_from_another_encoder(run_and_store, tmp_path, encode_calls):
+def test_generate_refuses_a_store_from_another_encoder(run_and_store, tmp_path):
     run, _ = run_and_store
     other = build_store(tmp_path / "other", [np.eye(D, dtype=np.float32)[:4]], fractions=(1.0, 0.0, 0.0),
                         fingerprint={"name": "other-encoder", "dim": D, "pooling": "mean", "normalized": True})
@@ -88,7 +96,7 @@ def test_generate_refuses_a_store_from_another_encoder(run_and_store, tmp_path, 
     assert isinstance(r.exception, FingerprintMismatch)
 
 
-def test_serve_binds_loopback_and_serves_the_trained_model(run_and_store, encode_calls, monkeypatch):
+def test_serve_binds_loopback_and_serves_the_trained_model(run_and_store, monkeypatch):
     import uvicorn
     from fastapi.testclient import TestClient
 
@@ -112,7 +120,7 @@ def test_serve_binds_loopback_and_serves_the_trained_model(run_and_store, encode
         assert c.post("/decode", json={"vectors": [got], "k": 8}).status_code == 422
 
 
-def test_serve_refuses_a_store_from_another_encoder_and_bad_limits(run_and_store, tmp_path, encode_calls, monkeypatch):
+def test_serve_refuses_a_store_from_another_encoder_and_bad_limits(run_and_store, tmp_path, monkeypatch):
     import uvicorn
 
     run, _ = run_and_store
@@ -126,9 +134,9 @@ def test_serve_refuses_a_store_from_another_encoder_and_bad_limits(run_and_store
 
 
 @pytest.mark.parametrize("prompt", ["", "   ", " \n\t "])
-def test_generate_refuses_an_empty_prompt(run_and_store, encode_calls, prompt):
+def test_generate_refuses_an_empty_prompt(run_and_store, encoder_calls, prompt):
     run, store = run_and_store
     r = runner.invoke(app, ["generate", str(run), "--store", str(store), "--prompt", prompt])
     assert r.exit_code != 0 and isinstance(r.exception, NextvecError), r.output
     assert "--prompt is empty" in str(r.exception)
-    assert encode_calls == []  # refused before anything was encoded
+    assert encoder_calls == []  # refused before anything was encoded

@@ -189,8 +189,14 @@ def test_train_decoder_cli_resume_and_fingerprint_refusal(tmp_path):
     with pytest.raises(FingerprintMismatch):
         dec.check_store(other)
     dec.check_store(store)
-    got = dec.decode(store.get(np.arange(3)), k=1)
-    assert len(got) == 3 and all(len(c) == 1 and isinstance(c[0][0], str) for c in got)
+    v = store.get(np.arange(3))
+    got = dec.decode(v, k=1)
+    # without an encoder: the greedy text of each vector, scored by its mean token log-probability
+    first = dec.decode_steps(v)[0]
+    assert got == [[(t, pytest.approx(float(s)))] for t, s in zip(first["texts"], first["scores"])]
+    assert all(c[0][1] <= 0.0 for c in got)
+    assert dec.decode(v, k=1) == got  # greedy decoding is deterministic
+    assert dec.decode(v[1:2], k=1)[0][0][0] == got[1][0][0]  # a row's text does not depend on its batch
 
 
 def test_lr_schedule_warmup_then_cosine_to_ten_percent():

@@ -38,8 +38,14 @@ def test_split_restricts_the_candidates(tiny_store):
 
 def test_k_larger_than_store_returns_what_exists(tmp_path):
     store = build_store(tmp_path / "s", random_docs(n_docs=2, min_len=2, max_len=2), fractions=(1.0, 0.0, 0.0))
-    (cands,) = RetrievalDecoder(store).decode(store.get([0]), k=10)
-    assert len(cands) == 4
+    v = store.get(np.arange(4))
+    (cands,) = RetrievalDecoder(store).decode(v[:1], k=10)
+    # all 4 chunks once, best first, each scored by its cosine with chunk 0 (unit rows: the dot product)
+    assert sorted(t for t, _ in cands) == sorted(store.texts(range(4)))
+    assert cands[0] == (store.texts([0])[0], pytest.approx(1.0, abs=1e-5))
+    cos = dict(zip(store.texts(range(4)), v @ v[0]))
+    assert [s for _, s in cands] == pytest.approx([cos[t] for t, _ in cands], abs=1e-5)
+    assert [s for _, s in cands] == sorted((s for _, s in cands), reverse=True)
 
 
 def test_approximate_index_kinds_still_find_exact_matches(tiny_store):

@@ -10,9 +10,8 @@ from typer.testing import CliRunner
 
 from evalkit import make_store, random_docs
 from nextvec.errors import FingerprintMismatch
-
-checkpoint = pytest.importorskip("nextvec.train.checkpoint")
-registry = pytest.importorskip("nextvec.models.registry")
+from nextvec.models import registry
+from nextvec.train import checkpoint
 
 ROW_KEYS = {"name", "cosine", "r@1", "r@5", "r@10", "mrr", "in_doc_mrr", "contrastive_accuracy", "margin",
             "std_ratio", "rankme_pred", "rankme_target"}

@@ -82,6 +82,11 @@ def test_decoder_abc_with_a_text_only_decoder(tmp_path):
     assert "true_rank" not in abc["C"]
 
 
-def test_prefers_the_decoding_package(tiny_store):
-    nearest = pytest.importorskip("nextvec.decode.nearest")
-    assert isinstance(retrieval_decoder(tiny_store), nearest.RetrievalDecoder)
+def test_retrieval_decoder_answers_a_chunk_its_own_text(tiny_store):
+    dec = retrieval_decoder(tiny_store, split="train")
+    ids = tiny_store.split_chunks("train")[[0, 5]]
+    (text0, score0), = dec.decode(tiny_store.get(ids[:1]), k=1)[0]
+    assert isinstance(dec, RetrievalDecoder) and text0 == tiny_store.texts(ids[:1])[0]
+    assert score0 == pytest.approx(1.0, abs=1e-5)
+    test_chunk = tiny_store.split_chunks("test")[0]  # not in the train bank: never answered
+    assert all(t != tiny_store.texts([test_chunk])[0] for t, _ in dec.decode(tiny_store.get([test_chunk]), k=3)[0])

@@ -136,3 +136,38 @@ def test_causal_padding_mask():
     assert allowed.tolist() == [[True, False, False],  # padded query: only itself (no empty softmax row)
                                 [False, True, False],  # first real step: itself
                                 [False, True, True]]  # last: the real steps up to it
+
+
+# The recurrent bodies' parameter names as the separate gru.py / lstm.py wrote them: checkpoints saved
+# before the two families shared RecurrentLVM hold exactly these keys (num_layers=2).
+OLD_BODY_KEYS = {
+    "gru": ["inp.weight", "inp.bias", "norms.0.weight", "norms.0.bias", "norms.1.weight", "norms.1.bias",
+            *[f"rnns.{i}.{p}_l0" for i in (0, 1) for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")],
+            "out_norm.weight", "out_norm.bias"],
+    "lstm": ["inp.weight", "inp.bias",
+             *[f"rnns.0.{p}_l{i}" for i in (0, 1) for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")],
+             "out_norm.weight", "out_norm.bias"],
+}
+
+
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_recurrent_checkpoints_from_before_the_fold_still_load(name):
+    m = small(name)
+    body = {k[len("body."):] for k in m.state_dict() if k.startswith("body.")}
+    assert body == set(OLD_BODY_KEYS[name])
+    old = {k: torch.full_like(v, 0.25) for k, v in m.state_dict().items()}  # an "old" checkpoint's tensors
+    fresh = small(name)
+    fresh.load_state_dict(old)  # strict: no missing or unexpected key
+    assert all(torch.equal(v, old[k]) for k, v in fresh.state_dict().items())
+
+
+def test_gru_blocks_are_residual_and_lstm_is_one_stacked_call():
+    gru, lstm = small("gru"), small("lstm")
+    assert [type(r) for r in gru.body.rnns] == [torch.nn.GRU, torch.nn.GRU] and gru.body.residual_blocks
+    assert len(lstm.body.rnns) == 1 and lstm.body.rnns[0].num_layers == 2 and not lstm.body.residual_blocks
+
+
+def test_the_config_schema_and_the_registry_name_the_same_families():
+    from typing import get_args
+
+    assert set(get_args(ModelConfig.model_fields["name"].annotation)) == set(MODELS)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nextvec.vecmath import unit_rows
+
 
 def _zero_std_tol(std: np.ndarray) -> float:
     # a dimension counts as constant when its std is below a millionth of the largest one
@@ -85,7 +87,6 @@ def mean_pairwise_cosine(x: np.ndarray) -> float:
     n = len(x)
     if n < 2:
         return float("nan")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    u = x / np.where(norms > 0, norms, 1.0)  # zero rows stay zero: cosine 0 with everything
+    u = unit_rows(x)  # zero rows stay zero: cosine 0 with everything
     s = u.sum(0)
     return float((s @ s - (u * u).sum()) / (n * (n - 1)))

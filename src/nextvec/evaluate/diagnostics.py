@@ -16,8 +16,9 @@ import numpy as np
 from nextvec.decode.metrics import exact_match, token_f1
 from nextvec.errors import check_fingerprint
 from nextvec.evaluate.collapse import mean_pairwise_cosine, moment_matching, rankme, std_ratio
-from nextvec.evaluate.metrics import Bank, cosine_rows, predict_windows, retrieval_ranks, unit_rows
+from nextvec.evaluate.metrics import Bank, predict_windows, retrieval_ranks
 from nextvec.evaluate.runner import resolve_context_length, select_windows
+from nextvec.vecmath import cosine_rows, unit_rows
 
 # Verdict thresholds. A check "fails" (collapse) past `collapsed_*`, "warns" outside `healthy`.
 THRESHOLDS = {

@@ -26,8 +26,8 @@ import torch
 
 from nextvec.data.windows import gather_windows
 from nextvec.evaluate.collapse import rankme
-from nextvec.evaluate.metrics import unit_rows
 from nextvec.models.base import sample_from
+from nextvec.vecmath import unit_rows
 
 K_SAMPLES = 8
 REALISM_ROWS = 2000  # rows of a set used for the pairwise and nearest-train statistics

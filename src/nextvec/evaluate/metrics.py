@@ -12,24 +12,16 @@ as half means a degenerate prediction (all scores equal) ranks in the middle, ne
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
-import torch
 
-from nextvec.data.windows import gather_windows, window_targets
+from nextvec.data.windows import window_targets
 from nextvec.errors import NextvecError
+from nextvec.models.base import predict_windows
+from nextvec.vecmath import cosine_rows, unit_rows
 
 MARGIN_DEFINITION = "mean over windows of cos(y_cos, target) - cos(y_cos, context[-1]), context[-1] = the chunk right before the target"
 PRIMARY_METRIC = "mrr"
 _BLOCK_FLOATS = 8_000_000  # (queries x bank) scores held at once: 32 MB of float32
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Row-wise L2 normalisation (float32) that leaves zero rows at zero instead of NaN."""
-    x = np.asarray(x, dtype=np.float32)
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(n > 0, n, 1.0)
 
 
 def _row_hashes(x: np.ndarray) -> np.ndarray:
@@ -103,7 +95,7 @@ def retrieval_ranks(queries: np.ndarray, target_ids: np.ndarray, bank: Bank) -> 
     Returns:
         rank (Q,) float (1 = best; ties count half), n_other (Q,) number of bank rows not identical to the target.
     """
-    q_unit = unit_rows(queries)
+    q_unit = unit_rows(np.asarray(queries, np.float32))
     t_unit = unit_rows(bank.store.get(np.asarray(target_ids)))
     rows = bank.rows_of(target_ids)
     s_t = np.einsum("qd,qd->q", q_unit, t_unit)  # (Q,) the target's score
@@ -132,7 +124,7 @@ def in_document_ranks(queries: np.ndarray, target_ids: np.ndarray, store) -> tup
 
     Returns rank (Q,) float and n_other (Q,): chunks of the document not identical to the target.
     """
-    q_unit = unit_rows(queries)
+    q_unit = unit_rows(np.asarray(queries, np.float32))
     target_ids = np.asarray(target_ids, dtype=np.int64)
     docs = store.chunk_doc[target_ids]
     rank = np.ones(len(target_ids), dtype=np.float64)
@@ -150,40 +142,6 @@ def in_document_ranks(queries: np.ndarray, target_ids: np.ndarray, store) -> tup
         rank[grp] = 1.0 + ((S > st) & other).sum(1) + 0.5 * ((S == st) & other).sum(1)
         n_other[grp] = other.sum(1)
     return rank, n_other
-
-
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise cosine of (N, D) with (N, D) (0 where a row is zero)."""
-    return np.einsum("nd,nd->n", unit_rows(a), unit_rows(b))
-
-
-def predict_windows(predictors: dict, store, targets: np.ndarray, context_length: int,
-                    batch_size: int = 512) -> dict:
-    """Run every predictor on the same windows. Returns {name: (y_dec (M, D), y_cos (M, D), seconds)}."""
-    if context_length < 1:
-        raise NextvecError(f"context length must be >= 1, got {context_length}")
-    out = {n: ([], [], 0.0) for n in predictors}
-    devices = {}
-    for n, p in predictors.items():
-        if isinstance(p, torch.nn.Module):
-            p.eval()
-            param = next(p.parameters(), None)
-            devices[n] = param.device if param is not None else torch.device("cpu")
-    with torch.no_grad():
-        for s in range(0, len(targets), batch_size):
-            ctx, mask, _ = gather_windows(store, targets[s:s + batch_size], context_length)
-            ctx_t, mask_t = torch.from_numpy(ctx), torch.from_numpy(mask)
-            for name, p in predictors.items():
-                t0 = time.perf_counter()
-                dev = devices.get(name)
-                pred = p.predict(ctx_t, mask_t) if dev is None else p.predict(ctx_t.to(dev), mask_t.to(dev))
-                dec, cos, sec = out[name]
-                dec.append(pred.y_dec.detach().float().cpu().numpy())
-                cos.append(pred.y_cos.detach().float().cpu().numpy())
-                out[name] = (dec, cos, sec + time.perf_counter() - t0)
-    D = store.dim
-    return {n: (np.concatenate(d) if d else np.zeros((0, D), np.float32),
-                np.concatenate(c) if c else np.zeros((0, D), np.float32), sec) for n, (d, c, sec) in out.items()}
 
 
 def score_predictions(y_dec: np.ndarray, y_cos: np.ndarray, targets: np.ndarray, store, bank: Bank,

@@ -18,8 +18,8 @@ import torch
 from nextvec.data.windows import seeded_subset
 from nextvec.errors import NextvecError
 from nextvec.evaluate.distribution import K_SAMPLES, Realism
-from nextvec.evaluate.metrics import unit_rows
 from nextvec.models.base import sample_from
+from nextvec.vecmath import unit_rows
 
 REPEAT_COS = 0.9
 

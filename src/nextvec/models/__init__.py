@@ -3,8 +3,7 @@
 from nextvec.models.amn import AMNModel
 from nextvec.models.base import Prediction, Predictor
 from nextvec.models.common import LVM
-from nextvec.models.gru import GRUModel
-from nextvec.models.lstm import LSTMModel
+from nextvec.models.recurrent import GRUModel, LSTMModel
 from nextvec.models.registry import MODELS, build_model
 from nextvec.models.transformer import TransformerModel
 

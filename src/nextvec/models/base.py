@@ -10,13 +10,23 @@ Contexts are LEFT-padded: mask[:, -1] is always True and context[:, -1] is the l
 
 draws n next vectors from the predictor's conditional distribution; a point predictor returns its
 `y_dec` n times (`PointSampling`).
+
+    predict_windows(predictors, store, targets, T) -> {name: (y_dec (M, D), y_cos (M, D), seconds)}
+
+runs predictors over the windows of a store in batches: the one batched-prediction loop (evaluation,
+diagnostics and the sampler baselines all call it).
 """
 
 from __future__ import annotations
 
+import time
 from typing import NamedTuple, Protocol, runtime_checkable
 
+import numpy as np
 import torch
+
+from nextvec.data.windows import gather_windows
+from nextvec.errors import NextvecError
 
 
 class Prediction(NamedTuple):
@@ -51,3 +61,36 @@ class PointSampling:
                generator: torch.Generator | None = None, **options) -> torch.Tensor:
         y = self.predict(context, mask).y_dec
         return y[:, None].expand(-1, n, -1).clone()
+
+
+def predict_windows(predictors: dict, store, targets: np.ndarray, context_length: int,
+                    batch_size: int = 512) -> dict:
+    """Run every predictor on the same windows (those ending before each of `targets`, T = context_length),
+    `batch_size` windows at a time, under no_grad; torch modules in eval mode on their own device.
+
+    Returns {name: (y_dec (M, D), y_cos (M, D), seconds)}, float32 numpy.
+    """
+    if context_length < 1:
+        raise NextvecError(f"context length must be >= 1, got {context_length}")
+    out = {n: ([], [], 0.0) for n in predictors}
+    devices = {}
+    for n, p in predictors.items():
+        if isinstance(p, torch.nn.Module):
+            p.eval()
+            param = next(p.parameters(), None)
+            devices[n] = param.device if param is not None else torch.device("cpu")
+    with torch.no_grad():
+        for s in range(0, len(targets), batch_size):
+            ctx, mask, _ = gather_windows(store, targets[s:s + batch_size], context_length)
+            ctx_t, mask_t = torch.from_numpy(ctx), torch.from_numpy(mask)
+            for name, p in predictors.items():
+                t0 = time.perf_counter()
+                dev = devices.get(name)
+                pred = p.predict(ctx_t, mask_t) if dev is None else p.predict(ctx_t.to(dev), mask_t.to(dev))
+                dec, cos, sec = out[name]
+                dec.append(pred.y_dec.detach().float().cpu().numpy())
+                cos.append(pred.y_cos.detach().float().cpu().numpy())
+                out[name] = (dec, cos, sec + time.perf_counter() - t0)
+    D = store.dim
+    return {n: (np.concatenate(d) if d else np.zeros((0, D), np.float32),
+                np.concatenate(c) if c else np.zeros((0, D), np.float32), sec) for n, (d, c, sec) in out.items()}

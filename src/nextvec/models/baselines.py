@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from nextvec.models.base import PointSampling, Prediction
+from nextvec.models.common import masked_mean
+from nextvec.vecmath import unit_rows
 
 
 def _as_prediction(y_dec: torch.Tensor) -> Prediction:
@@ -52,9 +54,7 @@ class LinearAverageBaseline(PointSampling):
     name = "linear_average"
 
     def predict(self, context: torch.Tensor, mask: torch.Tensor) -> Prediction:
-        m = mask.to(context.dtype).unsqueeze(-1)  # (B, T, 1)
-        y = (context * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, D)
-        return _as_prediction(y)
+        return _as_prediction(masked_mean(context, mask))  # (B, D)
 
 
 class KnnSuccessorBaseline(PointSampling):
@@ -81,7 +81,7 @@ class KnnSuccessorBaseline(PointSampling):
     def predict(self, context: torch.Tensor, mask: torch.Tensor) -> Prediction:
         if self._index is None:
             self._build()
-        last = _unit(context[:, -1].detach().cpu().numpy().astype(np.float32))  # (B, D)
+        last = unit_rows(context[:, -1].detach().cpu().numpy().astype(np.float32))  # (B, D)
         _, ids = self._index.search(last, self.k)  # (B, k) store ids of the nearest train chunks
         succ = self.store.get((ids + 1).reshape(-1)).reshape(len(last), ids.shape[1], -1)  # (B, k, D)
         y = torch.as_tensor(succ.mean(1), dtype=context.dtype)
@@ -100,12 +100,6 @@ def train_chunks_with_successor(store, who: str) -> np.ndarray:
     if len(keys) == 0:
         raise NextvecError(f"{who} needs train documents with at least 2 chunks; the train split has none")
     return keys
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    """Row-wise L2 normalisation that leaves zero rows at zero."""
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(n > 0, n, 1.0)
 
 
 def build_baselines(store, knn_k: int = 1, index=None) -> dict:

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from nextvec.models.base import Prediction, sample_from
-from nextvec.models.baselines import _unit, train_chunks_with_successor
+from nextvec.models.baselines import train_chunks_with_successor
+from nextvec.vecmath import unit_rows
 
 K = 8  # neighbours averaged
 TAU = 0.05  # softmax temperature over match scores
@@ -47,21 +48,21 @@ class SuccessorMemory:
     def lookup(self, context: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """context (B, T, D), mask (B, T) -> (memory vector (B, D), unit; best match cosine (B,))."""
         succ, w, best = self.candidates(context, mask)
-        return _unit(np.einsum("bk,bkd->bd", w, succ)), best
+        return unit_rows(np.einsum("bk,bkd->bd", w, succ)), best
 
     def candidates(self, context: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The k successors (B, k, D) unit, their softmax weights (B, k) and the best match cosine (B,)."""
         st = self.store
-        last = _unit(context[:, -1].astype(np.float32))
+        last = unit_rows(context[:, -1].astype(np.float32))
         sims, ids = self._index.search(last, self.k)  # (B, k) store ids of train chunks
-        succ = _unit(np.asarray(st.get((ids + 1).reshape(-1)), np.float32)).reshape(len(last), self.k, -1)
+        succ = unit_rows(np.asarray(st.get((ids + 1).reshape(-1)), np.float32)).reshape(len(last), self.k, -1)
         score = sims.astype(np.float32)
         if context.shape[1] > 1:
-            prev = _unit(context[:, -2].astype(np.float32))
+            prev = unit_rows(context[:, -2].astype(np.float32))
             has_prev = mask[:, -2].astype(bool)
             before = np.clip(ids - 1, 0, None)
             same = (st.chunk_doc[before.reshape(-1)] == st.chunk_doc[ids.reshape(-1)]).reshape(ids.shape) & (ids > 0)
-            pv = _unit(np.asarray(st.get(before.reshape(-1)), np.float32)).reshape(len(last), self.k, -1)
+            pv = unit_rows(np.asarray(st.get(before.reshape(-1)), np.float32)).reshape(len(last), self.k, -1)
             s2 = np.einsum("bkd,bd->bk", pv, prev)
             score = score + PREV_WEIGHT * np.where(same & has_prev[:, None], s2, 0.0)
         w = np.exp((score - score.max(1, keepdims=True)) / TAU)
@@ -89,7 +90,7 @@ def mix_samples(samples: np.ndarray, succ: np.ndarray, w: np.ndarray, best: np.n
 
 def combine(y_cos: np.ndarray, memory: np.ndarray, best: np.ndarray, weight: float, threshold: float) -> np.ndarray:
     """The gated mixture of the model's unit y_cos and the memory vector (see the module docstring)."""
-    return _unit(_unit(y_cos) + gate(best, weight, threshold)[:, None] * memory).astype(np.float32)
+    return unit_rows(unit_rows(y_cos) + gate(best, weight, threshold)[:, None] * memory).astype(np.float32)
 
 
 class MemoryPredictor:

@@ -1,4 +1,8 @@
-"""Running RNNs over LEFT-padded contexts so that padding never touches the state.
+"""The recurrent LVMs (GRU, LSTM) and running RNNs over LEFT-padded contexts so that padding never
+touches the state.
+
+    GRUModel   stacked pre-norm GRU blocks with residual connections, read out at the last real step
+    LSTMModel  a plain stacked LSTM over the real context steps, read out at the last one
 
 Contexts arrive right-aligned (padding first). Each row is rotated so its real vectors come first,
 packed by length, run, and the output at each row's last real step is returned.
@@ -9,6 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+
+from nextvec.config import ModelConfig
+from nextvec.models.common import LVM
 
 
 def left_to_right_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -80,3 +87,30 @@ class RecurrentEncoder(nn.Module):
         else:
             p = self.rnns[0](p)[0]
         return self.out_norm(last_step(p))
+
+
+class RecurrentLVM(LVM):
+    """An LVM whose body is a RecurrentEncoder; a family names its cell and block layout."""
+
+    rnn_cls: type[nn.RNNBase]
+    residual_blocks: bool
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        c = self.config
+        self.body = RecurrentEncoder(self.rnn_cls, c.dim, c.hidden_dim, c.num_layers, c.dropout, self.residual_blocks)
+
+    def encode(self, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.body(context, mask)  # (B, H)
+
+
+class GRUModel(RecurrentLVM):
+    """Stacked pre-norm GRU blocks with residual connections."""
+
+    rnn_cls, residual_blocks = nn.GRU, True
+
+
+class LSTMModel(RecurrentLVM):
+    """A plain stacked LSTM (one call over all layers)."""
+
+    rnn_cls, residual_blocks = nn.LSTM, False

@@ -6,8 +6,7 @@ from nextvec.config import ModelConfig
 from nextvec.errors import NextvecError
 from nextvec.models.amn import AMNModel
 from nextvec.models.common import LVM
-from nextvec.models.gru import GRUModel
-from nextvec.models.lstm import LSTMModel
+from nextvec.models.recurrent import GRUModel, LSTMModel
 from nextvec.models.transformer import TransformerModel
 
 MODELS: dict[str, type[LVM]] = {

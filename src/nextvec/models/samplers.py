@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nextvec.models.base import Prediction, PointSampling
+from nextvec.models.base import Prediction, PointSampling, predict_windows
 from nextvec.models.baselines import _as_prediction as as_prediction
-from nextvec.models.baselines import _unit, train_chunks_with_successor
+from nextvec.models.baselines import train_chunks_with_successor
+from nextvec.vecmath import unit_rows
 
 
 class KnnSuccessorSampler:
@@ -33,7 +34,7 @@ class KnnSuccessorSampler:
         self._index = store_unit_index(store, keys, "successor-keys", index, k=max(self.k, 8))
 
     def _successors(self, context: torch.Tensor, k: int) -> np.ndarray:
-        last = _unit(context[:, -1].detach().float().cpu().numpy())
+        last = unit_rows(context[:, -1].detach().float().cpu().numpy())
         _, ids = self._index.search(last, min(k, len(self._index)))  # (B, k) store ids
         return np.asarray(self.store.get((ids + 1).reshape(-1)), np.float32).reshape(len(last), ids.shape[1], -1)
 
@@ -77,7 +78,6 @@ class PointGaussianSampler(PointSampling):
 def residual_covariance(point, store, context_length: int, split: str = "val", max_windows: int = 20000,
                         seed: int = 0) -> np.ndarray:
     """Covariance (D, D) of target - y_dec of a point predictor over (a seeded subset of) a split's windows."""
-    from nextvec.evaluate.metrics import predict_windows
     from nextvec.evaluate.runner import select_windows
 
     targets, _ = select_windows(store, split, max_windows, seed)
