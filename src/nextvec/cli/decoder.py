@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from nextvec.extras import require
+
 
 def train_decoder_cmd(
     store: Path = typer.Argument(..., help="Concept store to train on (train split; val for validation)."),
@@ -49,6 +51,7 @@ def evaluate_decoder_cmd(
 ) -> None:
     """Token F1, BLEU, exact match and round-trip cosine of the learned decoder beside the retrieval decoder,
     on exact, noised (sigma 0.01, 0.05) and (with --run) model-predicted vectors."""
+    require("sacrebleu", "decoder-eval", "nextvec evaluate-decoder")  # BLEU; fail before loading any model
     import torch
 
     from nextvec.decode.inverter import InverterDecoder

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from nextvec.extras import require
+
 
 def serve_cmd(
     run: Path = typer.Argument(..., help="a training run folder (best checkpoint) or a checkpoint file"),
@@ -31,7 +33,7 @@ def serve_cmd(
 
     Refuses a store made by another encoder than the model's. Bad requests get a 4xx with a message.
     """
-    import uvicorn
+    uvicorn = require("uvicorn", "serve", "nextvec serve")
 
     from nextvec.config import parse_value
     from nextvec.errors import NextvecError
