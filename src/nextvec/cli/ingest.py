@@ -102,7 +102,7 @@ def info_cmd(store: Path = typer.Argument(..., help="Store folder."),
     typer.echo(json.dumps({**s, "card": card}, indent=1) if as_json else format_info(s) + "\n\n" + card_markdown(card))
 
 
-@corpus_app.command("list")
+@corpus_app.command("list", short_help="The demo corpora and whether they are cached.")
 def corpus_list() -> None:
     """The demo corpora, their sources and licences, and whether they are cached."""
     from nextvec.corpus import CORPORA, corpus_path
@@ -112,7 +112,7 @@ def corpus_list() -> None:
         typer.echo(f"{name:10s} {c['description']}\n{'':10s} source: {c['source']}\n{'':10s} licence: {c['license']} [{cached}]")
 
 
-@corpus_app.command("get")
+@corpus_app.command("get", short_help="Fetch and cache a demo corpus as JSONL.")
 def corpus_get(name: str = typer.Argument(...), refresh: bool = typer.Option(False, help="Rebuild the cache."),
                splitter: str = typer.Option(DEFAULT_SPLITTER, help="Sentence splitter the cache is split with.")) -> None:
     """Fetch, parse, split into sentences and cache a demo corpus as JSONL; prints its path."""
