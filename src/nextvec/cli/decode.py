@@ -24,7 +24,9 @@ def decode_cmd(
     round_trip: bool = typer.Option(False, "--round-trip", help="also report cosine(vector, encode(top-1 text))"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Turn vectors back into text: nearest store chunks (any encoder) or vec2text inversion (GTR stores).
+    """Turn vectors back into text.
+
+    Nearest store chunks (any encoder) or vec2text inversion (GTR stores).
 
     Give exactly one of --vectors, --text (repeatable) or --chunk (repeatable).
     """

@@ -14,7 +14,9 @@ def demo_cmd(
     minutes: float = typer.Option(3.0, help="Training budget in minutes (train.max_minutes)."),
     overrides: list[str] | None = typer.Option(None, "--set", help="Extra training overrides, e.g. model.name=gru."),
 ) -> None:
-    """Fetch a real corpus, ingest it with the embedded MiniLM encoder, train the default recipe, evaluate
+    """Every stage on a demo corpus, end to end.
+
+    Fetch a real corpus, ingest it with the embedded MiniLM encoder, train the default recipe, evaluate
     it beside every baseline on held-out documents, run the collapse diagnostics, generate a continuation
     decoded by retrieval, and write a report. Rerunning reuses the finished store and run."""
     from nextvec.config import LVMConfig, load_config

@@ -22,7 +22,9 @@ def diagnose_cmd(
     fail_on_collapse: bool = typer.Option(False, help="Exit with status 1 when the verdict is COLLAPSED."),
     samples: int = typer.Option(8, "--samples", min=0, help="K samples per window for the samples' realism check; 0 = off."),
 ) -> None:
-    """Moment matching (per-dim std ratio, mean distance, histogram), the mean-vector baseline, decoder
+    """Collapse checks of a run, with a verdict per check.
+
+    Moment matching (per-dim std ratio, mean distance, histogram), the mean-vector baseline, decoder
     A/B/C, RankMe and mean pairwise cosine of predictions vs targets, and a verdict per check with its
     thresholds."""
     from nextvec.evaluate import diagnose_run, format_diagnosis, write_json

@@ -25,7 +25,9 @@ def generate_cmd(
     flow_steps: int | None = typer.Option(None, "--flow-steps", min=1, help="flow head: Euler steps per draw"),
     seed: int = typer.Option(0, "--seed", help="seed of the draws: the same seed gives the same continuations"),
 ) -> None:
-    """Continue a text prompt sentence by sentence: encode it, roll the model forward, decode each step.
+    """Continue a text prompt sentence by sentence.
+
+    Encode it, roll the model forward, decode each step.
 
     Stops early when a prediction's cosine to the previous one exceeds --stop-cos (Large Concept Model
     criterion); each step prints its retrieval score (cosine to the nearest store chunk).

@@ -29,7 +29,9 @@ def serve_cmd(
                                 help="y_cos from the model with the run's fitted successor memory (memory.json), as evaluate's "
                                      "model+memory row; about doubles /predict latency"),
 ) -> None:
-    """Serve a trained model over HTTP: /health, /encode, /predict, /decode, /generate (docs at /docs).
+    """Serve a trained model over HTTP.
+
+    Endpoints /health, /encode, /predict, /decode, /generate (docs at /docs).
 
     Refuses a store made by another encoder than the model's. Bad requests get a 4xx with a message.
     """
