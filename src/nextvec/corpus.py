@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from nextvec.errors import NextvecError
+from nextvec.extras import require
 from nextvec.store.format import atomic_write_bytes
 from nextvec.text.splitters import DEFAULT_SPLITTER
 
@@ -121,11 +122,8 @@ def prose(paragraphs: list[str], min_chars: int = 30) -> str:
 
 
 def _wiki_documents() -> Iterator[tuple[str, str]]:
-    try:
-        import gensim
-        from gensim.scripts.segment_wiki import segment_all_articles
-    except ImportError as e:
-        raise NextvecError("the wiki corpus needs gensim: pip install gensim==4.4.0") from e
+    gensim = require("gensim", "demo", "the wiki corpus")
+    from gensim.scripts.segment_wiki import segment_all_articles
     dump = next((Path(gensim.__file__).parent / "test" / "test_data").glob("enwiki-latest-pages-articles1*"), None)
     if dump is None:
         raise NextvecError("this gensim install does not ship its Wikipedia test dump; pip install gensim==4.4.0")

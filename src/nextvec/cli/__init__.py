@@ -1,28 +1,10 @@
-"""The `nextvec` command line. Each module in this package with a `register(app)` adds its commands;
-commands are thin wrappers around library functions and their docstrings are their --help."""
+"""The `nextvec` command line: every command, in the order of the work, with its one-line summary.
 
-from __future__ import annotations
+Commands are thin wrappers around library functions. A command's docstring is its --help; its first
+line, a paragraph of its own, is its summary in `nextvec --help`. Typer (>= 0.13) lists commands in the
+order they are added.
+"""
 
-import importlib
-import pkgutil
-import sys
+from nextvec.cli.main import COMMANDS, app, main
 
-import typer
-
-from nextvec.errors import NextvecError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="nextvec: language modelling in a sentence-embedding space.")
-
-for _mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-    _m = importlib.import_module(f"{__name__}.{_mod.name}")
-    if hasattr(_m, "register"):
-        _m.register(app)
-
-
-def main() -> None:
-    try:
-        app()
-    except NextvecError as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
-        sys.exit(2)
+__all__ = ["COMMANDS", "app", "main"]

@@ -26,8 +26,10 @@ def decode_cmd(
     round_trip: bool = typer.Option(False, "--round-trip", help="also report cosine(vector, encode(top-1 text))"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """Turn vectors back into text with the decoder --decoder names: retrieval (nearest store chunks, any
-    encoder), vec2text[:PATH] (GTR vec2text stores) or learned:PATH (`nextvec train-decoder`).
+    """Turn vectors back into text.
+
+    With the decoder --decoder names: retrieval (nearest store chunks, any encoder), vec2text[:PATH] (GTR
+    vec2text stores) or learned:PATH (`nextvec train-decoder`).
 
     Give exactly one of --vectors, --text (repeatable) or --chunk (repeatable).
     """
@@ -46,7 +48,7 @@ def decode_cmd(
     out = dec.decode(v, k=k)
     rt = None
     if round_trip:
-        from nextvec.decode import round_trip_cosine
+        from nextvec.decode.base import round_trip_cosine
 
         rt = round_trip_cosine(encoder, v, [c[0][0] if c else "" for c in out]).tolist()
     rows = [{"source": src, "candidates": [{"text": t, "score": s} for t, s in cands],
@@ -81,7 +83,3 @@ def _inputs(st, encoder, vectors, texts, chunks):
     except (OSError, ValueError) as e:
         raise NextvecError(f"cannot read {vectors} as a .npy array: {e}") from e
     return v, [None] * len(v) if v.ndim == 2 else []
-
-
-def register(app: typer.Typer) -> None:
-    app.command("decode")(decode_cmd)

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from nextvec.extras import require
+
 
 def train_decoder_cmd(
     store: Path = typer.Argument(..., help="Concept store to train on (train split; val for validation)."),
@@ -19,7 +21,9 @@ def train_decoder_cmd(
                                            "(same encoder; repeatable). Validation stays on STORE."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Train a learned decoder (vector -> prefix -> causal LM) for the encoder that made STORE."""
+    """Train a learned vector-to-text decoder.
+
+    Vector -> prefix -> causal LM, for the encoder that made STORE."""
     from nextvec.config import load_config
     from nextvec.decode.inverter import InverterConfig
     from nextvec.decode.inverter_train import train_decoder
@@ -48,8 +52,11 @@ def evaluate_decoder_cmd(
     samples: int = typer.Option(0, "--samples", help="Extra sampled hypotheses per pass; the one re-encoding closest wins."),
     device: str = typer.Option("cpu", "--device", help="Where the decoder runs: cpu, cuda[:N] or auto."),
 ) -> None:
-    """Token F1, BLEU, exact match and round-trip cosine of the learned decoder beside the retrieval decoder,
+    """Score the learned decoder beside the retrieval decoder.
+
+    Token F1, BLEU, exact match and round-trip cosine of the learned decoder beside the retrieval decoder,
     on exact, noised (sigma 0.01, 0.05) and (with --run) model-predicted vectors."""
+    require("sacrebleu", "decoder-eval", "nextvec evaluate-decoder")  # BLEU; fail before loading any model
     import torch
 
     from nextvec.decode.inverter_eval import evaluate_decoder, format_table
@@ -73,8 +80,3 @@ def evaluate_decoder_cmd(
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(res, indent=2))
         typer.echo(f"results written to {json_path}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("train-decoder")(train_decoder_cmd)
-    app.command("evaluate-decoder")(evaluate_decoder_cmd)

@@ -14,7 +14,9 @@ def demo_cmd(
     minutes: float = typer.Option(3.0, help="Training budget in minutes (train.max_minutes)."),
     overrides: list[str] | None = typer.Option(None, "--set", help="Extra training overrides, e.g. model.name=gru."),
 ) -> None:
-    """Fetch a real corpus, ingest it with the embedded MiniLM encoder, train the default recipe, evaluate
+    """Every stage on a demo corpus, end to end.
+
+    Fetch a real corpus, ingest it with the embedded MiniLM encoder, train the default recipe, evaluate
     it beside every baseline on held-out documents, run the collapse diagnostics, generate a continuation
     decoded by retrieval, and write a report. Rerunning reuses the finished store and run."""
     from nextvec.config import LVMConfig, load_config
@@ -78,7 +80,3 @@ def demo_cmd(
     typer.echo(f" true continuation: {' '.join(store.texts(range(a + 3, a + 6)))}")
     report = write_report(run_path, store, out_dir=workdir / "report", evaluation=res, diagnosis=diag)
     typer.secho(f"report: {report}", bold=True)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("demo")(demo_cmd)

@@ -27,7 +27,9 @@ def evaluate_cmd(
                                 help="Also roll out this many steps from 5 real sentences of held-out documents."),
     rollouts: int = typer.Option(100, "--rollouts", min=1, help="Documents (prompts) in the rollout evaluation."),
 ) -> None:
-    """Cosine, global retrieval (R@1/5/10, MRR over every chunk of the split, context chunks included),
+    """Score a run beside every baseline in one table.
+
+    Cosine, global retrieval (R@1/5/10, MRR over every chunk of the split, context chunks included),
     in-document MRR, contrastive accuracy and next-vs-last margin of the model and of the global-mean,
     copy-last, linear-average and kNN-successor baselines, on the same windows against the same bank; for a
     run with a fitted successor memory (memory.json) also the row "model+memory". With --samples K (default 8)
@@ -64,7 +66,3 @@ def evaluate_cmd(
         typer.echo(format_rollout(res["rollout"]))
     if json_path is not None:
         typer.echo(f"results written to {write_json(res, json_path)}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("evaluate")(evaluate_cmd)

@@ -36,7 +36,9 @@ def generate_cmd(
     flow_steps: int | None = _opt("flow_steps", "--flow-steps"),
     seed: int = _opt("seed", "--seed"),
 ) -> None:
-    """Continue a text prompt sentence by sentence: encode it, roll the model forward, decode each step.
+    """Continue a text prompt sentence by sentence.
+
+    Encode it, roll the model forward, decode each step.
 
     Stops early when a prediction's cosine to the previous one exceeds --stop-cos (Large Concept Model
     criterion); each step prints the decoder's score (retrieval: cosine to the nearest store chunk).
@@ -72,7 +74,3 @@ def _print_rollout(out: dict) -> None:
             typer.echo(f"      {c['score']:.3f}  {c['text']}")
     typer.echo(f"stopped: {out['stop_reason']} after {out['steps_run']} steps")
     typer.echo(f"continuation: {out['text']}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("generate")(generate_cmd)

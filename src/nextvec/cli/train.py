@@ -20,7 +20,9 @@ def train_cmd(
     init: Path | None = typer.Option(None, "--init", help="start from this run's (or checkpoint's) weights: "
                                                         "fine-tune a model pre-trained on another store"),
 ) -> None:
-    """Train a Latent Vector Model that predicts the next sentence vector of a concept store.
+    """Train a Latent Vector Model on a concept store.
+
+    It predicts the next sentence vector from the ones before it.
 
     Runs under `torchrun --nproc_per_node N` with DDP (one process per GPU, or gloo on CPU).
     Prints the run summary as JSON.
@@ -66,7 +68,3 @@ def _fit_memory(store: Path, out: Path) -> dict:
     save_memory(out, fit)
     return {k: fit[k] for k in ("weight", "threshold", "val_cosine", "val_mrr", "model_val_cosine", "model_val_mrr",
                                 "sample_weight", "sample_threshold", "val_energy_score", "model_val_energy_score")}
-
-
-def register(app: typer.Typer) -> None:
-    app.command("train")(train_cmd)

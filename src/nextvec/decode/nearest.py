@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nextvec.decode import check_query_vectors, unit_rows
+from nextvec.decode.base import check_query_vectors
+from nextvec.vecmath import unit_rows
 from nextvec.errors import NextvecError
 
 class RetrievalDecoder:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nextvec.decode import check_query_vectors, unit_rows
+from nextvec.decode.base import check_query_vectors
+from nextvec.vecmath import unit_rows
 from nextvec.errors import NextvecError
 
 VEC2TEXT_PREFIX = "gtr-t5-vec2text"

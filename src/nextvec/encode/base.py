@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import os
-from typing import Protocol, runtime_checkable
+from contextlib import contextmanager
+from typing import Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -22,6 +23,23 @@ class Encoder(Protocol):
     def fingerprint(self) -> dict:
         """name, dim, pooling, normalized, version: what a store, checkpoint and index must agree on."""
         ...
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Load a model without transformers' "Loading weights" progress bar or its info and warning lines
+    (errors still show); the previous settings come back afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    bar, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 def use_all_cores() -> None:

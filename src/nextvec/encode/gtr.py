@@ -12,6 +12,7 @@ import os
 import numpy as np
 import torch
 
+from nextvec.encode.base import quiet_loading
 from nextvec.errors import NextvecError
 
 
@@ -67,8 +68,9 @@ def _load(name_or_path: str):
 
     local_only = os.path.isdir(name_or_path) or os.environ.get("HF_HUB_OFFLINE") == "1"
     try:
-        tok = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_only)
-        model = T5EncoderModel.from_pretrained(name_or_path, local_files_only=local_only)
+        with quiet_loading():
+            tok = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_only)
+            model = T5EncoderModel.from_pretrained(name_or_path, local_files_only=local_only)
     except (OSError, ValueError) as e:
         raise NextvecError(
             f"could not load GTR-T5 from {name_or_path!r} ({e.__class__.__name__}). Offline, download "

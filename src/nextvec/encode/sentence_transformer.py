@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nextvec.encode.base import quiet_loading
 from nextvec.errors import NextvecError
 
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -20,7 +21,8 @@ class SentenceTransformerEncoder:
 
         devices = [device] if isinstance(device, str) else list(device)
         try:
-            self.model = SentenceTransformer(name_or_path, device=devices[0])
+            with quiet_loading():
+                self.model = SentenceTransformer(name_or_path, device=devices[0])
         except (OSError, ValueError) as e:
             raise NextvecError(
                 f"could not load sentence-transformers model {name_or_path!r}: {e}. Hub names need network "

@@ -8,7 +8,6 @@ predictions decoded by retrieval beside the true next sentence.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import math
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from nextvec.errors import NextvecError
+from nextvec.extras import require
 
 _SKIP_CURVES = ("step", "epoch")
 
@@ -51,6 +51,12 @@ def _series(records: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def _pyplot():
+    """matplotlib.pyplot on the file-only Agg backend."""
+    require("matplotlib", "report", "plotting").use("Agg")
+    return require("matplotlib.pyplot", "report", "plotting")
+
+
 def plot_training_curves(run_dir: str | Path, path: str | Path) -> Path | None:
     """One panel per logged train term (raw and smoothed) and per val metric. None without metrics."""
     train, val = read_metrics(run_dir)
@@ -58,10 +64,7 @@ def plot_training_curves(run_dir: str | Path, path: str | Path) -> Path | None:
     panels += [(k, s, v, "val") for k, (s, v) in _series(val).items()]
     if not panels:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     ncols = 3
     nrows = math.ceil(len(panels) / ncols)
@@ -92,10 +95,7 @@ def plot_training_curves(run_dir: str | Path, path: str | Path) -> Path | None:
 
 def plot_std_ratio_hist(per_dim, path: str | Path, title: str = "per-dimension std ratio y_dec / target") -> Path:
     """Histogram of per-dimension std ratios (NaN = constant target dims, left out), healthy band shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     from nextvec.evaluate.diagnostics import THRESHOLDS
 
@@ -148,95 +148,125 @@ def example_predictions(model, store, split: str = "test", context_length: int =
     return out
 
 
-# ---- a tiny document model rendered to both Markdown and HTML
+# ---- the report as a list of blocks (dicts with a "kind"): written as Markdown here, as HTML by the template
+
+def _b(kind: str, **fields) -> dict:
+    return {"kind": kind, **fields}
+
+
+def _table_cells(markdown: str) -> tuple[list[str], list[list[str]]]:
+    """A Markdown table made by format_table -> (head, rows); cells keep their **bold** markers."""
+    lines = [ln.strip().strip("|").split(" | ") for ln in markdown.splitlines() if ln.startswith("|")]
+    cells = [[c.strip() for c in ln] for ln in lines]
+    return cells[0], cells[2:]
+
 
 def _md_cell(x) -> str:
     return str(x).replace("|", "\\|").replace("\n", " ")
 
 
-def _render_md(blocks: list[tuple]) -> str:
-    out = []
-    for b in blocks:
-        kind = b[0]
-        if kind in ("h1", "h2"):
-            out.append(("# " if kind == "h1" else "## ") + b[1])
-        elif kind == "p":
-            out.append(b[1])
-        elif kind == "pre":
-            out.append("```\n" + b[1] + "\n```")
-        elif kind == "md":
-            out.append(b[1])
-        elif kind == "table":
-            head, rows = b[1], b[2]
-            lines = ["| " + " | ".join(map(_md_cell, head)) + " |", "|" + "---|" * len(head)]
-            lines += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in rows]
-            out.append("\n".join(lines))
-        elif kind == "img":
-            out.append(f"![{b[2]}]({b[1]})")
-        elif kind == "examples":
-            items = []
-            for i, ex in enumerate(b[1], 1):
-                ctx = " / ".join(ex["context"][-2:])
-                items.append(f"{i}. **context** (last {min(2, len(ex['context']))} of {len(ex['context'])}): {ctx}\n"
-                             f"   - **true next**: {ex['true']}\n"
-                             f"   - **predicted** (retrieval, score {ex['decoded_score']:.3f}; cos(y, true) "
-                             f"{ex['cosine']:.3f}): {ex['predicted']}")
-            out.append("\n".join(items))
-    return "\n\n".join(out) + "\n"
+def _md_block(b: dict) -> str:
+    kind = b["kind"]
+    if kind in ("h1", "h2"):
+        return ("# " if kind == "h1" else "## ") + b["text"]
+    if kind == "p":
+        return f"**{b['text']}**" if b.get("bold") else b["text"]
+    if kind == "pre":
+        return "```\n" + b["text"] + "\n```"
+    if kind == "table":
+        lines = ["| " + " | ".join(map(_md_cell, b["head"])) + " |", "|" + "---|" * len(b["head"])]
+        return "\n".join(lines + ["| " + " | ".join(map(_md_cell, r)) + " |" for r in b["rows"]])
+    if kind == "img":
+        return f"![{b['alt']}]({b['src']})"
+    items = []  # examples
+    for i, ex in enumerate(b["examples"], 1):
+        ctx = " / ".join(ex["context"][-2:])
+        items.append(f"{i}. **context** (last {min(2, len(ex['context']))} of {len(ex['context'])}): {ctx}\n"
+                     f"   - **true next**: {ex['true']}\n"
+                     f"   - **predicted** (retrieval, score {ex['decoded_score']:.3f}; cos(y, true) "
+                     f"{ex['cosine']:.3f}): {ex['predicted']}")
+    return "\n".join(items)
 
 
-def _md_inline_to_html(text: str) -> str:
-    # only the bold markers our tables use
-    s = html.escape(text)
-    parts = s.split("**")
-    return "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+def _render_md(blocks: list[dict]) -> str:
+    return "\n\n".join(map(_md_block, blocks)) + "\n"
 
 
-def _render_html(blocks: list[tuple], out_dir: Path, title: str) -> str:
-    body = []
-    for b in blocks:
-        kind = b[0]
-        if kind in ("h1", "h2"):
-            body.append(f"<{kind}>{html.escape(b[1])}</{kind}>")
-        elif kind == "p":
-            body.append(f"<p>{_md_inline_to_html(b[1])}</p>")
-        elif kind == "pre":
-            body.append(f"<pre>{html.escape(b[1])}</pre>")
-        elif kind == "md":  # a Markdown table made by format_table
-            lines = [ln for ln in b[1].splitlines() if ln.startswith("|")]
-            cells = [[c.strip() for c in ln.strip().strip("|").split(" | ")] for ln in lines]
-            rows = [cells[0]] + cells[2:]
-            body.append(_html_table(rows[0], rows[1:], inline_md=True))
-        elif kind == "table":
-            body.append(_html_table(b[1], b[2]))
-        elif kind == "img":
-            data = base64.b64encode((out_dir / b[1]).read_bytes()).decode("ascii")
-            body.append(f'<img alt="{html.escape(b[2])}" src="data:image/png;base64,{data}">')
-        elif kind == "examples":
-            items = []
-            for ex in b[1]:
-                ctx = "<br>".join(html.escape(c) for c in ex["context"][-2:])
-                items.append(f"<li><div class='ctx'>{ctx}</div><div><b>true next:</b> {html.escape(ex['true'])}</div>"
-                             f"<div><b>predicted</b> (retrieval, score {ex['decoded_score']:.3f}; cos(y, true) "
-                             f"{ex['cosine']:.3f}): {html.escape(ex['predicted'])}</div></li>")
-            body.append("<ol>" + "".join(items) + "</ol>")
-    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:3px 8px;"
-             "text-align:right}td:first-child,th:first-child{text-align:left}img{max-width:100%}"
-             "pre{background:#f6f6f6;padding:0.8em;white-space:pre-wrap}.ctx{color:#666;font-size:0.9em}li{margin:0.8em 0}")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
-
-
-def _html_table(head, rows, inline_md: bool = False) -> str:
-    cell = _md_inline_to_html if inline_md else (lambda x: html.escape(str(x)))
-    h = "".join(f"<th>{cell(str(c))}</th>" for c in head)
-    r = "".join("<tr>" + "".join(f"<td>{cell(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{h}</tr></thead><tbody>{r}</tbody></table>"
+def _render_html(blocks: list[dict], out_dir: Path, title: str) -> str:
+    """templates/report.html.j2 over the blocks, autoescaped; the PNGs embedded as data URIs."""
+    jinja2 = require("jinja2", "report", "the HTML report")
+    env = jinja2.Environment(loader=jinja2.PackageLoader("nextvec.evaluate", "templates"), autoescape=True,
+                             trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    images = {b["src"]: base64.b64encode((out_dir / b["src"]).read_bytes()).decode("ascii")
+              for b in blocks if b["kind"] == "img"}
+    return env.get_template("report.html.j2").render(title=title, blocks=blocks, images=images)
 
 
 def _fmt(v, nd=3) -> str:
     return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
+
+
+def _header_blocks(run: Path, model, meta: dict, store, evaluation: dict, split: str, ckpt: str, T: int) -> list[dict]:
+    mc = meta.get("model_config", {})
+    return [
+        _b("h1", text=f"nextvec report: {run.name}"),
+        _b("table", head=["", ""], rows=[
+            ["model", f"{mc.get('name', getattr(model, 'name', '?'))} (hidden {mc.get('hidden_dim', '?')}, "
+                      f"{mc.get('num_layers', '?')} layers, prior {mc.get('residual_prior', '?')}, "
+                      f"{meta.get('params', '?')} parameters)"],
+            ["checkpoint", f"{ckpt} (step {meta.get('step')})"],
+            ["store", f"{store.root} ({len(store)} chunks, {store.dim}-d, encoder {store.fingerprint.get('name')})"],
+            ["split", f"{split}: {evaluation['windows']} windows, bank of {evaluation['bank_size']} chunks"],
+            ["context length", str(T)],
+        ]),
+    ]
+
+
+def _training_blocks(run: Path, curves: Path | None) -> list[dict]:
+    blocks = [_b("h2", text="Training curves")]
+    if curves is None:
+        return blocks + [_b("p", text=f"No training log: {run / 'metrics.jsonl'} was not found.")]
+    train_recs, val_recs = read_metrics(run)
+    last = train_recs[-1] if train_recs else {}
+    rows = [[k, _fmt(v, 4)] for k, v in last.items() if k not in _SKIP_CURVES and isinstance(v, (int, float))]
+    if val_recs:
+        rows += [[k, _fmt(v, 4)] for k, v in val_recs[-1].items() if k.startswith("val/")]
+    return blocks + [
+        _b("img", src=curves.name, alt="training curves"),
+        _b("p", text=f"Last logged values (train step {last.get('step')}, "
+                     f"val step {val_recs[-1]['step'] if val_recs else 'n/a'}):"),
+        _b("table", head=["term", "value"], rows=rows),
+    ]
+
+
+def _diagnosis_blocks(diagnosis: dict, hist: Path) -> list[dict]:
+    d = diagnosis
+    blocks = [
+        _b("h2", text="Collapse diagnosis"),
+        _b("p", text=f"Verdict: {d['verdict']}", bold=True),
+        _b("table", head=["check", "value", "thresholds", "status", "meaning"],
+           rows=[[c["check"], _fmt(c["value"]), c["thresholds"], c["status"], c["message"]] for c in d["checks"]]),
+        _b("table", head=["measure", "predictions", "targets"], rows=[
+            ["RankMe (effective rank)", _fmt(d["rankme_pred"], 1), _fmt(d["rankme_target"], 1)],
+            ["mean pairwise cosine", _fmt(d["pairwise_cos_pred"]), _fmt(d["pairwise_cos_target"])],
+            ["std ratio y_dec median (p10-p90)",
+             f"{_fmt(d['std_ratio_median'])} ({_fmt(d['std_ratio_p10'])}-{_fmt(d['std_ratio_p90'])})", "1"],
+            ["cosine to target (model) vs cosine of the train mean", _fmt(d["model_cosine"]),
+             _fmt(d["mean_baseline_cosine"])],
+        ]),
+        _b("img", src=hist.name, alt="std ratio histogram"),
+    ]
+    abc = d.get("abc")
+    if abc:
+        rows = []
+        for t, what in (("A", "decode(encode(x))"), ("B", "decode(L2(encode(x)))"), ("C", "decode(y_dec of the context before x)")):
+            r = abc[t]
+            rows.append([f"{t}: {what}", _fmt(r["exact_match"]), _fmt(r["token_f1"]), _fmt(r.get("cosine")),
+                         _fmt(r.get("true_rank"), 0) if "true_rank" in r else "n/a", _fmt(r.get("r@1"))])
+        blocks += [_b("p", text=f"Decoder tests with the {abc['decoder']} on {abc['n']} chunks:"),
+                   _b("table", head=["test", "exact match", "token F1", "cosine decoded-true", "median rank of true",
+                                     "R@1"], rows=rows)]
+    return blocks
 
 
 def write_report(run_dir: str | Path, store, out_dir: str | Path | None = None, split: str = "test",
@@ -254,17 +284,15 @@ def write_report(run_dir: str | Path, store, out_dir: str | Path | None = None, 
     from nextvec.evaluate import write_json
     from nextvec.evaluate.diagnostics import diagnose_run
     from nextvec.evaluate.runner import evaluate_run, format_summary, format_table
-    from nextvec.store import ConceptStore
-    from nextvec.train.checkpoint import load_model
+    from nextvec.session import Session, resolve_context_length
 
-    if not isinstance(store, ConceptStore):
-        store = ConceptStore(store)
-    model, meta = load_model(run_dir, expected_fingerprint=store.fingerprint)
+    session = Session.open(run_dir, store, encoder=None)
+    model, meta, store = session.model, session.meta, session.store
     run = Path(meta.get("run_dir") or run_dir)
     out = Path(out_dir) if out_dir is not None else run / "report"
     out.mkdir(parents=True, exist_ok=True)
-    T = int(meta.get("context_length") or 5)
-    ckpt = meta.get("path", str(run_dir))
+    T = resolve_context_length(model, session.context_length)
+    ckpt = session.checkpoint
     if evaluation is None:
         evaluation = evaluate_run(model, store, split, context_length=T, max_windows=max_windows, seed=seed,
                                   meta=meta, checkpoint=ckpt)
@@ -274,65 +302,20 @@ def write_report(run_dir: str | Path, store, out_dir: str | Path | None = None, 
     write_json(evaluation, out / "evaluate.json")
     write_json(diagnosis, out / "diagnose.json")
     curves = plot_training_curves(run, out / "training_curves.png")
-    plot_std_ratio_hist(diagnosis["std_ratio_per_dim"], out / "std_ratio_hist.png")
+    hist = plot_std_ratio_hist(diagnosis["std_ratio_per_dim"], out / "std_ratio_hist.png")
     examples = example_predictions(model, store, split, T, n=n_examples, seed=seed)
 
-    mc = meta.get("model_config", {})
-    blocks: list[tuple] = [
-        ("h1", f"nextvec report: {run.name}"),
-        ("table", ["", ""], [
-            ["model", f"{mc.get('name', getattr(model, 'name', '?'))} (hidden {mc.get('hidden_dim', '?')}, "
-                      f"{mc.get('num_layers', '?')} layers, prior {mc.get('residual_prior', '?')}, "
-                      f"{meta.get('params', '?')} parameters)"],
-            ["checkpoint", f"{ckpt} (step {meta.get('step')})"],
-            ["store", f"{store.root} ({len(store)} chunks, {store.dim}-d, encoder {store.fingerprint.get('name')})"],
-            ["split", f"{split}: {evaluation['windows']} windows, bank of {evaluation['bank_size']} chunks"],
-            ["context length", str(T)],
-        ]),
-        ("h2", "Training curves"),
+    head, rows = _table_cells(format_table(evaluation))
+    blocks = [
+        *_header_blocks(run, model, meta, store, evaluation, split, ckpt, T),
+        *_training_blocks(run, curves),
+        _b("h2", text=f"Evaluation on {split}"),
+        _b("pre", text=format_summary(evaluation)),
+        _b("table", head=head, rows=rows),
+        *_diagnosis_blocks(diagnosis, hist),
+        _b("h2", text=f"{len(examples)} example predictions ({split}, decoded by retrieval)"),
+        _b("examples", examples=examples),
     ]
-    train_recs, val_recs = read_metrics(run)
-    if curves is None:
-        blocks.append(("p", f"No training log: {run / 'metrics.jsonl'} was not found."))
-    else:
-        blocks.append(("img", curves.name, "training curves"))
-        last = train_recs[-1] if train_recs else {}
-        rows = [[k, _fmt(v, 4)] for k, v in last.items() if k not in _SKIP_CURVES and isinstance(v, (int, float))]
-        if val_recs:
-            rows += [[k, _fmt(v, 4)] for k, v in val_recs[-1].items() if k.startswith("val/")]
-        blocks += [("p", f"Last logged values (train step {last.get('step')}, "
-                         f"val step {val_recs[-1]['step'] if val_recs else 'n/a'}):"),
-                   ("table", ["term", "value"], rows)]
-    blocks += [
-        ("h2", f"Evaluation on {split}"),
-        ("pre", format_summary(evaluation)),
-        ("md", format_table(evaluation)),
-        ("h2", "Collapse diagnosis"),
-        ("p", f"**Verdict: {diagnosis['verdict']}**"),
-        ("table", ["check", "value", "thresholds", "status", "meaning"],
-         [[c["check"], _fmt(c["value"]), c["thresholds"], c["status"], c["message"]] for c in diagnosis["checks"]]),
-        ("table", ["measure", "predictions", "targets"], [
-            ["RankMe (effective rank)", _fmt(diagnosis["rankme_pred"], 1), _fmt(diagnosis["rankme_target"], 1)],
-            ["mean pairwise cosine", _fmt(diagnosis["pairwise_cos_pred"]), _fmt(diagnosis["pairwise_cos_target"])],
-            ["std ratio y_dec median (p10-p90)",
-             f"{_fmt(diagnosis['std_ratio_median'])} ({_fmt(diagnosis['std_ratio_p10'])}-"
-             f"{_fmt(diagnosis['std_ratio_p90'])})", "1"],
-            ["cosine to target (model) vs cosine of the train mean", _fmt(diagnosis["model_cosine"]),
-             _fmt(diagnosis["mean_baseline_cosine"])],
-        ]),
-        ("img", "std_ratio_hist.png", "std ratio histogram"),
-    ]
-    abc = diagnosis.get("abc")
-    if abc:
-        rows = []
-        for t, what in (("A", "decode(encode(x))"), ("B", "decode(L2(encode(x)))"), ("C", "decode(y_dec of the context before x)")):
-            r = abc[t]
-            rows.append([f"{t}: {what}", _fmt(r["exact_match"]), _fmt(r["token_f1"]), _fmt(r.get("cosine")),
-                         _fmt(r.get("true_rank"), 0) if "true_rank" in r else "n/a", _fmt(r.get("r@1"))])
-        blocks += [("p", f"Decoder tests with the {abc['decoder']} on {abc['n']} chunks:"),
-                   ("table", ["test", "exact match", "token F1", "cosine decoded-true", "median rank of true", "R@1"], rows)]
-    blocks += [("h2", f"{len(examples)} example predictions ({split}, decoded by retrieval)"), ("examples", examples)]
-
     md_path = out / "report.md"
     md_path.write_text(_render_md(blocks))
     (out / "report.html").write_text(_render_html(blocks, out, f"nextvec report: {run.name}"))
