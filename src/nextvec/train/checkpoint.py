@@ -28,7 +28,7 @@ from nextvec.store.format import fsync_path
 FORMAT = "nextvec-checkpoint/2"
 LEGACY_LVM_FORMAT = "nextvec-lvm-checkpoint/1"
 META_KEY = "nextvec"
-KINDS = {"lvm": "LVM (next-vector model)", "decoder": "learned-decoder"}
+KINDS = {"lvm": "an LVM (next-vector model)", "decoder": "a learned-decoder"}  # kind -> what it is
 LOADERS = {"lvm": "nextvec.train.checkpoint.load_model or `nextvec evaluate`",
            "decoder": "nextvec.decode.inverter.load_checkpoint or a --decoder option"}
 
@@ -126,7 +126,7 @@ def read_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str
         tensors, meta = _legacy_decoder(path, tensors)
     meta["kind"] = checkpoint_kind(meta)
     if kind is not None and meta["kind"] != kind:
-        raise NextvecError(f"{path} is a {KINDS[meta['kind']]} checkpoint (kind {meta['kind']!r}), not a {KINDS[kind]} "
+        raise NextvecError(f"{path} is {KINDS[meta['kind']]} checkpoint (kind {meta['kind']!r}), not {KINDS[kind]} "
                            f"one (kind {kind!r}); load it with {LOADERS[meta['kind']]}")
     meta["path"] = str(path)
     meta["run_dir"] = str(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
