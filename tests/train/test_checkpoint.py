@@ -82,3 +82,71 @@ def test_sidecar_json_is_readable_metadata(tmp_path):
     meta = json.loads((tmp_path / "best.json").read_text())
     assert meta["model_config"]["name"] == "gru" and meta["fingerprint"] == FP
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def tiny_decoder():
+    from nextvec.decode.inverter import InverterModelConfig, build_inverter
+
+    cfg = InverterModelConfig(backbone="scratch", hidden=16, layers=1, heads=2, prefix_len=1, prefix_hidden=8,
+                              max_tokens=8, bow_queries=0)
+    model, bcfg = build_inverter(cfg, 6)
+    model.set_out_vocab(range(100, 140))
+    return model, bcfg
+
+
+def test_every_checkpoint_names_its_kind_and_the_other_kind_is_refused(tmp_path):
+    from nextvec.decode.inverter import decoder_meta, load_checkpoint
+
+    lvm = build_model(ModelConfig(name="gru", hidden_dim=4, num_layers=1), 6)
+    save_checkpoint(tmp_path / "lvm" / "checkpoints" / "best.safetensors", lvm, meta_for(lvm))
+    dec, bcfg = tiny_decoder()
+    save_checkpoint(tmp_path / "dec" / "checkpoints" / "best.safetensors", dec,
+                    {"fingerprint": FP, "backbone_config": bcfg, "step": 1, **decoder_meta(dec)}, kind="decoder")
+    assert json.loads((tmp_path / "lvm" / "checkpoints" / "best.json").read_text())["kind"] == "lvm"
+    assert read_checkpoint(tmp_path / "dec")[1]["kind"] == "decoder"
+    with pytest.raises(NextvecError, match="is a learned-decoder checkpoint .kind 'decoder'., not an LVM"):
+        load_model(tmp_path / "dec")
+    with pytest.raises(NextvecError, match="is an LVM .* checkpoint .kind 'lvm'., not a learned-decoder"):
+        load_checkpoint(tmp_path / "lvm")
+    # tied weights are stored once and fill every name they are tied under
+    loaded, meta = load_checkpoint(tmp_path / "dec")
+    assert meta["kind"] == "decoder" and meta["checkpoint"].endswith("best.safetensors")
+    assert loaded.lm.cls.predictions.decoder.weight.data_ptr() == loaded.lm.bert.embeddings.word_embeddings.weight.data_ptr()
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in dec.state_dict().items())
+
+
+def test_checkpoints_written_before_the_kind_still_load(tmp_path):
+    """An LVM checkpoint of format nextvec-lvm-checkpoint/1 and a decoder written by safetensors' save_model
+    (metadata and optimizer state in files beside it) load, their kind told by what their metadata holds."""
+    from safetensors.torch import save_file, save_model
+
+    from nextvec.decode.inverter import decoder_meta, load_checkpoint
+    from nextvec.train.checkpoint import load_optimizer
+
+    lvm = build_model(ModelConfig(name="gru", hidden_dim=4, num_layers=1), 6)
+    meta = dict(meta_for(lvm), format="nextvec-lvm-checkpoint/1")
+    save_file({f"model.{k}": v for k, v in lvm.state_dict().items()}, str(tmp_path / "old_lvm.safetensors"),
+              metadata={"nextvec": json.dumps(meta)})
+    loaded, meta = load_model(tmp_path / "old_lvm.safetensors")
+    assert meta["kind"] == "lvm" and all(torch.equal(v, loaded.state_dict()[k]) for k, v in lvm.state_dict().items())
+
+    dec, bcfg = tiny_decoder()
+    opt = torch.optim.AdamW(dec.parameters(), lr=1e-3)
+    dec.loss(torch.randn(2, 6), None, torch.tensor([[101, 120, 102]] * 2), torch.ones(2, 3, dtype=torch.long)).backward()
+    opt.step()
+    ck = tmp_path / "dec" / "checkpoints"
+    ck.mkdir(parents=True)
+    save_model(dec, str(ck / "last.safetensors"))
+    (ck / "last.json").write_text(json.dumps({"kind": "inverter", "format": 1, "fingerprint": FP, "step": 4,
+                                              "backbone_config": bcfg, **decoder_meta(dec)}))
+    params = [p for g in opt.param_groups for p in g["params"]]
+    save_file({f"{i}.{k}": v for i, p in enumerate(params) for k, v in opt.state[p].items()},
+              str(ck / "last.optim.safetensors"))
+    loaded, meta = load_checkpoint(tmp_path / "dec")
+    assert meta["kind"] == "decoder" and meta["step"] == 4
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in dec.state_dict().items())
+    tensors, meta = read_checkpoint(ck / "last.safetensors", kind="decoder")
+    opt2 = torch.optim.AdamW(loaded.parameters(), lr=1e-3)
+    load_optimizer(opt2, tensors, meta)
+    for p, p2 in zip(params, loaded.parameters()):
+        assert all(torch.equal(opt.state[p][k], opt2.state[p2][k]) for k in opt.state[p])

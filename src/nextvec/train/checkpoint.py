@@ -1,10 +1,17 @@
-"""Checkpoints that load without executing code.
+"""The one checkpoint format of every trainer: files that load without executing code.
 
-RUN/checkpoints/{last,best}.safetensors hold the tensors: model weights as `model.<name>` and (in
-`last`) the AdamW state flattened as `optim.<param>.<key>`. The metadata (model config, training
-config, step, encoder fingerprint, dimension, loop position, optimizer hyperparameters) is JSON, stored
-in the safetensors header, so one atomic rename publishes weights and metadata together; a readable
-copy sits beside it as `.json`. Nothing is ever unpickled.
+A checkpoint is one .safetensors file. Its tensors are the model weights as `model.<name>` (a tied tensor
+once, under its first name) and, in `last`, the AdamW state flattened as `optim.<param>.<key>`. Its
+metadata is JSON in the safetensors header, so one atomic rename publishes weights and metadata together;
+a readable copy sits beside it as `.json`. Nothing is ever unpickled.
+
+Every checkpoint names its `kind`: "lvm" (nextvec.train.loop) or "decoder" (the learned text decoder,
+nextvec.decode.inverter_train). Metadata always holds what rebuilds the model (model config, dim), the
+encoder fingerprint and the step; trainers add their own (training config, loop position, val metrics).
+
+Older files still load: LVM checkpoints of format "nextvec-lvm-checkpoint/1" (no `kind`), and decoder
+checkpoints written by safetensors' save_model, whose metadata is only in the .json beside them (kind
+"inverter") and whose optimizer state sits in `last.optim.safetensors`.
 """
 
 from __future__ import annotations
@@ -18,19 +25,25 @@ import torch
 from nextvec.errors import NextvecError, check_fingerprint
 from nextvec.store.format import fsync_path
 
-FORMAT = "nextvec-lvm-checkpoint/1"
+FORMAT = "nextvec-checkpoint/2"
+LEGACY_LVM_FORMAT = "nextvec-lvm-checkpoint/1"
 META_KEY = "nextvec"
+KINDS = {"lvm": "an LVM (next-vector model)", "decoder": "a learned-decoder"}  # kind -> what it is
+LOADERS = {"lvm": "nextvec.train.checkpoint.load_model or `nextvec evaluate`",
+           "decoder": "nextvec.decode.inverter.load_checkpoint or a --decoder option"}
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict,
-                    optimizer: torch.optim.Optimizer | None = None) -> None:
-    """Write model (+ optimizer) tensors and `meta` to `path` atomically (temp file + rename)."""
+                    optimizer: torch.optim.Optimizer | None = None, kind: str = "lvm") -> None:
+    """Write model (+ optimizer) tensors and `meta` (+ kind, format) to `path` atomically (temp file + rename)."""
     from safetensors.torch import save_file
 
+    if kind not in KINDS:
+        raise ValueError(f"checkpoint kind {kind!r} is not one of {', '.join(KINDS)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = dict(meta, format=FORMAT)
+    tensors = {f"model.{k}": v for k, v in _untied(model.state_dict()).items()}
+    meta = dict(meta, kind=kind, format=FORMAT)
     if optimizer is not None:
         sd = optimizer.state_dict()
         scalars = {}
@@ -52,48 +65,125 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict,
     os.replace(tmp_json, side)
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
+def _alias_key(t: torch.Tensor) -> tuple:
+    return t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride()
+
+
+def _untied(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state_dict with each tied tensor (the same storage under several names) kept once, under its first
+    name, on the CPU: safetensors refuses to store aliases."""
+    seen, out = set(), {}
+    for k, v in state.items():
+        key = _alias_key(v)
+        if v.numel() and key in seen:
+            continue
+        seen.add(key)
+        out[k] = v.detach().cpu().contiguous()
+    return out
+
+
+def resolve_checkpoint(path: str | Path, kind: str | None = None) -> Path:
     """A run folder -> its best checkpoint (else last); a .json metadata file -> its .safetensors."""
     path = Path(path)
+    what = f"{kind} checkpoint" if kind else "checkpoint"
     if path.is_dir():
         for name in ("best", "last"):
             for cand in (path / "checkpoints" / f"{name}.safetensors", path / f"{name}.safetensors"):
                 if cand.is_file():
                     return cand
-        raise NextvecError(f"{path} holds no checkpoint (expected checkpoints/best.safetensors or last.safetensors)")
+        hint = f"; train one with `nextvec train-decoder STORE --out {path}`" if kind == "decoder" else ""
+        raise NextvecError(f"{path} holds no {what} (expected checkpoints/best.safetensors or last.safetensors){hint}")
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
     if not path.is_file():
-        raise NextvecError(f"checkpoint {path} does not exist")
+        raise NextvecError(f"{what} {path} does not exist")
     if path.suffix != ".safetensors":
         raise NextvecError(f"{path} is not a nextvec checkpoint: only .safetensors files are loaded (pickles never are)")
     return path
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors, meta) of a checkpoint file; refuses anything that is not a nextvec safetensors file."""
+def read_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, meta) of a checkpoint file or run folder; refuses anything that is not a nextvec safetensors
+    checkpoint, and (given `kind`) a checkpoint of the other kind."""
     from safetensors import safe_open
 
-    path = resolve_checkpoint(path)
+    path = resolve_checkpoint(path, kind)
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # safetensors raises its own error types for damaged or foreign files
         raise NextvecError(f"{path} is not a readable safetensors checkpoint ({e})") from e
-    try:
-        meta = json.loads(header[META_KEY])
-    except (KeyError, json.JSONDecodeError) as e:
-        raise NextvecError(f"{path} is a safetensors file without nextvec metadata") from e
-    if meta.get("format") != FORMAT:
-        raise NextvecError(f"{path} has checkpoint format {meta.get('format')!r}, expected {FORMAT!r}")
+    if META_KEY in header:
+        try:
+            meta = json.loads(header[META_KEY])
+        except json.JSONDecodeError as e:
+            raise NextvecError(f"{path} holds damaged nextvec metadata ({e})") from e
+        if not isinstance(meta, dict) or meta.get("format") not in (FORMAT, LEGACY_LVM_FORMAT):
+            found = meta.get("format") if isinstance(meta, dict) else None
+            raise NextvecError(f"{path} has checkpoint format {found!r}, expected {FORMAT!r}")
+    else:
+        tensors, meta = _legacy_decoder(path, tensors)
+    meta["kind"] = checkpoint_kind(meta)
+    if kind is not None and meta["kind"] != kind:
+        raise NextvecError(f"{path} is {KINDS[meta['kind']]} checkpoint (kind {meta['kind']!r}), not {KINDS[kind]} "
+                           f"one (kind {kind!r}); load it with {LOADERS[meta['kind']]}")
     meta["path"] = str(path)
     meta["run_dir"] = str(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
     return tensors, meta
 
 
+def checkpoint_kind(meta: dict) -> str:
+    """The `kind` of a checkpoint's metadata; checkpoints written before it existed are told by what they hold."""
+    kind = meta.get("kind")
+    if kind == "inverter" or (kind is None and "backbone_config" in meta):  # decoders named themselves "inverter"
+        return "decoder"
+    if kind is None and "model_config" in meta:  # LVM checkpoints had no kind
+        return "lvm"
+    if kind not in KINDS:
+        raise NextvecError(f"{meta.get('path', 'the checkpoint')} has unknown kind {kind!r}; expected one of "
+                           f"{', '.join(KINDS)}")
+    return kind
+
+
+def _legacy_decoder(path: Path, tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
+    """A decoder checkpoint from before the one format: bare weight names, metadata (kind "inverter") in the
+    .json beside it, optimizer state in `<name>.optim.safetensors`."""
+    from safetensors.torch import load_file
+
+    side = path.with_suffix(".json")
+    try:
+        meta = json.loads(side.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        meta = None
+    if not isinstance(meta, dict) or meta.get("kind") != "inverter":
+        raise NextvecError(f"{path} is a safetensors file without nextvec metadata")
+    tensors = {f"model.{k}": v for k, v in tensors.items()}
+    optim = path.with_name(path.stem + ".optim.safetensors")
+    if optim.is_file():
+        tensors.update({f"optim.{k}": v for k, v in load_file(str(optim)).items()})
+        meta["optimizer"] = {"param_groups": [], "scalars": {}}
+    return tensors, meta
+
+
 def model_state(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+
+
+def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
+    """Load a checkpoint's model tensors into `model`; a tied tensor saved once fills all its names."""
+    weights = model_state(tensors)
+    names: dict[tuple, list[str]] = {}
+    for k, v in model.state_dict().items():
+        if v.numel():
+            names.setdefault(_alias_key(v), []).append(k)
+    for tied in names.values():
+        saved = [k for k in tied if k in weights]
+        weights.update({k: weights[saved[0]] for k in tied if saved and k not in weights})
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        raise NextvecError(f"{where}: weights do not match the model config it carries ({e})") from e
 
 
 def optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
@@ -111,6 +201,13 @@ def optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": dict(sorted(state.items())), "param_groups": meta["optimizer"]["param_groups"]}
 
 
+def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Restore the saved optimizer state (moments, step counts) into `optimizer`; its hyperparameters stay
+    those it was built with, so the config of the resumed run wins."""
+    groups = optimizer.state_dict()["param_groups"]
+    optimizer.load_state_dict({"state": optimizer_state(tensors, meta)["state"], "param_groups": groups})
+
+
 def load_model(path: str | Path, expected_fingerprint: dict | None = None, device: str | torch.device = "cpu"):
     """Rebuild a trained LVM -> (model in eval mode, meta).
 
@@ -122,12 +219,9 @@ def load_model(path: str | Path, expected_fingerprint: dict | None = None, devic
     """
     from nextvec.models.registry import build_model
 
-    tensors, meta = read_checkpoint(path)
+    tensors, meta = read_checkpoint(path, kind="lvm")
     if expected_fingerprint is not None:
         check_fingerprint(expected_fingerprint, meta["fingerprint"], f"checkpoint {meta['path']}")
     model = build_model(meta["model_config"], meta["dim"])
-    try:
-        model.load_state_dict(model_state(tensors))
-    except RuntimeError as e:
-        raise NextvecError(f"{meta['path']}: weights do not match the model config it carries ({e})") from e
+    load_weights(model, tensors, meta["path"])
     return model.to(device).eval(), meta

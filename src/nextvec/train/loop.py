@@ -1,6 +1,8 @@
-"""The training loop: one readable function, `train(store_path, config, out_dir, resume=False)`.
+"""The LVM trainer: `train(store_path, config, out_dir, resume=False)`, in pieces that each fit on a screen:
+`_setup` (data, model, optimizer, start checkpoint), `_train_step`, `_validate_and_keep`, `_finish`;
+`_run_steps` is the loop that strings them together.
 
-Run folder:
+Run folder (nextvec.train.run_folder, shared with the decoder trainer):
     RUN/config.json                      the resolved config
     RUN/metrics.jsonl                    one JSON object per step (step, lr, loss, every term, grad_norm)
                                          and one per validation ("val/..." keys)
@@ -17,26 +19,27 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nextvec.config import LVMConfig, TrainConfig, save_config
+from nextvec.config import LVMConfig, TrainConfig
 from nextvec.data.dataset import WindowDataset
 from nextvec.data.sampler import DiverseBatchSampler
 from nextvec.data.streaming import InRamWindows, StreamingWindows, use_streaming
-from nextvec.data.windows import gather_windows, seeded_subset, window_targets
+from nextvec.data.windows import seeded_subset, window_targets
 from nextvec.errors import NextvecError, check_fingerprint
 from nextvec.losses import HEAD_TERMS, TERMS, CombinedLoss
 from nextvec.models.registry import build_model
 from nextvec.store import open_store
 from nextvec.train import distributed
-from nextvec.train.checkpoint import model_state, optimizer_state, read_checkpoint, save_checkpoint
-from nextvec.train.schedule import get_lr
+from nextvec.train.checkpoint import load_optimizer, load_weights, read_checkpoint, save_checkpoint
+from nextvec.train.run_folder import RunFolder
+from nextvec.train.schedule import EarlyStopping, get_lr
 
 VAL_METRICS = ("val/cosine", "val/std_ratio", "val/loss", "val/energy_score",
                *(f"val/{t}_loss" for t in TERMS + HEAD_TERMS))
@@ -101,28 +104,6 @@ def _val_energy_score(model, ds: WindowDataset, batch_size: int) -> float:
     return total / len(idx)
 
 
-@torch.no_grad()
-def predict_windows(model: torch.nn.Module, store, targets: np.ndarray, T: int, batch_size: int = 1024,
-                    vectors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Predict the chunk at each of `targets` (store chunk ids) from its T-chunk context.
-
-    Returns (y_dec (M, D), y_cos (M, D)) float32 numpy. `vectors` may be a preloaded float32 copy of
-    store.vectors. Runs under no_grad in eval mode on the model's device.
-    """
-    model.eval()
-    device = next(model.parameters()).device
-    targets = np.asarray(targets, dtype=np.int64)
-    dec, cos = [], []
-    for i in range(0, len(targets), batch_size):
-        ctx, mask, _ = gather_windows(store, targets[i:i + batch_size], T, vectors)
-        pred = model(torch.from_numpy(ctx).to(device), torch.from_numpy(mask).to(device))
-        dec.append(pred.y_dec.float().cpu().numpy())
-        cos.append(pred.y_cos.float().cpu().numpy())
-    D = store.dim
-    return (np.concatenate(dec) if dec else np.zeros((0, D), np.float32),
-            np.concatenate(cos) if cos else np.zeros((0, D), np.float32))
-
-
 def _as_config(config) -> LVMConfig:
     if config is None:
         return LVMConfig()
@@ -133,21 +114,6 @@ def _as_config(config) -> LVMConfig:
     except Exception as e:
         raise NextvecError(f"invalid config: {e}") from e
 
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """On resume, drop records written after the checkpoint we continue from."""
-    if not path.is_file():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                keep.append(line)
-        except (json.JSONDecodeError, KeyError, TypeError):  # a line cut short by a kill
-            continue
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in keep))
-    os.replace(tmp, path)
 
 
 def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = False,
@@ -163,223 +129,279 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
             still runs to train.max_steps.
     Under torchrun every process calls this; rank 0 writes the run folder.
     """
-    out = Path(out_dir)
-    last_path, best_path = out / "checkpoints" / "last.safetensors", out / "checkpoints" / "best.safetensors"
-    if resume:
-        if not last_path.is_file():
-            raise NextvecError(f"{out} has no checkpoints/last.safetensors to resume from")
-        if config is None:
-            config = json.loads((out / "config.json").read_text())
-    elif last_path.is_file():
-        raise NextvecError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    folder = RunFolder(out_dir)
+    folder.check_resume(resume)
+    if resume and config is None:
+        config = json.loads((folder.root / "config.json").read_text())
+    cfg, store = _resolve_config(config, store_path)
+    start = _start_checkpoint(cfg, store, folder.last if resume else (cfg.train.init_from or None), resume)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    env = distributed.setup(cfg.train.device)
+    try:
+        run = _setup(cfg, store, env, folder, start, resume)
+        stop_reason = _run_steps(run, stop_after)
+        return _finish(run, stop_reason)
+    finally:
+        distributed.teardown(env)
+
+
+@dataclass
+class _Run:
+    """What one training run holds between its pieces (setup, step, validate-and-keep, finish)."""
+
+    cfg: LVMConfig
+    store: object
+    env: distributed.DistEnv
+    folder: RunFolder
+    train_src: InRamWindows | StreamingWindows
+    val_ds: WindowDataset
+    streaming: bool
+    model: torch.nn.Module
+    loss_fn: CombinedLoss
+    optimizer: torch.optim.Optimizer
+    stopping: EarlyStopping
+    # where the loop is: global step, epoch, batch within it, step of the best validation, seconds run
+    loop: dict = field(default_factory=lambda: {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best_step": None,
+                                                "elapsed_s": 0.0})
+    last_val: dict | None = None
+    ddp_model: torch.nn.Module | None = None
+    step_seconds: float = 0.0
+    steps_run: int = 0
+
+
+def _resolve_config(config, store_path):
+    """-> (the config with model.dim resolved to the store's, the store); refuses a mismatch before any work."""
     cfg = _as_config(config)
-    tc, T = cfg.train, cfg.model.context_length
-    if tc.select_metric not in VAL_METRICS:
-        raise NextvecError(f"train.select_metric {tc.select_metric!r} is not one of {', '.join(VAL_METRICS)}")
+    if cfg.train.select_metric not in VAL_METRICS:
+        raise NextvecError(f"train.select_metric {cfg.train.select_metric!r} is not one of {', '.join(VAL_METRICS)}")
     store = open_store(store_path)
     if cfg.model.dim not in (0, store.dim):
         raise NextvecError(f"model.dim {cfg.model.dim} does not match the store's vectors ({store.dim}-d)")
-    cfg = cfg.model_copy(update={"model": cfg.model.resolved(store.dim)})
-    start_from = last_path if resume else (tc.init_from or None)  # weights to start from, if any
-    if start_from is not None:  # refuse before reading any data: another encoder's store, or another model
-        tensors, meta = read_checkpoint(start_from)
-        what = f"checkpoint {meta['path']}" if resume else f"train.init_from checkpoint {meta['path']}"
-        check_fingerprint(store.fingerprint, meta["fingerprint"], what)
-        mine = cfg.model.model_dump(mode="json")
-        if meta["model_config"] != mine:
-            diff = {k: (v, meta["model_config"].get(k)) for k, v in mine.items() if meta["model_config"].get(k) != v}
-            raise NextvecError(f"{what} holds another model config (this run / the checkpoint: {diff}); "
-                               + ("model.* cannot change on --resume" if resume else "set model.* to match it"))
+    return cfg.model_copy(update={"model": cfg.model.resolved(store.dim)}), store
 
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    env = distributed.setup(tc.device)
-    main = env.is_main
-    try:
-        # ---- data: the split in RAM, or streamed when larger than train.max_ram_gb; windows never cross documents
-        streaming = use_streaming(store, tc)
-        train_targets = None if streaming else window_targets(store, "train")
-        if tc.train_windows:
-            train_targets = seeded_subset(train_targets, tc.train_windows, tc.seed)
-        if tc.overfit:
-            train_targets = seeded_subset(train_targets, tc.overfit, tc.seed)
-            val_split, val_targets = "train", train_targets  # the sanity check: fit and measure the same windows
-        else:
-            val_split, val_targets = "val", seeded_subset(window_targets(store, "val"), tc.val_max_windows, tc.seed)
-        if len(val_targets) == 0:
-            raise NextvecError(f"the {val_split} split of {store.root} has no windows to validate on; "
-                               "ingest with a val fraction > 0")
-        if streaming:  # a split larger than train.max_ram_gb: read in shuffled blocks of documents
-            train_src = StreamingWindows(store, T, cfg.loss.hard_negatives, tc.batch_size, tc.seed, env.rank,
-                                         env.world_size, tc.shuffle_buffer, env.device)
-        else:
-            train_ds = WindowDataset(store, "train", T, cfg.loss.hard_negatives, train_targets, env.device)
-            train_src = InRamWindows(train_ds, DiverseBatchSampler(train_ds.doc, tc.batch_size, tc.max_windows_per_doc,
-                                                                   tc.seed, env.rank, env.world_size))
-        val_ds = WindowDataset(store, val_split, T, 0, val_targets, env.device)
-        if train_src.n_batches(0) == 0:
-            raise NextvecError(f"{len(train_src)} training windows make no full batch of {tc.batch_size} per "
-                               f"process; lower train.batch_size")
 
-        # ---- model, loss, optimizer
-        torch.manual_seed(tc.seed)
-        model = build_model(cfg.model).to(env.device)
-        loss_fn = CombinedLoss(cfg.loss, store.mean, store.std).to(env.device)
-        optimizer = make_optimizer(model, tc)
-        last_val = None
-        loop = {"step": 0, "epoch": 0, "batch_in_epoch": 0, "best": None, "best_step": None, "bad_evals": 0,
-                "elapsed_s": 0.0}
-        if start_from is not None:
-            model.load_state_dict(model_state(tensors))
-        if resume:
-            optimizer.load_state_dict(optimizer_state(tensors, meta))
-            for group, decay in zip(optimizer.param_groups, (tc.weight_decay, 0.0)):  # the config wins
-                group.update(weight_decay=decay, betas=tuple(tc.betas))
-            loop.update(meta["loop"])
-            last_val = meta.get("val")
+def _start_checkpoint(cfg: LVMConfig, store, start_from, resume: bool) -> tuple[dict, dict] | None:
+    """(tensors, meta) of the checkpoint to start from (resume, or train.init_from), if any; refused before any
+    data is read when it was made for another encoder's store or holds another model."""
+    if start_from is None:
+        return None
+    tensors, meta = read_checkpoint(start_from, kind="lvm")
+    what = f"checkpoint {meta['path']}" if resume else f"train.init_from checkpoint {meta['path']}"
+    check_fingerprint(store.fingerprint, meta["fingerprint"], what)
+    mine = cfg.model.model_dump(mode="json")
+    if meta["model_config"] != mine:
+        diff = {k: (v, meta["model_config"].get(k)) for k, v in mine.items() if meta["model_config"].get(k) != v}
+        raise NextvecError(f"{what} holds another model config (this run / the checkpoint: {diff}); "
+                           + ("model.* cannot change on --resume" if resume else "set model.* to match it"))
+    return tensors, meta
+
+
+def _data(cfg: LVMConfig, store, env):
+    """-> (train windows, val dataset, streaming?): the split in RAM, or streamed when larger than
+    train.max_ram_gb; windows never cross documents."""
+    tc, T = cfg.train, cfg.model.context_length
+    streaming = use_streaming(store, tc)
+    train_targets = None if streaming else window_targets(store, "train")
+    if tc.train_windows:
+        train_targets = seeded_subset(train_targets, tc.train_windows, tc.seed)
+    if tc.overfit:
+        train_targets = seeded_subset(train_targets, tc.overfit, tc.seed)
+        val_split, val_targets = "train", train_targets  # the sanity check: fit and measure the same windows
+    else:
+        val_split, val_targets = "val", seeded_subset(window_targets(store, "val"), tc.val_max_windows, tc.seed)
+    if len(val_targets) == 0:
+        raise NextvecError(f"the {val_split} split of {store.root} has no windows to validate on; "
+                           "ingest with a val fraction > 0")
+    if streaming:  # a split larger than train.max_ram_gb: read in shuffled blocks of documents
+        train_src = StreamingWindows(store, T, cfg.loss.hard_negatives, tc.batch_size, tc.seed, env.rank,
+                                     env.world_size, tc.shuffle_buffer, env.device)
+    else:
+        train_ds = WindowDataset(store, "train", T, cfg.loss.hard_negatives, train_targets, env.device)
+        train_src = InRamWindows(train_ds, DiverseBatchSampler(train_ds.doc, tc.batch_size, tc.max_windows_per_doc,
+                                                               tc.seed, env.rank, env.world_size))
+    val_ds = WindowDataset(store, val_split, T, 0, val_targets, env.device)
+    if train_src.n_batches(0) == 0:
+        raise NextvecError(f"{len(train_src)} training windows make no full batch of {tc.batch_size} per "
+                           f"process; lower train.batch_size")
+    return train_src, val_ds, streaming
+
+
+def _setup(cfg: LVMConfig, store, env, folder: RunFolder, start, resume: bool) -> _Run:
+    """Data, model, loss and optimizer; the start checkpoint's weights (and, on resume, optimizer state and
+    loop position) loaded; the run folder started on rank 0."""
+    tc = cfg.train
+    train_src, val_ds, streaming = _data(cfg, store, env)
+    torch.manual_seed(tc.seed)
+    model = build_model(cfg.model).to(env.device)
+    loss_fn = CombinedLoss(cfg.loss, store.mean, store.std).to(env.device)
+    run = _Run(cfg, store, env, folder, train_src, val_ds, streaming, model, loss_fn, make_optimizer(model, tc),
+               EarlyStopping(tc.select_mode, tc.patience))
+    if start is not None:
+        tensors, meta = start
+        load_weights(model, tensors, meta["path"])
+    if resume:
+        load_optimizer(run.optimizer, tensors, meta)  # the config's hyperparameters win
+        loop = dict(meta["loop"])
+        run.stopping.best, run.stopping.bad_evals = loop.pop("best"), loop.pop("bad_evals")
+        run.loop.update(loop)
+        run.last_val = meta.get("val")
+    if env.is_main:
+        folder.start(cfg, run.loop["step"] if resume else None)
+    run.ddp_model = distributed.wrap(model, env)
+    return run
+
+
+def _checkpoint(run: _Run, path: Path, with_optimizer: bool) -> None:
+    cfg = run.cfg
+    meta = {
+        "model_config": cfg.model.model_dump(mode="json"),
+        "train_config": cfg.train.model_dump(mode="json"),
+        "loss_config": cfg.loss.model_dump(mode="json"),
+        "config": cfg.model_dump(mode="json"),
+        "step": run.loop["step"],
+        "fingerprint": run.store.fingerprint,
+        "dim": run.store.dim,
+        "context_length": cfg.model.context_length,
+        "store": str(run.store.root),
+        "loop": {**run.loop, "best": run.stopping.best, "bad_evals": run.stopping.bad_evals},
+        "val": run.last_val,
+        "params": run.model.num_params(),
+        "torch": torch.__version__,
+    }
+    save_checkpoint(path, run.model, meta, run.optimizer if with_optimizer else None, kind="lvm")
+
+
+def _validate_and_keep(run: _Run, step: int) -> bool:
+    """Validate (rank 0), keep the best and last checkpoints; -> whether patience ran out."""
+    tc = run.cfg.train
+    run.last_val = validate(run.model, run.val_ds, run.loss_fn, tc.batch_size, run.store.std)
+    run.folder.log({"step": step, **run.last_val})
+    if run.stopping.update(run.last_val[tc.select_metric]):
+        run.loop["best_step"] = step
+        _checkpoint(run, run.folder.best, with_optimizer=False)
+    _checkpoint(run, run.folder.last, with_optimizer=True)
+    return run.stopping.should_stop
+
+
+def _train_step(run: _Run, gen: torch.Generator) -> dict:
+    """One optimizer step on the next batch -> its metrics record (step, epoch, lr, every loss term, grad_norm)."""
+    tc, loop = run.cfg.train, run.loop
+    step = loop["step"]
+    gen.manual_seed(step_seed(tc.seed, run.env.rank, step))  # hard negatives
+    dropout_seed = step_seed(tc.seed, run.env.rank, step) + 1
+    if run.env.device.type == "cuda":
+        torch.cuda.manual_seed(dropout_seed)
+    else:
+        torch.default_generator.manual_seed(dropout_seed)
+    batch = run.train_src.batch(loop["epoch"], loop["batch_in_epoch"], gen)
+    lr = get_lr(step, tc.lr, tc.warmup_steps, tc.max_steps, tc.min_lr_ratio)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+
+    pred = run.ddp_model(batch.context, batch.mask, batch.target, run.cfg.loss.energy_samples)
+    loss, parts = run.loss_fn(pred.y_dec, pred.y_cos, batch.target, batch.negatives, batch.negatives_mask,
+                              head_losses=pred.head_losses)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), tc.grad_clip if tc.grad_clip > 0 else math.inf)
+    run.optimizer.step()
+
+    loop["step"], loop["batch_in_epoch"] = step + 1, loop["batch_in_epoch"] + 1
+    record = {"step": step + 1, "epoch": loop["epoch"], "lr": lr, **{k: float(v) for k, v in parts.items()},
+              "grad_norm": float(grad_norm)}
+    if not math.isfinite(record["loss"]):
+        raise NextvecError(f"loss became {record['loss']} at step {step + 1}: {record}; lower train.lr "
+                           "or check the loss weights")
+    return record
+
+
+def _run_steps(run: _Run, stop_after: int | None) -> str:
+    """Step until train.max_steps, the time budget, early stopping or `stop_after` -> why it stopped."""
+    from tqdm.auto import tqdm
+
+    tc, loop, main = run.cfg.train, run.loop, run.env.is_main
+    bar = tqdm(total=tc.max_steps, initial=loop["step"], desc=f"train {run.cfg.model.name}", dynamic_ncols=True,
+               disable=not (main and tc.progress))
+    shown = [t for t in TERMS if getattr(run.cfg.loss, t) > 0] + [t for t in HEAD_TERMS if t == run.cfg.model.head]
+    gen = torch.Generator()
+    started = time.perf_counter() - loop["elapsed_s"]
+    stop_reason, last_shown = "max_steps", 0.0
+    run.train_src.prefetch(loop["epoch"], loop["batch_in_epoch"])  # a streamed first block loads meanwhile
+    # The model before any step is a candidate too: with a zero-initialised residual over a prior it IS
+    # that prior, so the best checkpoint is never worse on val than where training started.
+    if main and loop["step"] == 0:
+        _validate_and_keep(run, 0)
+    while loop["step"] < tc.max_steps:
+        if loop["batch_in_epoch"] >= run.train_src.n_batches(loop["epoch"]):
+            loop["epoch"], loop["batch_in_epoch"] = loop["epoch"] + 1, 0
+            continue
+        t0 = time.perf_counter()
+        record = _train_step(run, gen)
         if main:
-            out.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, out / "config.json")
-            if resume:
-                _truncate_metrics(out / "metrics.jsonl", loop["step"])
-            else:
-                (out / "metrics.jsonl").write_text("")
-        ddp_model = distributed.wrap(model, env)
+            run.folder.log(record, flush=False)
+            bar.update(1)
+            if time.perf_counter() - last_shown > 0.5:
+                bar.set_postfix({k: f"{record[k]:.4f}" for k in ["loss", *shown]}, refresh=False)
+                last_shown = time.perf_counter()
+        run.step_seconds += time.perf_counter() - t0
+        run.steps_run += 1
+        loop["elapsed_s"] = time.perf_counter() - started
+        reason = _after_step(run, stop_after)
+        if reason:
+            stop_reason = reason
+            break
+    bar.close()
+    return stop_reason
 
-        def checkpoint(path, with_optimizer, val=None):
-            meta = {
-                "model_config": cfg.model.model_dump(mode="json"),
-                "train_config": tc.model_dump(mode="json"),
-                "loss_config": cfg.loss.model_dump(mode="json"),
-                "config": cfg.model_dump(mode="json"),
-                "step": loop["step"],
-                "fingerprint": store.fingerprint,
-                "dim": store.dim,
-                "context_length": T,
-                "store": str(store.root),
-                "loop": loop,
-                "val": val,
-                "params": model.num_params(),
-                "torch": torch.__version__,
-            }
-            save_checkpoint(path, model, meta, optimizer if with_optimizer else None)
 
-        log = open(out / "metrics.jsonl", "a") if main else None
-        from tqdm.auto import tqdm
+def _after_step(run: _Run, stop_after: int | None) -> str | None:
+    """Validate or checkpoint when due -> the reason to stop now, if there is one."""
+    tc, loop, env = run.cfg.train, run.loop, run.env
+    out_of_time = distributed.any_rank(tc.max_minutes > 0 and loop["elapsed_s"] >= tc.max_minutes * 60, env)
+    interrupted = stop_after is not None and loop["step"] >= stop_after
+    finishing = loop["step"] >= tc.max_steps or out_of_time or interrupted
+    if loop["step"] % tc.val_every == 0 or finishing:
+        stop = _validate_and_keep(run, loop["step"]) if env.is_main else False
+        if distributed.from_main(stop, env):
+            return "early_stopping"
+    elif tc.checkpoint_every and loop["step"] % tc.checkpoint_every == 0 and env.is_main:
+        run.folder.flush()  # every record up to the checkpoint is on disk before it
+        _checkpoint(run, run.folder.last, with_optimizer=True)
+    if out_of_time:
+        return "max_minutes"
+    if interrupted:
+        return "stop_after"
+    return None
 
-        bar = tqdm(total=tc.max_steps, initial=loop["step"], desc=f"train {cfg.model.name}", dynamic_ncols=True,
-                   disable=not (main and tc.progress))
-        shown = [t for t in TERMS if getattr(cfg.loss, t) > 0] + [t for t in HEAD_TERMS if t == cfg.model.head]
-        gen = torch.Generator()
-        on_gpu = env.device.type == "cuda"
-        started = time.perf_counter() - loop["elapsed_s"]
-        step_seconds, steps_run, stop_reason, last_shown = 0.0, 0, "max_steps", 0.0
 
-        def validate_and_keep(step: int) -> bool:
-            """Validate (rank 0), keep the best and last checkpoints; -> whether patience ran out."""
-            nonlocal last_val
-            last_val = validate(model, val_ds, loss_fn, tc.batch_size, store.std)
-            log.write(json.dumps({"step": step, **last_val}) + "\n")
-            log.flush()
-            value = last_val[tc.select_metric]
-            better = loop["best"] is None or (value > loop["best"] if tc.select_mode == "max" else value < loop["best"])
-            if better:
-                loop.update(best=value, best_step=step, bad_evals=0)
-                checkpoint(best_path, with_optimizer=False, val=last_val)
-            else:
-                loop["bad_evals"] += 1
-            checkpoint(last_path, with_optimizer=True, val=last_val)
-            return tc.patience > 0 and loop["bad_evals"] >= tc.patience
-
-        train_src.prefetch(loop["epoch"], loop["batch_in_epoch"])  # a streamed first block loads meanwhile
-        # The model before any step is a candidate too: with a zero-initialised residual over a prior it IS
-        # that prior, so the best checkpoint is never worse on val than where training started.
-        if main and loop["step"] == 0:
-            validate_and_keep(0)
-
-        # ---- the loop
-        while loop["step"] < tc.max_steps:
-            if loop["batch_in_epoch"] >= train_src.n_batches(loop["epoch"]):
-                loop["epoch"], loop["batch_in_epoch"] = loop["epoch"] + 1, 0
-                continue
-            t0 = time.perf_counter()
-            step = loop["step"]
-            gen.manual_seed(step_seed(tc.seed, env.rank, step))  # hard negatives
-            dropout_seed = step_seed(tc.seed, env.rank, step) + 1
-            torch.cuda.manual_seed(dropout_seed) if on_gpu else torch.default_generator.manual_seed(dropout_seed)
-            batch = train_src.batch(loop["epoch"], loop["batch_in_epoch"], gen)
-            lr = get_lr(step, tc)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-
-            pred = ddp_model(batch.context, batch.mask, batch.target, cfg.loss.energy_samples)
-            loss, parts = loss_fn(pred.y_dec, pred.y_cos, batch.target, batch.negatives, batch.negatives_mask,
-                                  head_losses=pred.head_losses)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip if tc.grad_clip > 0 else math.inf)
-            optimizer.step()
-
-            loop["step"], loop["batch_in_epoch"] = step + 1, loop["batch_in_epoch"] + 1
-            record = {"step": step + 1, "epoch": loop["epoch"], "lr": lr, **{k: float(v) for k, v in parts.items()},
-                      "grad_norm": float(grad_norm)}
-            if not math.isfinite(record["loss"]):
-                raise NextvecError(f"loss became {record['loss']} at step {step + 1}: {record}; lower train.lr "
-                                   "or check the loss weights")
-            if main:
-                log.write(json.dumps(record) + "\n")
-                bar.update(1)
-                if time.perf_counter() - last_shown > 0.5:
-                    bar.set_postfix({k: f"{record[k]:.4f}" for k in ["loss", *shown]}, refresh=False)
-                    last_shown = time.perf_counter()
-            step_seconds += time.perf_counter() - t0
-            steps_run += 1
-            loop["elapsed_s"] = time.perf_counter() - started
-
-            out_of_time = distributed.any_rank(tc.max_minutes > 0 and loop["elapsed_s"] >= tc.max_minutes * 60, env)
-            interrupted = stop_after is not None and loop["step"] >= stop_after
-            finishing = loop["step"] >= tc.max_steps or out_of_time or interrupted
-            if loop["step"] % tc.val_every == 0 or finishing:
-                stop = validate_and_keep(loop["step"]) if main else False
-                if distributed.from_main(stop, env):
-                    stop_reason = "early_stopping"
-                    break
-            elif tc.checkpoint_every and loop["step"] % tc.checkpoint_every == 0 and main:
-                log.flush()  # every record up to the checkpoint is on disk before it
-                checkpoint(last_path, with_optimizer=True, val=last_val)
-            if out_of_time:
-                stop_reason = "max_minutes"
-                break
-            if interrupted:
-                stop_reason = "stop_after"
-                break
-        bar.close()
-        train_src.close()
-
-        summary = {
-            "run_dir": str(out),
-            "model": cfg.model.name,
-            "params": model.num_params(),
-            "steps": loop["step"],
-            "epochs": loop["epoch"] + loop["batch_in_epoch"] / max(1, train_src.n_batches(loop["epoch"])),
-            "stop_reason": stop_reason,
-            "select_metric": tc.select_metric,
-            "best": loop["best"],
-            "best_step": loop["best_step"],
-            "final_val": last_val,
-            "train_windows": len(train_src),
-            "data_source": "stream" if streaming else "memory",
-            "val_windows": len(val_ds),
-            "world_size": env.world_size,
-            "train_seconds": step_seconds,
-            "samples_per_s": steps_run * tc.batch_size * env.world_size / step_seconds if step_seconds else None,
-        }
-        if tc.overfit and last_val is not None:
-            summary["train_cosine"] = last_val["val/cosine"]
-        if main:
-            log.close()
-            (out / "summary.json").write_text(json.dumps(summary, indent=2))
-        distributed.barrier(env)
-        return summary
-    finally:
-        distributed.teardown(env)
+def _finish(run: _Run, stop_reason: str) -> dict:
+    """Close the data source and the metrics log; write RUN/summary.json (rank 0) -> the summary."""
+    tc, loop, env = run.cfg.train, run.loop, run.env
+    run.train_src.close()
+    summary = {
+        "run_dir": str(run.folder.root),
+        "model": run.cfg.model.name,
+        "params": run.model.num_params(),
+        "steps": loop["step"],
+        "epochs": loop["epoch"] + loop["batch_in_epoch"] / max(1, run.train_src.n_batches(loop["epoch"])),
+        "stop_reason": stop_reason,
+        "select_metric": tc.select_metric,
+        "best": run.stopping.best,
+        "best_step": loop["best_step"],
+        "final_val": run.last_val,
+        "train_windows": len(run.train_src),
+        "data_source": "stream" if run.streaming else "memory",
+        "val_windows": len(run.val_ds),
+        "world_size": env.world_size,
+        "train_seconds": run.step_seconds,
+        "samples_per_s": (run.steps_run * tc.batch_size * env.world_size / run.step_seconds
+                          if run.step_seconds else None),
+    }
+    if tc.overfit and run.last_val is not None:
+        summary["train_cosine"] = run.last_val["val/cosine"]
+    if env.is_main:
+        run.folder.close()
+        (run.folder.root / "summary.json").write_text(json.dumps(summary, indent=2))
+    distributed.barrier(env)
+    return summary

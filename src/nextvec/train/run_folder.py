@@ -1,0 +1,71 @@
+"""The run folder every trainer writes (`nextvec train` and `nextvec train-decoder`):
+
+    RUN/config.json                      the resolved config
+    RUN/metrics.jsonl                    one JSON object per record, each with its "step"
+    RUN/checkpoints/last.safetensors     model + optimizer + loop position (resume from here)
+    RUN/checkpoints/best.safetensors     model at the best validation
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from nextvec.config import save_config
+from nextvec.errors import NextvecError
+
+
+class RunFolder:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.best = self.root / "checkpoints" / "best.safetensors"
+        self.last = self.root / "checkpoints" / "last.safetensors"
+        self.metrics = self.root / "metrics.jsonl"
+        self._log = None
+
+    def check_resume(self, resume: bool) -> None:
+        """Refuse to resume without a last checkpoint, or to start a new run over one."""
+        if resume and not self.last.is_file():
+            raise NextvecError(f"{self.root} has no checkpoints/last.safetensors to resume from")
+        if not resume and self.last.is_file():
+            raise NextvecError(f"{self.root} already holds a run; pass --resume to continue it or choose another --out")
+
+    def start(self, config, resume_step: int | None) -> None:
+        """Write config.json and open metrics.jsonl: emptied for a new run; on resume, cut back to the records
+        up to the checkpoint we continue from."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        save_config(config, self.root / "config.json")
+        if resume_step is None:
+            self.metrics.write_text("")
+        else:
+            _truncate_metrics(self.metrics, resume_step)
+        self._log = open(self.metrics, "a")
+
+    def log(self, record: dict, flush: bool = True) -> None:
+        self._log.write(json.dumps(record) + "\n")
+        if flush:
+            self._log.flush()
+
+    def flush(self) -> None:
+        self._log.flush()
+
+    def close(self) -> None:
+        if self._log is not None:
+            self._log.close()
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop the records written after `step` (and lines cut short by a kill)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):  # a line cut short by a kill
+            continue
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    os.replace(tmp, path)
