@@ -19,12 +19,12 @@ from nextvec.evaluate.report import _b, _render_html, write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-# Appended to a copy of report.html: once every image has decoded (or failed to), write what the browser
-# sees into <pre id="probe">, which --dump-dom then prints.
+# Appended to a copy of report.html: on the load event (every image has loaded or failed by then; a broken
+# one has naturalWidth 0) write what the browser sees into <pre id="probe">, which --dump-dom then prints.
+# Synchronous on purpose: an awaited promise may not settle before the DOM is dumped.
 PROBE = """<script>
-window.addEventListener("load", async () => {
+window.addEventListener("load", () => {
   const imgs = [...document.images];
-  await Promise.all(imgs.map(i => i.decode().catch(() => null)));
   const seen = {tables: [...document.querySelectorAll("table")].map(t => t.querySelectorAll("tbody tr").length),
                 images: imgs.map(i => ({alt: i.alt, width: i.naturalWidth, height: i.naturalHeight}))};
   const pre = document.createElement("pre");

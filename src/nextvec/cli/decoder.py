@@ -68,9 +68,7 @@ def evaluate_decoder_cmd(
     if parse_decoder_spec(decoder)[0] != "learned":
         raise NextvecError(f"evaluate-decoder measures a learned decoder per correction pass; give learned:PATH, not {decoder!r}")
     st = open_store(store)
-    threads = torch.get_num_threads()
     enc = open_encoder(st, encoder)
-    torch.set_num_threads(threads)  # the encoder may raise the thread count
     options = DecoderOptions(device=device, no_repeat_ngram=no_repeat_ngram, samples=samples, seed=seed)
     dec = load_decoder(decoder, st, enc, options)
     res = evaluate_decoder(dec, st, enc, split=split, n=n, steps=steps, run=run,

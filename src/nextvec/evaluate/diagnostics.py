@@ -16,7 +16,8 @@ import numpy as np
 from nextvec.decode.metrics import exact_match, token_f1
 from nextvec.errors import check_fingerprint
 from nextvec.evaluate.collapse import mean_pairwise_cosine, moment_matching, rankme, std_ratio
-from nextvec.evaluate.metrics import Bank, predict_windows, retrieval_ranks
+from nextvec.evaluate.metrics import Bank, retrieval_ranks
+from nextvec.models.base import predict_windows
 from nextvec.evaluate.runner import resolve_context_length, select_windows
 from nextvec.vecmath import cosine_rows, unit_rows
 

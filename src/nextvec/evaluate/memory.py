@@ -18,9 +18,10 @@ import torch
 
 from nextvec.data.windows import gather_windows, seeded_subset
 from nextvec.evaluate.distribution import K_SAMPLES
-from nextvec.evaluate.metrics import Bank, cosine_rows, retrieval_ranks, unit_rows
+from nextvec.evaluate.metrics import Bank, retrieval_ranks
 from nextvec.models.memory import SuccessorMemory, combine, mix_samples
 from nextvec.session import MEMORY_FILE
+from nextvec.vecmath import cosine_rows, unit_rows
 
 WEIGHTS = (0.5, 1.0, 2.0)
 THRESHOLDS = (0.6, 0.7, 0.8, 0.85, 0.9)

@@ -124,7 +124,8 @@ def example_predictions(model, store, split: str = "test", context_length: int =
     """`n` random windows of a split: context texts, true next text, and y_dec decoded by retrieval."""
     from nextvec.data.windows import context_indices, window_targets
     from nextvec.evaluate.diagnostics import retrieval_decoder
-    from nextvec.evaluate.metrics import cosine_rows, predict_windows
+    from nextvec.models.base import predict_windows
+    from nextvec.vecmath import cosine_rows
 
     targets = window_targets(store, split)
     if len(targets) == 0:

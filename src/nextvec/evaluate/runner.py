@@ -7,7 +7,8 @@ import numpy as np
 from nextvec.data.windows import seeded_subset, window_targets
 from nextvec.errors import NextvecError, check_fingerprint
 from nextvec.session import resolve_context_length  # noqa: F401  (evaluators import it from here)
-from nextvec.evaluate.metrics import MARGIN_DEFINITION, PRIMARY_METRIC, Bank, predict_windows, score_predictions
+from nextvec.evaluate.metrics import MARGIN_DEFINITION, PRIMARY_METRIC, Bank, score_predictions
+from nextvec.models.base import predict_windows
 
 RANK_DEFINITION = ("rank of the true next chunk by cosine with y_cos; ties count half; bank rows with a vector identical "
                    "to the target's are not competitors")

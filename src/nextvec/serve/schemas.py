@@ -23,6 +23,7 @@ class ServeLimits(Strict):
     max_chars: int = Field(2000, ge=1, description="characters per text")
     max_prompt_chars: int = Field(10_000, ge=1, description="characters per /generate prompt")
     max_vectors: int = Field(256, ge=1, description="vectors per /decode request or /predict context")
+    body_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the rest of a request body (then 408)")
     max_k: int = Field(50, ge=1, description="candidates per vector in /decode and /generate")
     max_steps: int = Field(20, ge=1, description="steps per /generate request")
     max_samples: int = Field(64, ge=1, description="samples per /predict request; sampled continuations per "
@@ -30,7 +31,6 @@ class ServeLimits(Strict):
     max_flow_steps: int = Field(64, ge=1, description="flow head: Euler steps per draw")
     max_body_bytes: int = Field(4_000_000, ge=1024, description="request body size")
     max_batch: int = Field(32, ge=1, description="/predict requests merged into one model call")
-    body_timeout_s: float = Field(10.0, gt=0, description="seconds to wait for the rest of a request body (then 408)")
     header_timeout_s: float = Field(10.0, gt=0, description="`nextvec serve`: seconds a connection may take to send "
                                                           "a request line and headers before it is closed")
 
