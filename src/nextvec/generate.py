@@ -18,6 +18,7 @@ from pydantic import Field
 
 from nextvec.config import Strict
 from nextvec.errors import NextvecError, check_fingerprint
+from nextvec.vecmath import cosine_rows
 
 
 def split_prompt(prompt: str, max_chars: int | None = None, splitter: str | None = None) -> list[str]:
@@ -33,12 +34,6 @@ def store_splitter(store) -> str:
     """The splitter a store was ingested with; stores from before splitters were recorded used blingfire."""
     params = store.manifest.get("params", {}) if hasattr(store, "manifest") else {}
     return (params.get("splitter") or {}).get("name", "blingfire")
-
-
-def _cos(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine of two (D,) vectors; 0 when either is all zeros."""
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    return float(a @ b / (na * nb)) if na > 0 and nb > 0 else 0.0
 
 
 class SampleOptions(Strict):
@@ -94,37 +89,31 @@ def rollout(model, context: np.ndarray, steps: int, stop_cos: float = 0.9, conte
     """
     import torch
 
+    from nextvec.models.base import autoregress, model_device
+
     if steps < 1:
         raise NextvecError(f"steps must be >= 1, got {steps}")
     if context_length is not None and context_length < 1:
         raise NextvecError(f"context_length must be >= 1, got {context_length}")
-    try:
-        device = next(model.parameters()).device
-    except (AttributeError, StopIteration, TypeError):
-        device = torch.device("cpu")
-    seq = [np.asarray(v, np.float32) for v in context]
+
+    def next_vector(ctx, mask):
+        y = model.predict(ctx, mask).y_dec if sampling is None else sampling.draw(model, ctx, mask, generator)[:, 0]
+        if y.shape != ctx.shape[:1] + ctx.shape[2:]:
+            raise NextvecError(f"the model predicts {y.shape[-1]}-d vectors but the context is {ctx.shape[-1]}-d")
+        return y.float()
+
+    seq = torch.from_numpy(np.array(context, np.float32))[None].to(model_device(model))  # (1, L, D), a copy
     preds: list[np.ndarray] = []
     cos_prev: list[float | None] = []
-    reason = "max_steps"
     with torch.inference_mode():
-        for _ in range(steps):
-            window = seq if context_length is None else seq[-context_length:]
-            ctx = torch.from_numpy(np.stack(window))[None].to(device)  # (1, T, D)
-            mask = torch.ones(ctx.shape[:2], dtype=torch.bool, device=device)  # (1, T): no padding
-            y = model.predict(ctx, mask).y_dec if sampling is None else sampling.draw(model, ctx, mask, generator)[:, 0]
-            y = y[0].float().cpu().numpy()  # (D,)
-            if y.shape != seq[0].shape:
-                raise NextvecError(f"the model predicts {y.shape[0]}-d vectors but the context is {seq[0].shape[0]}-d")
-            if not np.isfinite(y).all():
+        for y in autoregress(seq, steps, context_length, next_vector):
+            preds.append(y[0].cpu().numpy())  # (D,)
+            if not np.isfinite(preds[-1]).all():
                 raise NextvecError("the model predicted NaN or inf; the checkpoint is broken")
-            c = _cos(y, preds[-1]) if preds else None
-            preds.append(y)
-            cos_prev.append(c)
-            if c is not None and c > stop_cos:
-                reason = "similar_to_previous"
-                break
-            seq.append(y)
-    return np.stack(preds), cos_prev, reason
+            cos_prev.append(float(cosine_rows(preds[-1][None], preds[-2][None])[0]) if len(preds) > 1 else None)
+            if cos_prev[-1] is not None and cos_prev[-1] > stop_cos:
+                return np.stack(preds), cos_prev, "similar_to_previous"
+    return np.stack(preds), cos_prev, "max_steps"
 
 
 def generate(model, store, encoder, prompt: str, options: GenerateOptions | None = None, decoder=None,

@@ -18,7 +18,7 @@ import torch
 from nextvec.data.windows import seeded_subset
 from nextvec.errors import NextvecError
 from nextvec.evaluate.distribution import K_SAMPLES, Realism
-from nextvec.models.base import sample_from
+from nextvec.models.base import autoregress, sample_from
 from nextvec.vecmath import unit_rows
 
 REPEAT_COS = 0.9
@@ -41,20 +41,19 @@ def roll(predictor, start: np.ndarray, store, prefix: int, steps: int, T: int, s
     samples drawn at each step (sampled) or the unit point (point)."""
     gen = torch.Generator().manual_seed(seed)
     seq = torch.from_numpy(np.stack([store.get(slice(s, s + prefix)) for s in start]).astype(np.float32))
-    out, means = [], []
+    means = []
+
+    def next_vector(ctx, mask):
+        if sampled:  # feed back the first of k draws; score the mean of all k too
+            draws = sample_from(predictor, ctx, mask, k, gen).float()  # (B, k, D)
+            means.append(unit_rows(unit_rows(draws.numpy()).mean(1)))
+            return draws[:, 0]
+        y = predictor.predict(ctx, mask).y_dec.float()  # (B, D)
+        means.append(unit_rows(y.numpy()))
+        return y
+
     with torch.no_grad():
-        for _ in range(steps):
-            ctx = seq[:, -T:]
-            mask = torch.ones(ctx.shape[:2], dtype=torch.bool)
-            if sampled:  # feed back the first of k draws; score the mean of all k too
-                draws = sample_from(predictor, ctx, mask, k, gen).float()  # (B, k, D)
-                y, mean = draws[:, 0], unit_rows(draws.numpy()).mean(1)
-            else:
-                y = predictor.predict(ctx, mask).y_dec.float()  # (B, D)
-                mean = y.numpy()
-            out.append(y)
-            means.append(unit_rows(mean))
-            seq = torch.cat([seq, y[:, None]], dim=1)
+        out = list(autoregress(seq, steps, T, next_vector))
     return torch.stack(out, 1).numpy(), np.stack(means, 1)
 
 

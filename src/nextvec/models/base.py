@@ -20,7 +20,7 @@ diagnostics and the sampler baselines all call it).
 from __future__ import annotations
 
 import time
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Iterator, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -63,6 +63,24 @@ class PointSampling:
         return y[:, None].expand(-1, n, -1).clone()
 
 
+def model_device(model) -> torch.device:
+    """Where a predictor's parameters live (cpu for a predictor without any)."""
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration, TypeError):
+        return torch.device("cpu")
+
+
+def autoregress(seq: torch.Tensor, steps: int, context_length: int | None, next_vector) -> Iterator[torch.Tensor]:
+    """Feed predictions back: `steps` times, next_vector(context (B, T, D), mask (B, T)) -> (B, D) on the last
+    `context_length` vectors of seq (B, L, D) (all when None); each result is yielded, then appended."""
+    for _ in range(steps):
+        ctx = seq if context_length is None else seq[:, -context_length:]
+        y = next_vector(ctx, torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device))
+        yield y
+        seq = torch.cat([seq, y[:, None]], dim=1)
+
+
 def predict_windows(predictors: dict, store, targets: np.ndarray, context_length: int,
                     batch_size: int = 512) -> dict:
     """Run every predictor on the same windows (those ending before each of `targets`, T = context_length),
@@ -77,8 +95,7 @@ def predict_windows(predictors: dict, store, targets: np.ndarray, context_length
     for n, p in predictors.items():
         if isinstance(p, torch.nn.Module):
             p.eval()
-            param = next(p.parameters(), None)
-            devices[n] = param.device if param is not None else torch.device("cpu")
+            devices[n] = model_device(p)
     with torch.no_grad():
         for s in range(0, len(targets), batch_size):
             ctx, mask, _ = gather_windows(store, targets[s:s + batch_size], context_length)

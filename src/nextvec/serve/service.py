@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from nextvec.decode.spec import decoder_name
+from nextvec.models.base import model_device
 from nextvec.serve.batching import MicroBatcher
 
 
@@ -47,13 +48,6 @@ def omp_threads(n: int | None = None) -> int | None:
     if n is not None:
         faiss.omp_set_num_threads(n)
     return faiss.omp_get_max_threads()
-
-
-def model_device(model) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except (AttributeError, StopIteration, TypeError):
-        return torch.device("cpu")
 
 
 class InferenceService:
