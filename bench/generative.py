@@ -33,7 +33,8 @@ from nextvec.config import LVMConfig, load_config
 from nextvec.evaluate import evaluate_run, write_json
 from nextvec.evaluate.distribution import evaluate_distributions, format_distribution
 from nextvec.evaluate.rollout import evaluate_rollouts
-from nextvec.evaluate.runner import sampler_baselines, select_windows
+from nextvec.data.windows import select_windows
+from nextvec.evaluate.runner import sampler_baselines
 from nextvec.store import open_store
 from nextvec.train.checkpoint import load_model
 from nextvec.train.loop import train

@@ -57,8 +57,6 @@ def evaluate_decoder_cmd(
     Token F1, BLEU, exact match and round-trip cosine of the learned decoder beside the retrieval decoder,
     on exact, noised (sigma 0.01, 0.05) and (with --run) model-predicted vectors."""
     require("sacrebleu", "decoder-eval", "nextvec evaluate-decoder")  # BLEU; fail before loading any model
-    import torch
-
     from nextvec.decode.inverter_eval import evaluate_decoder, format_table
     from nextvec.decode.spec import DecoderOptions, load_decoder, parse_decoder_spec
     from nextvec.errors import NextvecError

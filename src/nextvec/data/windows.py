@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nextvec.errors import NextvecError
+
 
 def seeded_subset(ids: np.ndarray, n: int, seed: int) -> np.ndarray:
     """A seeded random subset of n of `ids`, sorted; all of them (as given) when n covers them."""
@@ -47,3 +49,14 @@ def gather_windows(store, targets: np.ndarray, T: int, vectors: np.ndarray | Non
     ctx[~mask] = 0.0
     tgt = np.asarray(src[np.asarray(targets)], dtype=np.float32)
     return ctx, mask, tgt
+
+
+def select_windows(store, split: str, max_windows: int | None = None, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Targets of a split's windows, optionally a fixed random subset (sorted). Returns (targets, total)."""
+    targets = window_targets(store, split)
+    total = len(targets)
+    if total == 0:
+        raise NextvecError(f"the {split} split has no windows (no document with 2 or more chunks)")
+    if max_windows is not None:
+        targets = seeded_subset(targets, int(max_windows), seed)
+    return targets, total

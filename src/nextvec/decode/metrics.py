@@ -38,7 +38,9 @@ def exact_match(hypothesis: str, reference: str) -> float:
 
 def bleu(hypotheses: list[str], references: list[str]) -> float:
     """Corpus BLEU (0-100) on the normalised token sequences."""
-    import sacrebleu
+    from nextvec.extras import require
+
+    sacrebleu = require("sacrebleu", "decoder-eval", "BLEU")
 
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses vs {len(references)} references")

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from typing import Iterator, Protocol, runtime_checkable
 

@@ -18,7 +18,8 @@ from nextvec.errors import check_fingerprint
 from nextvec.evaluate.collapse import mean_pairwise_cosine, moment_matching, rankme, std_ratio
 from nextvec.evaluate.metrics import Bank, retrieval_ranks
 from nextvec.models.base import predict_windows
-from nextvec.evaluate.runner import resolve_context_length, select_windows
+from nextvec.data.windows import select_windows
+from nextvec.session import resolve_context_length
 from nextvec.vecmath import cosine_rows, unit_rows
 
 # Verdict thresholds. A check "fails" (collapse) past `collapsed_*`, "warns" outside `healthy`.

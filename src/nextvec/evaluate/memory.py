@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nextvec.data.windows import gather_windows, seeded_subset
+from nextvec.data.windows import gather_windows, seeded_subset, select_windows
 from nextvec.evaluate.distribution import K_SAMPLES
 from nextvec.evaluate.metrics import Bank, retrieval_ranks
 from nextvec.models.memory import SuccessorMemory, combine, mix_samples
@@ -33,8 +33,6 @@ def fit_memory(model, store, context_length: int, split: str = "val", max_window
                batch_size: int = 512, memory: SuccessorMemory | None = None, index=None) -> dict:
     """Grid-search the gate on `split`; returns {weight, threshold, split, windows, grid: [...]}. `memory`: an
     already built SuccessorMemory of `store` (else one is built with IndexConfig `index`)."""
-    from nextvec.evaluate.runner import select_windows
-
     targets, _ = select_windows(store, split, max_windows, seed)
     memory = memory or SuccessorMemory(store, index=index)
     y, mem, best = [], [], []

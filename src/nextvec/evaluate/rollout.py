@@ -97,7 +97,7 @@ def score_rollout(gen: np.ndarray, means: np.ndarray, truth: np.ndarray, store, 
 def evaluate_rollouts(model, store, split: str = "test", steps: int = 10, prompts: int = 100, prefix: int = 5,
                       k: int = K_SAMPLES, seed: int = 0, context_length: int | None = None) -> dict:
     """The `rollout` section of `nextvec evaluate`: point and sampled modes side by side."""
-    from nextvec.evaluate.runner import resolve_context_length
+    from nextvec.session import resolve_context_length
 
     T = resolve_context_length(model, context_length)
     start = rollout_prompts(store, split, prefix, steps, prompts, seed)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from nextvec.data.windows import seeded_subset, window_targets
+from nextvec.data.windows import seeded_subset, select_windows
 from nextvec.errors import NextvecError, check_fingerprint
-from nextvec.session import resolve_context_length  # noqa: F401  (evaluators import it from here)
+from nextvec.session import resolve_context_length
 from nextvec.evaluate.metrics import MARGIN_DEFINITION, PRIMARY_METRIC, Bank, score_predictions
 from nextvec.models.base import predict_windows
 
@@ -19,17 +19,6 @@ TABLE_COLUMNS = (("cosine", "cosine", True), ("r@1", "R@1", True), ("r@5", "R@5"
                  ("mrr", "MRR", True), ("in_doc_mrr", "in-doc MRR", True),
                  ("contrastive_accuracy", "contr. acc.", True), ("margin", "margin", True),
                  ("std_ratio", "std ratio", None))
-
-
-def select_windows(store, split: str, max_windows: int | None = None, seed: int = 0) -> tuple[np.ndarray, int]:
-    """Targets of a split's windows, optionally a fixed random subset (sorted). Returns (targets, total)."""
-    targets = window_targets(store, split)
-    total = len(targets)
-    if total == 0:
-        raise NextvecError(f"the {split} split has no windows (no document with 2 or more chunks)")
-    if max_windows is not None:
-        targets = seeded_subset(targets, int(max_windows), seed)
-    return targets, total
 
 
 def evaluate_run(model, store, split: str = "test", context_length: int | None = None, baselines: bool = True,

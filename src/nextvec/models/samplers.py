@@ -78,7 +78,7 @@ class PointGaussianSampler(PointSampling):
 def residual_covariance(point, store, context_length: int, split: str = "val", max_windows: int = 20000,
                         seed: int = 0) -> np.ndarray:
     """Covariance (D, D) of target - y_dec of a point predictor over (a seeded subset of) a split's windows."""
-    from nextvec.evaluate.runner import select_windows
+    from nextvec.data.windows import select_windows
 
     targets, _ = select_windows(store, split, max_windows, seed)
     y_dec, _, _ = predict_windows({"point": point}, store, targets, context_length)["point"]

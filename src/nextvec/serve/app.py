@@ -18,6 +18,7 @@ off the event loop (see serve/service.py). Every bad input gets a 4xx with a mes
 from pydantic import BaseModel, ValidationError
 
 from nextvec.errors import NextvecError
+from nextvec.extras import require
 from nextvec.serve.guard import RequestGuard
 from nextvec.serve.schemas import ServeLimits, build_schemas
 from nextvec.serve.service import InferenceService
@@ -46,8 +47,8 @@ def create_app(session, api_key: str | None = None, limits: ServeLimits | dict |
     header `X-API-Key: <key>`. `limits`: ServeLimits or a dict of its fields."""
     from contextlib import asynccontextmanager
 
-    from fastapi import FastAPI
-
+    FastAPI = require("fastapi", "serve", "the HTTP app").FastAPI
+    require("orjson", "serve", "the HTTP app")
     limits = limits if isinstance(limits, ServeLimits) else ServeLimits(**(limits or {}))
     service = InferenceService(session, max_batch=limits.max_batch)
 

@@ -21,11 +21,12 @@ def export_options(**options) -> None:
 def set_threads(threads: int) -> None:
     """torch and FAISS's OpenMP thread counts (0 leaves their defaults)."""
     if threads:
-        import faiss
         import torch
 
+        from nextvec.serve.service import omp_threads
+
         torch.set_num_threads(threads)
-        faiss.omp_set_num_threads(threads)
+        omp_threads(threads)
 
 
 def freeze_heap() -> None:
