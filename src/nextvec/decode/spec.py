@@ -10,7 +10,7 @@ it with `.spec` (what the /decode and /generate responses report as the decoder 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from nextvec.errors import NextvecError
 
@@ -39,13 +39,6 @@ class DecoderOptions:
     samples: int = 0
     seed: int = 0
     device: str = "cpu"
-
-    def replace(self, **changes) -> DecoderOptions:
-        known = {f.name for f in fields(self)}
-        bad = sorted(set(changes) - known)
-        if bad:
-            raise NextvecError(f"unknown decoder option(s) {bad}; known: {sorted(known)}")
-        return DecoderOptions(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **changes})
 
 
 def parse_decoder_spec(spec: str) -> tuple[str, str | None]:
