@@ -111,11 +111,13 @@ class Session:
         from nextvec.train.checkpoint import load_model
 
         store = _open_store(store)
-        model, meta = load_model(run, expected_fingerprint=store.fingerprint, device=device)
+        model, meta = load_model(run, device=device)  # `assemble` checks the store's fingerprint, once
         run_dir = Path(meta.get("run_dir") or run)
-        mem = load_memory(model, store, run_dir) if memory else None
-        return cls.assemble(model, meta, store, encoder=encoder, decoder=decoder, decoder_options=decoder_options,
-                            memory=mem, run_dir=run_dir if run_dir.is_dir() else None)
+        s = cls.assemble(model, meta, store, encoder=encoder, decoder=decoder, decoder_options=decoder_options,
+                         run_dir=run_dir if run_dir.is_dir() else None)
+        if memory:  # after the checks: the memory indexes the store's train split
+            s.memory = load_memory(model, s.store, run_dir)
+        return s
 
     @classmethod
     def assemble(cls, model, meta: dict | None, store, encoder=None, decoder=None, decoder_options=None,
