@@ -76,6 +76,8 @@ def demo_cmd(
         for s in gen["steps"]:
             cos_prev = "-" if s["cos_prev"] is None else f"{s['cos_prev']:.3f}"
             kept = "" if s.get("kept", True) else "  [dropped: too similar to the previous step]"
+            earlier = [e["step"] for e in gen["steps"][: s["step"] - 1] if e["text"] == s["text"]]
+            kept += f"  [same text as step {earlier[0]}]" if earlier and s.get("kept", True) else ""
             typer.echo(f"  step {s['step']} (score {s['score']:.3f}, cos to previous {cos_prev}): {s['text']}{kept}")
     typer.echo(f" true continuation: {' '.join(store.texts(range(a + 3, a + 6)))}")
     report = write_report(run_path, store, out_dir=workdir / "report", evaluation=res, diagnosis=diag)
