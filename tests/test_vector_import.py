@@ -125,9 +125,15 @@ def _assert_nothing_half_written(out):
     assert not list(out.rglob("*.tmp"))
     with pytest.raises(NextvecError, match="incomplete|no manifest"):
         ConceptStore(out)
-    for s in json.loads((out / "manifest.json").read_text())["shards"] if (out / "manifest.json").exists() else []:
-        lines = (out / "shards" / f"{s['name']}.jsonl").read_text().splitlines()
-        assert sum(len(json.loads(x)["chunks"]) for x in lines) == s["chunks"] == len(np.load(out / "shards" / f"{s['name']}.npy"))
+    shards = json.loads((out / "manifest.json").read_text())["shards"] if (out / "manifest.json").exists() else []
+    for s in shards:
+        listing = json.loads((out / "shards" / f"{s['name']}.json").read_text())
+        assert sum(listing["chunks"]) == len(listing["bytes"]) == s["chunks"]
+    if shards:  # the appended files end where the manifest says: no bytes of a refused batch
+        m = json.loads((out / "manifest.json").read_text())
+        row_bytes = m["dim"] * np.dtype(m["dtype"]).itemsize
+        assert (out / "shards" / "vectors.bin").stat().st_size == 128 + shards[-1]["rows_end"] * row_bytes
+        assert (out / "shards" / "texts.bin").stat().st_size == shards[-1]["text_end"]
 
 
 def _bad_dimension(ids, texts, vectors, folder):

@@ -23,6 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from nextvec.errors import NextvecError
+from nextvec.readahead import ReadAhead
 from nextvec.store import ConceptStore, StoreWriter
 
 ID_COLUMN, TEXT_COLUMN = "doc_id", "text"
@@ -54,7 +55,7 @@ class Batch:
     row: int
     ids: np.ndarray  # (n,) object, str
     texts: list[str]
-    vectors: np.ndarray  # (n, D) float32
+    vectors: np.ndarray  # (n, D) in the store's dtype
 
 
 @dataclass
@@ -104,7 +105,7 @@ def import_vectors(
         start = writer.source_consumed
         if start:
             log(f"resuming: {writer.chunks_written} vectors from {start} source rows already stored")
-        _stream_into(writer, files, column, mode, start, shard_chunks, batch_rows, progress)
+        _stream_into(writer, files, column, mode, start, shard_chunks, batch_rows, progress, dtype)
         writer.finalize(split, seed)
     seconds = time.perf_counter() - t0
     summary = ConceptStore(out).summary()
@@ -113,7 +114,7 @@ def import_vectors(
 
 
 def _stream_into(writer: StoreWriter, files: list[Path], column: str, mode: str, start: int,
-                 shard_chunks: int, batch_rows: int, progress: bool) -> None:
+                 shard_chunks: int, batch_rows: int, progress: bool, dtype: str) -> None:
     from tqdm import tqdm
 
     seen = _ids_before(files, start)
@@ -121,13 +122,18 @@ def _stream_into(writer: StoreWriter, files: list[Path], column: str, mode: str,
     bar = tqdm(desc="import", unit=" vectors", disable=not progress, file=sys.stderr, dynamic_ncols=True,
                unit_scale=True, initial=start)
     end = start
-    for where, batch in _batches(files, column, writer.dim, mode, start, batch_rows):
-        _take(pending, batch, seen, where)
-        end = batch.row + len(batch.texts)
-        complete_rows = pending.rows - pending.counts[-1]
-        if complete_rows >= shard_chunks:
-            _flush(writer, pending, complete_rows, end - pending.counts[-1])
-        bar.update(len(batch.texts))
+    # Parquet decoding and validation run one thread ahead of the shard writes (both mostly outside the GIL)
+    batches = ReadAhead(_batches(files, column, writer.dim, mode, start, batch_rows, dtype), ahead=2)
+    try:
+        for where, batch in batches:
+            _take(pending, batch, seen, where)
+            end = batch.row + len(batch.texts)
+            complete_rows = pending.rows - pending.counts[-1]
+            if complete_rows >= shard_chunks:
+                _flush(writer, pending, complete_rows, end - pending.counts[-1])
+            bar.update(len(batch.texts))
+    finally:
+        batches.stop()
     if pending.rows:
         _flush(writer, pending, pending.rows, end)
     bar.close()
@@ -227,7 +233,7 @@ def _ids_before(files: list[Path], start: int) -> set[str]:
 
 
 def _batches(files: list[Path], column: str, dim: int, mode: str, start: int,
-             batch_rows: int) -> Iterator[tuple[object, Batch]]:
+             batch_rows: int, dtype: str) -> Iterator[tuple[object, Batch]]:
     """Validated batches from global row `start` on, with a `where(i)` naming the file and row of row i."""
     offset = 0
     for path in files:
@@ -254,13 +260,13 @@ def _batches(files: list[Path], column: str, dim: int, mode: str, start: int,
             def where(i, path=path, first=first):
                 return f"{path.name} row {first + i}"
 
-            yield where, _validate(rb.slice(skip), dim, mode, offset + first, where)
+            yield where, _validate(rb.slice(skip), dim, mode, offset + first, where, dtype)
         offset += n_file
 
 
-def _validate(rb, dim: int, mode: str, row: int, where) -> Batch:
-    """Arrow batch -> Batch, refusing nulls, another dimension, NaN/inf and vectors that break the declared
-    normalisation."""
+def _validate(rb, dim: int, mode: str, row: int, where, dtype: str) -> Batch:
+    """Arrow batch -> Batch (vectors cast to the store's `dtype`), refusing nulls, another dimension, NaN/inf
+    and vectors that break the declared normalisation."""
     import pyarrow.compute as pc
 
     ids_col, text_col, vec_col = rb.column(0), rb.column(1), rb.column(2)
@@ -276,7 +282,7 @@ def _validate(rb, dim: int, mode: str, row: int, where) -> Batch:
     finite = np.isfinite(vectors).all(axis=1)
     if not finite.all():
         raise NextvecError(f"vector at {where(int(np.flatnonzero(~finite)[0]))} holds NaN or inf")
-    vectors = _normalise(vectors, mode, where)
+    vectors = _normalise(vectors, mode, where).astype(dtype, copy=False)
     ids = np.asarray(ids_col.to_pylist(), dtype=object)
     return Batch(row, ids, text_col.to_pylist(), vectors)
 

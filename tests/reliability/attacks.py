@@ -218,22 +218,46 @@ def ingest_inprocess(corpus: Path, out: Path, shard_chunks: int = 40) -> dict:
                   progress=False, log=lambda msg: None)
 
 
-def count_writes(corpus: Path, out: Path) -> int:
-    """How many atomic writes an uninterrupted in-process ingest makes (the moments a disk can fill up)."""
+WRITE_POINTS = ("atomic_write_bytes", "_write_at", "_finish_file")  # every way the store writer writes
+
+
+def _patched_writes(wrap):
+    """Replace the store writer's write functions by `wrap(name, real)`; returns a function that restores them."""
     import nextvec.store.writer as w
 
-    real, n = w.atomic_write_bytes, [0]
+    real = {name: getattr(w, name) for name in WRITE_POINTS}
+    for name, fn in real.items():
+        setattr(w, name, wrap(name, fn))
+    return lambda: [setattr(w, name, fn) for name, fn in real.items()]
 
-    def counting(path, data):
-        n[0] += 1
-        real(path, data)
 
-    w.atomic_write_bytes = counting
+def count_writes(corpus: Path, out: Path) -> int:
+    """How many writes an uninterrupted in-process ingest makes (the moments a disk can fill up)."""
+    n = [0]
+
+    def wrap(name, real):
+        def counting(*args):
+            n[0] += 1
+            real(*args)
+        return counting
+
+    restore = _patched_writes(wrap)
     try:
         ingest_inprocess(corpus, out)
     finally:
-        w.atomic_write_bytes = real
+        restore()
     return n[0]
+
+
+def _half_written(name: str, real, args) -> None:
+    """What a full disk leaves behind at a failing write: half a temporary file, or half the appended bytes."""
+    if name == "atomic_write_bytes":
+        path, data = args
+        data = b"".join(bytes(part) for part in data) if isinstance(data, list) else data
+        Path(str(path) + ".tmp").write_bytes(data[: len(data) // 2])
+    elif name == "_write_at":
+        path, offset, data = args
+        real(path, offset, memoryview(data)[: len(memoryview(data)) // 2])
 
 
 def failing_disk_trial(corpus: Path, ref: Path, out: Path, fail_at: int, err: int) -> dict:
@@ -241,26 +265,27 @@ def failing_disk_trial(corpus: Path, ref: Path, out: Path, fail_at: int, err: in
     store that still opens or is clearly refused as incomplete, and a rerun (with space) equal to `ref`."""
     import errno as errno_mod
 
-    import nextvec.store.writer as w
     from nextvec.errors import NextvecError
 
-    real, n = w.atomic_write_bytes, [0]
+    n = [0]
 
-    def failing(path, data):
-        n[0] += 1
-        if n[0] == fail_at:
-            Path(str(path) + ".tmp").write_bytes(data[: len(data) // 2])  # what a full disk leaves behind
-            raise OSError(err, os.strerror(err))
-        real(path, data)
+    def wrap(name, real):
+        def failing(*args):
+            n[0] += 1
+            if n[0] == fail_at:
+                _half_written(name, real, args)
+                raise OSError(err, os.strerror(err))
+            real(*args)
+        return failing
 
-    w.atomic_write_bytes = failing
+    restore = _patched_writes(wrap)
     try:
         ingest_inprocess(corpus, out)
         error = None
     except NextvecError as e:
         error = str(e)
     finally:
-        w.atomic_write_bytes = real
+        restore()
     clear = error is not None and os.strerror(err) in error
     state = store_state(out)
     rerun_diffs = None

@@ -21,8 +21,6 @@ the next epoch's draw).
 from __future__ import annotations
 
 import math
-import queue
-import threading
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -32,6 +30,7 @@ import torch
 from nextvec.data.dataset import WindowBatch, WindowDataset
 from nextvec.data.sampler import DiverseBatchSampler
 from nextvec.errors import NextvecError
+from nextvec.readahead import ReadAhead
 from nextvec.store.reader import concat_ranges
 
 
@@ -101,7 +100,7 @@ class StreamingWindows:
         self.buffer = max(buffer_windows, batch_size)
         self.device, self.read_ahead = device, read_ahead
         self._cursor: tuple[int, int] | None = None  # (epoch, next batch) the reader is positioned at
-        self._reader: _Reader | None = None
+        self._reader: ReadAhead | None = None
         self._block: tuple[Block, WindowDataset] | None = None
 
     def __len__(self) -> int:
@@ -151,22 +150,28 @@ class StreamingWindows:
         if self._cursor != (epoch, i):
             self.close()
             blocks = (b for b in self.plan(epoch) if b.first_batch + b.n_batches > i)
-            self._reader = _Reader(blocks, self._load, self.read_ahead)
+            self._reader = ReadAhead(blocks, self._load, self.read_ahead)
             self._cursor = (epoch, i)
 
     def batch(self, epoch: int, i: int, generator: torch.Generator | None = None) -> WindowBatch:
         """Batch i of `epoch` for this rank; sequential calls stream, any other call repositions the reader."""
         self.prefetch(epoch, i)
         if self._block is None:
-            self._block = self._reader.next()
+            self._block = self._next_block()
         block, ds = self._block
         while i >= block.first_batch + block.n_batches:
-            self._block = self._reader.next()
+            self._block = self._next_block()
             block, ds = self._block
         j = i - block.first_batch
         rows = torch.arange(j * self.B, min((j + 1) * self.B, len(block.windows)))
         self._cursor = (epoch, i + 1)
         return ds.get_batch(rows, generator)
+
+    def _next_block(self) -> tuple[Block, WindowDataset]:
+        item = next(self._reader, None)
+        if item is None:
+            raise NextvecError("the streaming reader ran out of blocks before the epoch's last batch")
+        return item
 
     def _load(self, block: Block) -> tuple[Block, WindowDataset]:
         return block, WindowDataset.of_windows(self.store, "train", block.windows, self.T, self.K, self.device)
@@ -175,45 +180,3 @@ class StreamingWindows:
         if self._reader is not None:
             self._reader.stop()
         self._reader, self._block, self._cursor = None, None, None
-
-
-class _Reader:
-    """Runs `load` over `blocks` in a daemon thread, at most `ahead` blocks ahead of the consumer."""
-
-    def __init__(self, blocks: Iterator[Block], load, ahead: int):
-        self._queue: queue.Queue = queue.Queue(maxsize=max(1, ahead))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(blocks, load), daemon=True)
-        self._thread.start()
-
-    def _run(self, blocks, load) -> None:
-        try:
-            for b in blocks:
-                item = load(b)
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    return
-            self._queue.put(StopIteration())
-        except BaseException as e:  # handed to the consumer, raised there
-            self._queue.put(e)
-
-    def next(self):
-        item = self._queue.get()
-        if isinstance(item, StopIteration):
-            raise NextvecError("the streaming reader ran out of blocks before the epoch's last batch")
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def stop(self) -> None:
-        self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.get(timeout=0.05)
-            except queue.Empty:
-                pass

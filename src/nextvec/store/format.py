@@ -3,7 +3,8 @@
 A store is one folder:
 
     manifest.json        written last, replaced atomically; `complete` says the store is usable
-    shards/              ingest progress: shard-NNNNN.npy (vectors) + shard-NNNNN.jsonl (chunks)
+    shards/              ingest progress: vectors.bin and texts.bin (appended; renamed into place by
+                         finalize) and shard-NNNNN.json (document ids, chunks per document, text bytes)
     vectors.npy          (N, D) float32 or float16, memory-mapped by the reader
     chunk_doc.npy        (N,) int64, document index of each chunk
     chunk_pos.npy        (N,) int32, position of the chunk inside its document
@@ -35,11 +36,13 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary sibling, fsync, then rename over `path`: readers see old or new, never half."""
+def atomic_write_bytes(path: Path, data: bytes | list) -> None:
+    """Write to a temporary sibling, fsync, then rename over `path`: readers see old or new, never half.
+    `data` is bytes or a list of buffers written one after the other (a header and an array, uncopied)."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        f.write(data)
+        for part in data if isinstance(data, list) else [data]:
+            f.write(part)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

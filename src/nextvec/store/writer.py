@@ -1,11 +1,13 @@
 """Append-only, resumable store writer.
 
-Ingest hands over whole documents in source order, a shard at a time. Each shard is written to
-temporary files, fsynced and renamed; only then is the manifest replaced to list it. A kill at any
-moment leaves a manifest that lists complete shards only, so rerunning the same ingest skips the
-source records already consumed and continues: no chunk is duplicated or lost. `finalize` packs the
-shards into the memory-mapped arrays, draws the document-level split and the train statistics, and
-flips `complete` in the manifest last.
+Ingest hands over whole documents in source order, a shard at a time. A shard's vectors and texts are
+appended to shards/vectors.bin and shards/texts.bin at the ends the manifest records, fsynced, its
+document list written atomically, and only then is the manifest replaced to list it with the new ends.
+A kill at any moment leaves a manifest that lists complete shards only (bytes past its ends are
+overwritten by the next shard), so rerunning the same ingest skips the source records already consumed
+and continues: no chunk is duplicated or lost. `finalize` writes the npy header into the space reserved at
+the start of vectors.bin and renames both files into place (the vectors are written once, never copied),
+draws the document-level split and the train statistics, and flips `complete` in the manifest last.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class StoreWriter:
         if self.root.exists() and not self.root.is_dir():
             raise NextvecError(f"{self.root} exists and is not a folder")
         try:
-            (self.root / SHARDS).mkdir(parents=True, exist_ok=True)
+            self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise NextvecError(f"cannot create store folder {self.root}: {e.strerror}") from e
         self.dtype = dtype
@@ -92,8 +94,14 @@ class StoreWriter:
                     f"{self.root} holds a store ingested with other parameters ({manifest.get('params')}); "
                     f"use a new --out folder, or rerun with the same source and options to resume"
                 )
+        if manifest["shards"] and "rows_end" not in manifest["shards"][-1] and not manifest["complete"]:
+            raise NextvecError(f"{self.root} is an interrupted ingest written by an older nextvec (another shard "
+                               f"format); ingest into a new --out folder")
         self.manifest = manifest
         self.dim = int(manifest["dim"])
+        self.row_bytes = self.dim * np.dtype(manifest["dtype"]).itemsize
+        if not self.complete:
+            (self.root / SHARDS).mkdir(exist_ok=True)
 
     @property
     def complete(self) -> bool:
@@ -112,6 +120,11 @@ class StoreWriter:
     def _save_manifest(self) -> None:
         atomic_write_json(self.root / MANIFEST, self.manifest)
 
+    def _ends(self) -> tuple[int, int]:
+        """Rows and text bytes the listed shards hold (where the next shard's bytes go)."""
+        last = self.manifest["shards"][-1] if self.manifest["shards"] else {}
+        return last.get("rows_end", 0), last.get("text_end", 0)
+
     def add_shard(self, docs: list[tuple[str, list[str]]], vectors: np.ndarray, source_end: int,
                   letterless_merged: int = 0) -> None:
         """Durably append whole documents and their chunk vectors (rows in document order).
@@ -124,18 +137,21 @@ class StoreWriter:
         if not np.isfinite(vectors).all():
             raise NextvecError("the encoder returned NaN or inf vectors; refusing to store them")
         name = f"shard-{len(self.manifest['shards']):05d}"
-        shard_dir = self.root / SHARDS
-        lines = "".join(json.dumps({"id": doc_id, "chunks": chunks}, ensure_ascii=False) + "\n" for doc_id, chunks in docs)
-        buf = _npy_bytes(vectors.astype(self.dtype))
+        encoded = [t.encode("utf-8") for _, chunks in docs for t in chunks]
+        listing = {"ids": [d for d, _ in docs], "chunks": [len(c) for _, c in docs], "bytes": list(map(len, encoded))}
+        rows, text_end = self._ends()
+        rows_data = np.ascontiguousarray(vectors, dtype=self.dtype)
         try:
-            atomic_write_bytes(shard_dir / f"{name}.npy", buf)
-            atomic_write_bytes(shard_dir / f"{name}.jsonl", lines.encode("utf-8"))
+            _write_at(self.root / SHARDS / VECTORS_PART, HEADER_BYTES + rows * self.row_bytes, rows_data.view(np.uint8).reshape(-1))
+            _write_at(self.root / SHARDS / TEXTS_PART, text_end, b"".join(encoded))
+            atomic_write_json(self.root / SHARDS / f"{name}.json", listing)
         except OSError as e:
-            _cleanup_tmp(shard_dir)
+            _cleanup_tmp(self.root / SHARDS)
             raise NextvecError(f"could not write {name} in {self.root}: {e.strerror}; the store still holds "
                                f"{self.chunks_written} chunks and resumes from there") from e
         self.manifest["shards"].append({"name": name, "docs": len(docs), "chunks": n, "source_end": int(source_end),
-                                        "letterless_merged": int(letterless_merged)})
+                                        "letterless_merged": int(letterless_merged), "rows_end": rows + n,
+                                        "text_end": text_end + sum(listing["bytes"])})
         try:
             self._save_manifest()
         except OSError as e:
@@ -144,16 +160,18 @@ class StoreWriter:
             raise NextvecError(f"could not update the manifest of {self.root}: {e.strerror}") from e
 
     def finalize(self, fractions: tuple[float, float, float], seed: int) -> None:
-        """Pack shards into the final arrays, split documents, compute train statistics, mark complete.
+        """Put the appended vectors and texts in place, split documents, compute train statistics, mark complete.
 
         Streams shard by shard, so memory holds per-chunk offsets, never all texts or vectors at once."""
         if self.complete:
             return
+        n, text_end = self._ends()
+        if n == 0:
+            raise NextvecError("no chunks were ingested: every document was empty or skipped")
         try:
-            doc_ids, doc_lengths, text_offsets = self._pack_texts()
-            n = len(text_offsets) - 1
-            if n == 0:
-                raise NextvecError("no chunks were ingested: every document was empty or skipped")
+            doc_ids, doc_lengths, text_offsets = self._listing()
+            if len(text_offsets) - 1 != n or text_offsets[-1] != text_end:
+                raise NextvecError(f"the shard listings of {self.root} disagree with its manifest; re-ingest")
             atomic_write_bytes(self.root / "text_offsets.npy", _npy_bytes(text_offsets))
             del text_offsets  # arrays are written one by one and dropped: a 20M-chunk store stays under 1 GB
             doc_offsets = np.zeros(len(doc_ids) + 1, dtype=np.int64)
@@ -163,21 +181,17 @@ class StoreWriter:
             chunk_pos -= doc_offsets[:-1].repeat(doc_lengths)
             doc_split = split_documents(len(doc_ids), fractions, seed)
             for name, arr in (("chunk_pos", chunk_pos.astype(np.int32)), ("doc_offsets", doc_offsets),
-                              ("doc_split", doc_split)):
+                              ("doc_split", doc_split), ("chunk_doc", chunk_doc)):
                 atomic_write_bytes(self.root / f"{name}.npy", _npy_bytes(arr))
             del chunk_pos
-            mean, std = self._pack_vectors(n, doc_split[chunk_doc] == 0)
-            atomic_write_bytes(self.root / "chunk_doc.npy", _npy_bytes(chunk_doc))
             atomic_write_json(self.root / "doc_ids.json", doc_ids)
-            stats = _npz_bytes(mean=mean.astype(np.float32), std=std.astype(np.float32))
-            atomic_write_bytes(self.root / "stats.npz", stats)
+            mean, std = self._train_stats(n, doc_split[chunk_doc] == 0)
+            atomic_write_bytes(self.root / "stats.npz", _npz_bytes(mean=mean.astype(np.float32), std=std.astype(np.float32)))
+            self._place(VECTORS_PART, "vectors.npy", HEADER_BYTES + n * self.row_bytes, _npy_header(self.dtype, n, self.dim))
+            self._place(TEXTS_PART, "texts.bin", text_end)
             fsync_path(self.root)
-            self.manifest.update(
-                complete=True,
-                chunks=n,
-                documents=len(doc_ids),
-                split={"fractions": list(fractions), "seed": seed},
-            )
+            self.manifest.update(complete=True, chunks=n, documents=len(doc_ids),
+                                 split={"fractions": list(fractions), "seed": seed})
             self._save_manifest()
         except OSError as e:
             _cleanup_tmp(self.root)
@@ -185,65 +199,96 @@ class StoreWriter:
                                f"rerun the same ingest to finish") from e
         shutil.rmtree(self.root / SHARDS, ignore_errors=True)
 
-    def _pack_texts(self) -> tuple[list[str], list[int], np.ndarray]:
-        """Concatenate the shards' chunk texts into texts.bin; returns doc ids, doc lengths, (N + 1,) offsets."""
+    def _part(self, part: str, final: str) -> Path:
+        """An appended file: still in shards/, or already renamed into place by an interrupted finalize."""
+        path = self.root / SHARDS / part
+        return path if path.exists() else self.root / final
+
+    def _listing(self) -> tuple[list[str], list[int], np.ndarray]:
+        """Document ids, chunks per document and the (N + 1,) text byte offsets, from the shard listings."""
         doc_ids: list[str] = []
         doc_lengths: list[int] = []
         byte_lengths: list[np.ndarray] = []
-        tmp = self.root / "texts.bin.tmp"
-        with open(tmp, "wb") as out:
-            for s in self.manifest["shards"]:
-                shard_lengths: list[int] = []
-                with open(self.root / SHARDS / f"{s['name']}.jsonl", encoding="utf-8") as f:
-                    for line in f:
-                        rec = json.loads(line)
-                        doc_ids.append(rec["id"])
-                        doc_lengths.append(len(rec["chunks"]))
-                        encoded = [t.encode("utf-8") for t in rec["chunks"]]
-                        out.write(b"".join(encoded))
-                        shard_lengths.extend(map(len, encoded))
-                byte_lengths.append(np.asarray(shard_lengths, dtype=np.int64))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.root / "texts.bin")
-        lengths = np.concatenate(byte_lengths) if byte_lengths else np.zeros(0, np.int64)
+        for s in self.manifest["shards"]:
+            listing = json.loads((self.root / SHARDS / f"{s['name']}.json").read_bytes())
+            doc_ids += listing["ids"]
+            doc_lengths += listing["chunks"]
+            byte_lengths.append(np.asarray(listing["bytes"], dtype=np.int64))
+        lengths = np.concatenate(byte_lengths)
         text_offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=text_offsets[1:])
         return doc_ids, doc_lengths, text_offsets
 
-    def _pack_vectors(self, n: int, is_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Copy shard vectors into vectors.npy; returns the per-dimension mean and std of the train rows."""
-        tmp_vec = self.root / "vectors.npy.tmp"
+    def _train_stats(self, n: int, is_train: np.ndarray, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+        """Per-dimension mean and std of the train rows, read back in blocks (float32 sums of 4096 rows,
+        accumulated in float64)."""
         total = np.zeros(self.dim, np.float64)
         total_sq = np.zeros(self.dim, np.float64)
-        row = 0
-        # Plain writes, not a memmap: on a full disk a write raises ENOSPC, a memmap store dies of SIGBUS.
-        with open(tmp_vec, "wb") as f:
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(self.dtype)), "fortran_order": False,
-                      "shape": (n, self.dim)}
-            np.lib.format.write_array_header_1_0(f, header)
-            for s in self.manifest["shards"]:
-                v = np.load(self.root / SHARDS / f"{s['name']}.npy", allow_pickle=False)
-                f.write(np.ascontiguousarray(v, dtype=self.dtype).tobytes())
-                tr = v[is_train[row : row + len(v)]].astype(np.float32, copy=False)
-                total += tr.sum(0, dtype=np.float64)
-                total_sq += np.square(tr).sum(0, dtype=np.float64)
-                row += len(v)
-            f.flush()
-            os.fsync(f.fileno())
-        n_train = int(is_train.sum())
-        mean = total / max(n_train, 1)
-        std = np.sqrt(np.maximum(total_sq / max(n_train, 1) - mean * mean, 0.0))
-        os.replace(tmp_vec, self.root / "vectors.npy")
-        return mean, std
+        with open(self._part(VECTORS_PART, "vectors.npy"), "rb") as f:  # reads, not a memmap: RSS holds one block
+            f.seek(HEADER_BYTES)
+            for a in range(0, n, block):
+                m = min(block, n - a)
+                rows = np.fromfile(f, self.dtype, m * self.dim)
+                tr = rows.reshape(m, self.dim)[is_train[a : a + m]].astype(np.float32)
+                for b in range(0, len(tr), 4096):
+                    total += tr[b : b + 4096].sum(0)
+                    total_sq += np.einsum("nd,nd->d", tr[b : b + 4096], tr[b : b + 4096])
+        n_train = max(int(is_train.sum()), 1)
+        mean = total / n_train
+        return mean, np.sqrt(np.maximum(total_sq / n_train - mean * mean, 0.0))
+
+    def _place(self, part: str, final: str, size: int, header: bytes = b"") -> None:
+        _finish_file(self._part(part, final), size, header, self.root / final)
 
 
-def _npy_bytes(arr: np.ndarray) -> bytes:
+HEADER_BYTES = 128  # room reserved at the start of vectors.bin for the npy header, written by finalize
+VECTORS_PART, TEXTS_PART = "vectors.bin", "texts.bin"
+
+
+def _npy_header(dtype: str, n: int, dim: int) -> bytes:
+    """An npy (format 1.0) header of exactly HEADER_BYTES bytes for a C-ordered (n, dim) array."""
+    d = repr({"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": (n, dim)})
+    body = d.encode("latin1")
+    pad = HEADER_BYTES - 10 - len(body) - 1
+    if pad < 0:
+        raise NextvecError(f"a store of shape ({n}, {dim}) does not fit the reserved npy header")
+    return b"\x93NUMPY\x01\x00" + (HEADER_BYTES - 10).to_bytes(2, "little") + body + b" " * pad + b"\n"
+
+
+def _finish_file(path: Path, size: int, header: bytes, final: Path) -> None:
+    """Cut an appended file to the `size` bytes the manifest lists, write its header, fsync, rename to `final`."""
+    with open(path, "r+b") as f:
+        f.truncate(size)
+        if header:
+            f.seek(0)
+            f.write(header)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(path, final)
+
+
+def _write_at(path: Path, offset: int, data) -> None:
+    """Write `data` at `offset` of `path` (created if missing), drop anything after it, fsync."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.ftruncate(fd, offset)
+        os.lseek(fd, offset, os.SEEK_SET)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _npy_bytes(arr: np.ndarray) -> list:
+    """An array as npy: its header, then its own buffer (no copy of a 20M-row array)."""
     import io
 
-    b = io.BytesIO()
-    np.save(b, arr, allow_pickle=False)
-    return b.getvalue()
+    arr = np.ascontiguousarray(arr)
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, np.lib.format.header_data_from_array_1_0(arr))
+    return [head.getvalue(), arr.view(np.uint8).reshape(-1)]
 
 
 def _npz_bytes(**arrays) -> bytes:
