@@ -131,3 +131,27 @@ def test_streamed_card_equals_the_counter_card_on_random_unicode(tmp_path):
     store = _text_store(tmp_path / "s", docs)
     assert build_card(store, block_chunks=5, block_bytes=64) == counter_card(store)
 
+
+def test_an_import_writes_the_card_and_info_shows_it(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from nextvec.cli import app
+    from nextvec.store import ConceptStore
+    from nextvec.vector_import import import_vectors
+
+    docs = mixed_docs(20, seed=3)
+    texts = [t for d in docs for t in d]
+    vectors = np.random.default_rng(0).normal(size=(len(texts), 8)).astype(np.float32)
+    pq.write_table(pa.table({"doc_id": [f"doc{d}" for d, ts in enumerate(docs) for _ in ts], "text": texts,
+                             "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), 8)}),
+                   tmp_path / "in.parquet")
+    import_vectors(tmp_path / "in.parquet", tmp_path / "s", encoder_name="remote", normalized=False, progress=False)
+    store = ConceptStore(tmp_path / "s")
+    card = json.loads((store.root / "card.json").read_text())
+    assert card == counter_card(store) and card["encoder"]["name"] == "remote"
+    assert (store.root / "card.md").read_text() == card_markdown(counter_card(store))
+    r = CliRunner().invoke(app, ["info", str(store.root)])
+    assert r.exit_code == 0, r.output
+    assert f"# Data card: {store.root}" in r.output and f"chunks {len(texts)}" in r.output
