@@ -17,7 +17,7 @@ CARD_JSON, CARD_MD = "card.json", "card.md"
 LENGTH_EDGES = (0, 10, 20, 40, 80, 160, 320, 640)  # chunk length bins in characters: [a, b), the last open
 SHORT_CHARS = 20  # "very short": fewer characters than this (a title, "Yes.", a stray fragment)
 TOP = 10
-BLOCK_CHUNKS, BLOCK_BYTES = 262_144, 1 << 22  # the card's scan of texts.bin reads blocks of at most these
+BLOCK_CHUNKS, BLOCK_BYTES = 16_384, 1 << 22  # the card reads texts.bin in blocks of at most these (~15 MB held)
 
 
 def _length_histogram(lengths: np.ndarray) -> list[dict]:
@@ -32,9 +32,12 @@ def build_card(store: ConceptStore, top: int = TOP, block_chunks: int = BLOCK_CH
 
     One streaming pass over texts.bin, a block of at most `block_chunks` chunks and `block_bytes` bytes at a
     time, keeps 12 bytes per chunk (its length in characters and a hash of its text); counting duplicates
-    then sorts the hashes, 8 bytes per chunk more. The card is the one a list of all the texts would give."""
+    then sorts the hashes (about 10 bytes per chunk more). The card is the one that reading every text
+    into a list, as build_card did before, would give: tests/store/test_card.py checks them equal."""
     with _TextFile(store) as tf:
         lengths, hashes, letterless = _scan(tf, block_chunks, block_bytes)
+        chunk_chars, very_short = _length_stats(lengths)
+        del lengths  # before the hashes are sorted: the peak is then the sort's
         duplicates = _duplicates(hashes, top, tf.text)
     per_doc = np.diff(store.doc_offsets)
     return {
@@ -46,13 +49,19 @@ def build_card(store: ConceptStore, top: int = TOP, block_chunks: int = BLOCK_CH
         "encoder": store.manifest["encoder"],
         "splitter": store.splitter,
         "max_chars": store.manifest.get("params", {}).get("max_chars"),
-        "chunk_chars": {"mean": round(float(lengths.mean()), 1), "p50": float(np.percentile(lengths, 50)),
-                        "max": int(lengths.max()), "histogram": _length_histogram(lengths)},
-        "very_short": {"below_chars": SHORT_CHARS, "chunks": int((lengths < SHORT_CHARS).sum()),
-                       "share": round(float((lengths < SHORT_CHARS).mean()), 5)},
+        "chunk_chars": chunk_chars,
+        "very_short": very_short,
         "hygiene": {"letterless_merged": store.letterless_merged, "letterless_chunks": letterless},
         "duplicates": duplicates,
     }
+
+
+def _length_stats(lengths: np.ndarray) -> tuple[dict, dict]:
+    """The card's `chunk_chars` and `very_short` from the length of every chunk in characters."""
+    short = lengths < SHORT_CHARS
+    return ({"mean": round(float(lengths.mean()), 1), "p50": float(np.percentile(lengths, 50)),
+             "max": int(lengths.max()), "histogram": _length_histogram(lengths)},
+            {"below_chars": SHORT_CHARS, "chunks": int(short.sum()), "share": round(float(short.mean()), 5)})
 
 
 class _TextFile:
@@ -148,19 +157,23 @@ def _any_per_chunk(flags: np.ndarray, offs: np.ndarray) -> np.ndarray:
 
 def _duplicates(hashes: np.ndarray, top: int, text_of) -> dict:
     """Exact duplicates from the chunk hashes (sorted in place), counted as collections.Counter would count
-    the texts; `most_frequent` in Counter.most_common's order: by count, ties in order of first occurrence."""
-    order = np.argsort(hashes, kind="stable")  # within equal hashes, store order: the group's first chunk first
+    the texts; `most_frequent` in Counter.most_common's order: by count, ties in order of first occurrence.
+    Beyond the hashes, memory holds their sort order (8 bytes a chunk) and 16 bytes per repeating chunk."""
+    order = np.argsort(hashes)  # not stable (faster, no buffer): a group's first chunk is its least index
     hashes.sort()
-    starts = np.flatnonzero(np.concatenate(([True], hashes[1:] != hashes[:-1])))
-    counts = np.diff(np.append(starts, len(hashes)))
-    repeated = np.flatnonzero(counts > 1)
-    first, counts = order[starts[repeated]], counts[repeated]
+    new = np.ones(len(hashes) + 1, bool)  # new[i]: sorted chunk i starts a group; new[n] closes the last one
+    np.not_equal(hashes[1:], hashes[:-1], out=new[1:-1])
+    members = np.flatnonzero(~(new[:-1] & new[1:]))  # sorted positions of the chunks in groups of two or more
+    starts = np.flatnonzero(new[members])  # where each repeated text's group starts among them
+    counts = np.diff(np.append(starts, len(members)))
+    first = np.minimum.reduceat(order[members], starts) if len(starts) else starts  # first occurrences
     del order
     pick = np.lexsort((first, -counts))[:top]
+    distinct = int(np.count_nonzero(new)) - 1
     return {
-        "distinct_texts": len(starts),
-        "duplicate_chunks": len(hashes) - len(starts),  # chunks that repeat an earlier one exactly
-        "texts_repeated": len(repeated),
+        "distinct_texts": distinct,
+        "duplicate_chunks": len(hashes) - distinct,  # chunks that repeat an earlier one exactly
+        "texts_repeated": len(starts),
         "most_frequent": [{"text": text_of(int(first[i])), "count": int(counts[i])} for i in pick],
     }
 
