@@ -17,7 +17,7 @@ CARD_JSON, CARD_MD = "card.json", "card.md"
 LENGTH_EDGES = (0, 10, 20, 40, 80, 160, 320, 640)  # chunk length bins in characters: [a, b), the last open
 SHORT_CHARS = 20  # "very short": fewer characters than this (a title, "Yes.", a stray fragment)
 TOP = 10
-BLOCK_CHUNKS, BLOCK_BYTES = 16_384, 1 << 22  # the card reads texts.bin in blocks of at most these (~15 MB held)
+BLOCK_CHUNKS, BLOCK_BYTES = 16_384, 1 << 22  # the card reads texts.bin in blocks of at most these (~15 MB at a time)
 
 
 def _length_histogram(lengths: np.ndarray) -> list[dict]:
@@ -158,18 +158,19 @@ def _any_per_chunk(flags: np.ndarray, offs: np.ndarray) -> np.ndarray:
 def _duplicates(hashes: np.ndarray, top: int, text_of) -> dict:
     """Exact duplicates from the chunk hashes (sorted in place), counted as collections.Counter would count
     the texts; `most_frequent` in Counter.most_common's order: by count, ties in order of first occurrence.
-    Beyond the hashes, memory holds their sort order (8 bytes a chunk) and 16 bytes per repeating chunk."""
+    Beyond the hashes, memory holds their sort order: 8 bytes a chunk, then 8 per chunk that repeats."""
     order = np.argsort(hashes)  # not stable (faster, no buffer): a group's first chunk is its least index
     hashes.sort()
     new = np.ones(len(hashes) + 1, bool)  # new[i]: sorted chunk i starts a group; new[n] closes the last one
     np.not_equal(hashes[1:], hashes[:-1], out=new[1:-1])
-    members = np.flatnonzero(~(new[:-1] & new[1:]))  # sorted positions of the chunks in groups of two or more
-    starts = np.flatnonzero(new[members])  # where each repeated text's group starts among them
-    counts = np.diff(np.append(starts, len(members)))
-    first = np.minimum.reduceat(order[members], starts) if len(starts) else starts  # first occurrences
+    distinct = int(np.count_nonzero(new)) - 1
+    repeating = ~(new[:-1] & new[1:])  # sorted chunks in groups of two or more
+    starts = np.flatnonzero(new[:-1][repeating])  # where each repeated text's group starts among them
+    order = order[repeating]
+    counts = np.diff(np.append(starts, len(order)))
+    first = np.minimum.reduceat(order, starts) if len(starts) else starts  # first occurrences
     del order
     pick = np.lexsort((first, -counts))[:top]
-    distinct = int(np.count_nonzero(new)) - 1
     return {
         "distinct_texts": distinct,
         "duplicate_chunks": len(hashes) - distinct,  # chunks that repeat an earlier one exactly
