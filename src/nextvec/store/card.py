@@ -7,7 +7,6 @@ Written by ingest beside the arrays as `card.json` (numbers) and `card.md` (the 
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 import numpy as np
 
@@ -18,6 +17,7 @@ CARD_JSON, CARD_MD = "card.json", "card.md"
 LENGTH_EDGES = (0, 10, 20, 40, 80, 160, 320, 640)  # chunk length bins in characters: [a, b), the last open
 SHORT_CHARS = 20  # "very short": fewer characters than this (a title, "Yes.", a stray fragment)
 TOP = 10
+BLOCK_CHUNKS, BLOCK_BYTES = 16_384, 1 << 22  # the card reads texts.bin in blocks of at most these (~15 MB at a time)
 
 
 def _length_histogram(lengths: np.ndarray) -> list[dict]:
@@ -26,21 +26,19 @@ def _length_histogram(lengths: np.ndarray) -> list[dict]:
             for a, b in zip(edges[:-1], edges[1:])]
 
 
-def _duplicates(texts: list[str], top: int) -> dict:
-    counts = Counter(texts)
-    repeated = [(t, c) for t, c in counts.most_common() if c > 1]
-    return {
-        "distinct_texts": len(counts),
-        "duplicate_chunks": len(texts) - len(counts),  # chunks that repeat an earlier one exactly
-        "texts_repeated": len(repeated),
-        "most_frequent": [{"text": t, "count": c} for t, c in repeated[:top]],
-    }
+def build_card(store: ConceptStore, top: int = TOP, block_chunks: int = BLOCK_CHUNKS,
+               block_bytes: int = BLOCK_BYTES) -> dict:
+    """Counts per split, chunk lengths, splitter, encoder, hygiene and exact duplicates of a store.
 
-
-def build_card(store: ConceptStore, top: int = TOP) -> dict:
-    """Counts per split, chunk lengths, splitter, encoder, hygiene and exact duplicates of a store."""
-    texts = [store.text(i) for i in range(len(store))]
-    lengths = np.array([len(t) for t in texts], dtype=np.int64)
+    One streaming pass over texts.bin, a block of at most `block_chunks` chunks and `block_bytes` bytes at a
+    time, keeps 12 bytes per chunk (its length in characters and a hash of its text); counting duplicates
+    then sorts the hashes (about 10 bytes per chunk more). The card is the one that reading every text
+    into a list, as build_card did before, would give: tests/store/test_card.py checks them equal."""
+    with _TextFile(store) as tf:
+        lengths, hashes, letterless = _scan(tf, block_chunks, block_bytes)
+        chunk_chars, very_short = _length_stats(lengths)
+        del lengths  # before the hashes are sorted: the peak is then the sort's
+        duplicates = _duplicates(hashes, top, tf.text)
     per_doc = np.diff(store.doc_offsets)
     return {
         "store": str(store.root),
@@ -51,13 +49,133 @@ def build_card(store: ConceptStore, top: int = TOP) -> dict:
         "encoder": store.manifest["encoder"],
         "splitter": store.splitter,
         "max_chars": store.manifest.get("params", {}).get("max_chars"),
-        "chunk_chars": {"mean": round(float(lengths.mean()), 1), "p50": float(np.percentile(lengths, 50)),
-                        "max": int(lengths.max()), "histogram": _length_histogram(lengths)},
-        "very_short": {"below_chars": SHORT_CHARS, "chunks": int((lengths < SHORT_CHARS).sum()),
-                       "share": round(float((lengths < SHORT_CHARS).mean()), 5)},
-        "hygiene": {"letterless_merged": store.letterless_merged,
-                    "letterless_chunks": sum(not any(c.isalnum() for c in t) for t in texts)},
-        "duplicates": _duplicates(texts, top),
+        "chunk_chars": chunk_chars,
+        "very_short": very_short,
+        "hygiene": {"letterless_merged": store.letterless_merged, "letterless_chunks": letterless},
+        "duplicates": duplicates,
+    }
+
+
+def _length_stats(lengths: np.ndarray) -> tuple[dict, dict]:
+    """The card's `chunk_chars` and `very_short` from the length of every chunk in characters."""
+    short = lengths < SHORT_CHARS
+    return ({"mean": round(float(lengths.mean()), 1), "p50": float(np.percentile(lengths, 50)),
+             "max": int(lengths.max()), "histogram": _length_histogram(lengths)},
+            {"below_chars": SHORT_CHARS, "chunks": int(short.sum()), "share": round(float(short.mean()), 5)})
+
+
+class _TextFile:
+    """A store's chunk texts read with plain file reads, never whole and never through a memory map (mapped
+    pages count in the process's RSS until unmapped): a scan of a 20M-chunk store holds one block."""
+
+    def __init__(self, store: ConceptStore):
+        offsets = np.load(store.root / "text_offsets.npy", mmap_mode="r")  # for its header only: nothing is read
+        self.n, self._head, self._dtype = len(offsets) - 1, offsets.offset, offsets.dtype
+        self._offsets = open(store.root / "text_offsets.npy", "rb")
+        self._texts = open(store.root / "texts.bin", "rb")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._offsets.close()
+        self._texts.close()
+
+    def offsets(self, a: int, b: int) -> np.ndarray:
+        """Byte offsets of chunks a..b inclusive (b - a + 1 of them) in texts.bin."""
+        self._offsets.seek(self._head + a * self._dtype.itemsize)
+        return np.frombuffer(self._offsets.read((b - a + 1) * self._dtype.itemsize), self._dtype).astype(np.int64)
+
+    def read(self, lo: int, hi: int) -> bytes:
+        self._texts.seek(lo)
+        return self._texts.read(hi - lo)
+
+    def text(self, i: int) -> str:
+        lo, hi = self.offsets(i, i + 1).tolist()
+        return self.read(lo, hi).decode("utf-8")
+
+    def blocks(self, block_chunks: int, block_bytes: int):
+        """(first chunk, offsets relative to the block, the block's bytes), in store order; a block holds at
+        least one chunk, so a chunk longer than `block_bytes` is a block of its own."""
+        a = 0
+        while a < self.n:
+            offs = self.offsets(a, min(a + block_chunks, self.n))
+            m = max(1, int(np.searchsorted(offs, offs[0] + block_bytes, "right")) - 1)
+            offs = offs[: m + 1]
+            yield a, offs - offs[0], self.read(int(offs[0]), int(offs[-1]))
+            a += m
+
+
+def _scan(tf: _TextFile, block_chunks: int, block_bytes: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Characters per chunk (int32), a 64-bit hash of each chunk's text, and how many chunks hold no letter or
+    digit, in one pass over the texts."""
+    lengths, hashes, letterless = np.empty(tf.n, np.int32), np.empty(tf.n, np.int64), 0
+    for a, offs, buf in tf.blocks(block_chunks, block_bytes):
+        b = a + len(offs) - 1
+        lengths[a:b], n_letterless = _block_stats(offs, buf)
+        letterless += n_letterless
+        bounds = offs.tolist()
+        # Python's hash of the bytes (64-bit SipHash, 3x faster here than blake2b): equal texts hash equal; two
+        # different ones share a hash with odds of about N^2 / 2^65 (1e-5 for 20M chunks)
+        hashes[a:b] = [hash(buf[x:y]) for x, y in zip(bounds[:-1], bounds[1:])]
+    return lengths, hashes, letterless
+
+
+def _block_stats(offs: np.ndarray, buf: bytes) -> tuple[np.ndarray, int]:
+    """Characters per chunk of one block (UTF-8 bytes less continuation bytes) and how many of its chunks
+    have no character for which str.isalnum() holds: decided from the bytes for ASCII chunks and for chunks
+    holding an ASCII letter or digit, by decoding the rest."""
+    u8 = np.frombuffer(buf, np.uint8)
+    n_bytes = np.diff(offs)
+    continuation = np.diff(np.searchsorted(np.flatnonzero((u8 & 0xC0) == 0x80), offs))  # 10xxxxxx bytes
+    ascii_alnum = _any_per_chunk(_ascii_alnum_bytes(u8), offs)
+    unsure = np.flatnonzero(~ascii_alnum & (continuation > 0)).tolist()
+    letterless = int((~ascii_alnum & (continuation == 0)).sum())
+    letterless += sum(not any(c.isalnum() for c in buf[offs[i]:offs[i + 1]].decode("utf-8")) for i in unsure)
+    return n_bytes - continuation, letterless
+
+
+def _ascii_alnum_bytes(u8: np.ndarray) -> np.ndarray:
+    """Which bytes are [0-9A-Za-z] (the ASCII characters for which str.isalnum() holds), in place where it can:
+    uint8 differences wrap around, so `x - ord("a") < 26` is one test of a range."""
+    letter = u8 | 0x20  # upper to lower case
+    letter -= ord("a")
+    alnum = letter < 26
+    np.subtract(u8, ord("0"), out=letter)
+    alnum |= letter < 10
+    return alnum
+
+
+def _any_per_chunk(flags: np.ndarray, offs: np.ndarray) -> np.ndarray:
+    """Whether any of each chunk's bytes is flagged (False for an empty chunk, which reduceat cannot express)."""
+    full = offs[1:] > offs[:-1]
+    out = np.zeros(len(full), bool)
+    if full.any():  # chunks with bytes, end to end: each one's bytes run to the next one's start
+        out[full] = np.logical_or.reduceat(flags, offs[:-1][full])
+    return out
+
+
+def _duplicates(hashes: np.ndarray, top: int, text_of) -> dict:
+    """Exact duplicates from the chunk hashes (sorted in place), counted as collections.Counter would count
+    the texts; `most_frequent` in Counter.most_common's order: by count, ties in order of first occurrence.
+    Beyond the hashes, memory holds their sort order: 8 bytes a chunk, then 8 per chunk that repeats."""
+    order = np.argsort(hashes)  # not stable (faster, no buffer): a group's first chunk is its least index
+    hashes.sort()
+    new = np.ones(len(hashes) + 1, bool)  # new[i]: sorted chunk i starts a group; new[n] closes the last one
+    np.not_equal(hashes[1:], hashes[:-1], out=new[1:-1])
+    distinct = int(np.count_nonzero(new)) - 1
+    repeating = ~(new[:-1] & new[1:])  # sorted chunks in groups of two or more
+    starts = np.flatnonzero(new[:-1][repeating])  # where each repeated text's group starts among them
+    order = order[repeating]
+    counts = np.diff(np.append(starts, len(order)))
+    first = np.minimum.reduceat(order, starts) if len(starts) else starts  # first occurrences
+    del order
+    pick = np.lexsort((first, -counts))[:top]
+    return {
+        "distinct_texts": distinct,
+        "duplicate_chunks": len(hashes) - distinct,  # chunks that repeat an earlier one exactly
+        "texts_repeated": len(starts),
+        "most_frequent": [{"text": text_of(int(first[i])), "count": int(counts[i])} for i in pick],
     }
 
 
