@@ -1,5 +1,6 @@
 """Approximate indexes: IVF with nprobe = nlist returns the exact answer; auto picks by size; built once,
-saved with the store and loaded from there; recall against exact search is measured at build."""
+saved with the store and loaded from there; recall against exact search is measured at build. IVF-PQ
+re-scores its candidates exactly from the store: with every list probed and every row re-ranked it is exact."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from storekit import build_store, random_docs
 from nextvec.config import IndexConfig
 from nextvec.decode.nearest import RetrievalDecoder
+from nextvec.errors import NextvecError
 from nextvec.index import exact_top_k, store_unit_index, unit_rows_of
 from nextvec.models.baselines import KnnSuccessorBaseline, train_chunks_with_successor
 from nextvec.models.memory import SuccessorMemory
@@ -86,3 +88,75 @@ def test_memory_baseline_and_decoder_give_the_exact_answers_through_an_exact_ivf
     d2 = RetrievalDecoder(store, index_kind="ivf", index=IndexConfig(nlist=8, nprobe=8)).search(ctx[:, 0], 3)[1]
     np.testing.assert_array_equal(d1, d2)
     assert len(train_chunks_with_successor(store, "t")) == len(SuccessorMemory(store, index=cfg_ivf)._index)
+
+
+def test_ivfpq_with_every_list_probed_and_every_row_reranked_is_exact(store):
+    ids = store.split_chunks("train")
+    exact = store_unit_index(store, ids, "t-exact", IndexConfig(kind="flat"))
+    logs = []
+    cfg = IndexConfig(kind="ivfpq", nlist=8, nprobe=8, pq_m=4, rerank=len(ids))
+    pq = store_unit_index(store, ids, "t-pq", cfg, log=logs.append)
+    assert pq.meta["pq_m"] == 4 and len(pq) == len(ids) and pq.dim == store.dim and pq.fingerprint == store.fingerprint
+    q = queries(store)
+    s1, i1 = exact.search(q, 8)
+    s2, i2 = pq.search(q, 8)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_allclose(s1, s2, rtol=1e-5, atol=1e-5)
+    assert pq.meta["recall"] == 1.0 and "IVF-PQ nlist=8 nprobe=8 PQ4x8" in logs[0] and "recall@8 vs exact 1.000" in logs[0]
+
+
+def test_ivfpq_scores_are_exact_cosines_of_approximate_candidates(store):
+    ids = store.split_chunks("train")
+    pq = store_unit_index(store, ids, "t-pq-coarse", IndexConfig(kind="ivfpq", nlist=16, nprobe=2, pq_m=2, rerank=12),
+                          log=lambda m: None)
+    q = queries(store)
+    scores, got = pq.search(q, 5)
+    assert pq.meta["recall"] < 1.0  # the candidates are approximate...
+    assert np.isin(got, ids).all() and (np.diff(scores, axis=1) <= 0).all()
+    v = store.get(got.reshape(-1)).astype(np.float64).reshape(*got.shape, -1)
+    want = np.einsum("qkd,qd->qk", v / np.linalg.norm(v, axis=-1, keepdims=True), q)
+    np.testing.assert_allclose(scores, want, atol=1e-5)  # ...their scores are exact cosines
+    pq_scores, _ = pq.index.search(q, 5)
+    assert np.abs(pq_scores - scores).max() > 1e-3  # which the PQ codes alone do not give
+
+
+def test_auto_picks_flat_ivf_or_ivfpq_by_the_two_thresholds(store):
+    ids = store.split_chunks("train")
+    n = len(ids)
+    assert "meta" not in vars(store_unit_index(store, ids, "t-auto2", IndexConfig(approx_above=n, compress_above=n)))
+    ivf = store_unit_index(store, ids, "t-auto2", IndexConfig(approx_above=n - 1, compress_above=n), log=lambda m: None)
+    assert ivf.meta["kind"] == "ivf" and ivf.store is None
+    pq = store_unit_index(store, ids, "t-auto2", IndexConfig(approx_above=n - 2, compress_above=n - 1), log=lambda m: None)
+    assert pq.meta["kind"] == "ivfpq" and pq.store is store
+    assert pq.meta["pq_m"] == 16  # default 48 sub-quantizers: the largest divisor of the 16-d vectors below it
+
+
+def test_ivfpq_saved_reloaded_and_rebuilt_when_pq_m_changes(store):
+    ids = store.split_chunks("train")
+    cfg = IndexConfig(kind="ivfpq", nlist=8, pq_m=4)
+    logs = []
+    a = store_unit_index(store, ids, "t-pq-save", cfg, log=logs.append)
+    assert (store.root / "indexes" / "t-pq-save.faiss").is_file() and len(logs) == 1
+    b = store_unit_index(store, ids, "t-pq-save", cfg, log=logs.append)
+    assert len(logs) == 1 and b.store is store  # loaded, not rebuilt, and re-ranks from the store
+    b2 = store_unit_index(store, ids, "t-pq-save", IndexConfig(kind="ivfpq", nlist=8, pq_m=4, nprobe=2, rerank=100),
+                          log=logs.append)
+    assert len(logs) == 1 and b2.index.nprobe == 2 and b2.candidates(8) == 100  # search-time settings: no rebuild
+    q = queries(store)
+    sa, ia = a.search(q, 4)
+    sb, ib = b.search(q, 4)
+    np.testing.assert_array_equal(ia, ib)
+    np.testing.assert_allclose(sa, sb, atol=1e-6)
+    c = store_unit_index(store, ids, "t-pq-save", IndexConfig(kind="ivfpq", nlist=8, pq_m=8), log=logs.append)
+    assert len(logs) == 2 and c.meta["pq_m"] == 8 and "PQ8x8" in logs[1]  # other codes: rebuilt
+
+
+def test_ivfpq_refuses_bad_queries_and_too_few_vectors(store):
+    ids = store.split_chunks("train")
+    pq = store_unit_index(store, ids, "t-pq-save", IndexConfig(kind="ivfpq", nlist=8, pq_m=4), log=lambda m: None)
+    with pytest.raises(NextvecError, match=r"query vectors must be \(Q, 16\)"):
+        pq.search(np.zeros(16, np.float32), 3)
+    with pytest.raises(NextvecError, match=r"query vectors must be \(Q, 16\)"):
+        pq.search(np.zeros((2, 8), np.float32), 3)
+    with pytest.raises(NextvecError, match="needs at least 256 vectors"):
+        store_unit_index(store, ids[:100], "t-pq-small", IndexConfig(kind="ivfpq", nlist=2), log=lambda m: None)

@@ -2,8 +2,11 @@
 decoding.
 
 `store_unit_index` is the one way to index store rows by cosine: exact (flat) up to `index.approx_above`
-vectors; above it an approximate IVF (or HNSW) index, built once, saved under STORE/indexes/ and loaded
-from there next time, with its recall@k against exact search measured and printed when it is built.
+vectors; above it an approximate IVF-Flat (or HNSW) index, and above `index.compress_above` an IVF-PQ index
+(`pq_m` bytes a vector instead of 4·D) whose candidates are re-scored exactly from the memory-mapped store.
+An approximate index is built once, saved under STORE/indexes/ and loaded from there next time, with its
+recall@k against exact search (through the whole search path, re-ranking included) measured and printed
+when it is built.
 """
 
 from __future__ import annotations
@@ -19,13 +22,21 @@ import numpy as np
 from nextvec.errors import NextvecError
 from nextvec.vecmath import unit_rows
 
+PQ_BITS = 8  # bits per PQ sub-quantizer code: 256 centroids each, one byte
+IVFPQ_MAX_NLIST = 4096  # default nlist cap for ivfpq: assigning N vectors to nlist centroids costs N·nlist·D
+
 
 class VectorIndex:
     """Exact top-k by inner product over `vectors` (N, D); row i of the index is `ids[i]`.
 
     For unit vectors inner product equals cosine. `kind="hnsw"` or `"ivf"` trades exactness for speed
-    on banks over ~1M vectors.
+    on banks over ~1M vectors. An index with a `store` (ivfpq, made by `store_unit_index`) re-ranks: it
+    takes `candidates(k)` rows from the FAISS index, reads them from the store and returns the top k by
+    exact inner product with their unit rows.
     """
+
+    store = None  # the store whose rows re-score the FAISS index's candidates; None = FAISS scores are exact
+    rerank = 0  # candidates re-scored per query; 0 = max(64, 4k)
 
     def __init__(self, vectors: np.ndarray, ids: np.ndarray | None = None, kind: str = "flat", fingerprint: dict | None = None):
         import faiss
@@ -58,9 +69,37 @@ class VectorIndex:
         if queries.ndim != 2 or queries.shape[1] != self.dim:
             raise NextvecError(f"query vectors must be (Q, {self.dim}), got shape {queries.shape}")
         k = min(k, len(self))
-        scores, rows = self.index.search(queries, k)
+        scores, rows = self.index.search(queries, self.candidates(k))
         ids = np.where(rows >= 0, self.ids[np.clip(rows, 0, None)], -1)
+        if self.store is not None:
+            scores, ids = rerank_exact(self.store, queries, scores, ids, k)
         return scores, ids
+
+    def candidates(self, k: int) -> int:
+        """Rows taken from the FAISS index for a top-k search: k, or the re-ranked candidate count."""
+        if self.store is None:
+            return k
+        return min(len(self), max(k, self.rerank or max(64, 4 * k)))
+
+
+def rerank_exact(store, queries: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int,
+                 block: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """Candidates `ids` (Q, R) of `queries` (Q, D), -1 where none, re-scored by exact inner product with
+    their unit store rows: the top k of each row, best first, (Q, k) scores and ids. Slots without a
+    candidate keep their FAISS score (-FLT_MAX) and sort last."""
+    out_s = np.empty((len(ids), k), np.float32)
+    out_i = np.empty((len(ids), k), np.int64)
+    for s in range(0, len(ids), block):  # bounds the (block, R, D) gather
+        cand, q = ids[s : s + block], queries[s : s + block]
+        valid = cand >= 0
+        uniq, inv = np.unique(cand[valid], return_inverse=True)  # each row read once, in store order
+        rows = unit_rows_of(store, uniq)
+        exact = scores[s : s + block].astype(np.float32)
+        exact[valid] = np.einsum("nd,nd->n", rows[inv], q[np.nonzero(valid)[0]])
+        top = np.argsort(-exact, axis=1, kind="stable")[:, :k]
+        out_s[s : s + block] = np.take_along_axis(exact, top, 1)
+        out_i[s : s + block] = np.take_along_axis(cand, top, 1)
+    return out_s, out_i
 
 
 def unit_rows_of(store, ids: np.ndarray, block: int = 65536) -> np.ndarray:
@@ -74,7 +113,9 @@ def unit_rows_of(store, ids: np.ndarray, block: int = 65536) -> np.ndarray:
 def resolve_kind(config, n: int) -> str:
     if config.kind != "auto":
         return config.kind
-    return "flat" if n <= config.approx_above else "ivf"
+    if n <= config.approx_above:
+        return "flat"
+    return "ivf" if n <= config.compress_above else "ivfpq"
 
 
 def store_unit_index(store, ids: np.ndarray, name: str, config=None, k: int = 8, log=None) -> VectorIndex:
@@ -88,54 +129,84 @@ def store_unit_index(store, ids: np.ndarray, name: str, config=None, k: int = 8,
     kind = resolve_kind(config, len(ids))
     if kind == "flat":
         return VectorIndex(unit_rows_of(store, ids), ids=ids, kind="flat", fingerprint=store.fingerprint)
+    nlist = _nlist(config, len(ids), kind)
     meta = {"name": name, "kind": kind, "fingerprint": store.fingerprint, "n": int(len(ids)),
-            "ids_sum": int(ids.sum()), "nlist": _nlist(config, len(ids)), "hnsw_m": config.hnsw_m,
-            "ef_construction": config.ef_construction}
+            "ids_sum": int(ids.sum()), "nlist": nlist}
+    if kind == "ivfpq":
+        meta.update(pq_m=_pq_m(config.pq_m, store.dim), pq_bits=PQ_BITS)
+    else:  # the keys ivf and hnsw indexes have always been saved with
+        meta.update(hnsw_m=config.hnsw_m, ef_construction=config.ef_construction)
     folder = Path(store.root) / "indexes"
     index = _load_saved(folder, name, meta)
-    if index is None:
+    built = index is None
+    if built:
         t0 = time.perf_counter()
-        index = _build(store, ids, kind, meta["nlist"], config)
-        _set_search_params(index, config)
+        index = _build(store, ids, kind, meta, config)
         seconds = time.perf_counter() - t0
-        recall = measure_recall(index, store, ids, k, config.recall_queries)
-        meta.update(build_seconds=round(seconds, 2), **recall)
-        _save(folder, name, index, meta)
-        log(f"index {name}: {describe(meta, config)} over {len(ids):,} vectors built in {seconds:.1f} s; "
-            f"recall@{k} vs exact {recall['recall']:.3f} ({recall['recall_queries']} queries); saved in {folder}")
-    else:
-        _set_search_params(index, config)
+    _set_search_params(index, config)
     out = VectorIndex.__new__(VectorIndex)
     out.index, out.ids, out.dim, out.fingerprint, out.meta = index, ids, store.dim, store.fingerprint, meta
+    if kind == "ivfpq":
+        out.store, out.rerank = store, config.rerank
+    if built:
+        recall = measure_recall(out, store, ids, k, config.recall_queries)
+        meta.update(build_seconds=round(seconds, 2), **recall)
+        _save(folder, name, index, meta)
+        log(f"index {name}: {describe(meta, config, k)} over {len(ids):,} vectors built in {seconds:.1f} s; "
+            f"recall@{k} vs exact {recall['recall']:.3f} ({recall['recall_queries']} queries); saved in {folder}")
     return out
 
 
-def describe(meta: dict, config) -> str:
+def describe(meta: dict, config, k: int = 8) -> str:
     if meta["kind"] == "ivf":
         return f"IVF nlist={meta['nlist']} nprobe={min(config.nprobe, meta['nlist'])}"
+    if meta["kind"] == "ivfpq":
+        rr = config.rerank or max(64, 4 * k)
+        return (f"IVF-PQ nlist={meta['nlist']} nprobe={min(config.nprobe, meta['nlist'])} "
+                f"PQ{meta['pq_m']}x{meta['pq_bits']} ({meta['pq_m'] * meta['pq_bits'] // 8} B/vector) "
+                f"re-ranking {max(k, rr)} candidates")
     return f"HNSW M={meta['hnsw_m']} efSearch={config.ef_search}"
 
 
-def _nlist(config, n: int) -> int:
+def _nlist(config, n: int, kind: str = "ivf") -> int:
     nlist = config.nlist or int(4 * np.sqrt(n))
+    if kind == "ivfpq" and not config.nlist:
+        nlist = min(nlist, IVFPQ_MAX_NLIST)
     return int(max(1, min(nlist, n // 39 or 1)))  # FAISS wants >= 39 training points per list
 
 
-def _build(store, ids: np.ndarray, kind: str, nlist: int, config):
+def _pq_m(pq_m: int, dim: int) -> int:
+    """The PQ sub-quantizers used: the largest divisor of `dim` not above `pq_m` (FAISS splits the vector
+    into equal parts)."""
+    return max(m for m in range(1, min(pq_m, dim) + 1) if dim % m == 0)
+
+
+def _build(store, ids: np.ndarray, kind: str, meta: dict, config):
     import faiss
 
-    D = store.dim
-    if kind == "ivf":
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(D), D, nlist, faiss.METRIC_INNER_PRODUCT)
-        rng = np.random.default_rng(0)
-        sample = np.sort(rng.choice(len(ids), min(len(ids), 64 * nlist), replace=False))
+    D, nlist = store.dim, meta["nlist"]
+    rng = np.random.default_rng(0)
+    if kind in ("ivf", "ivfpq"):
+        if kind == "ivf":
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(D), D, nlist, faiss.METRIC_INNER_PRODUCT)
+            n_train = 64 * nlist
+        else:
+            if len(ids) < 1 << meta["pq_bits"]:
+                raise NextvecError(f"an ivfpq index needs at least {1 << meta['pq_bits']} vectors to train its "
+                                   f"codebooks, got {len(ids)}; use kind flat")
+            index = faiss.IndexIVFPQ(faiss.IndexFlatIP(D), D, nlist, meta["pq_m"], meta["pq_bits"],
+                                     faiss.METRIC_INNER_PRODUCT)
+            n_train = max(64 * nlist, 65536)  # the PQ codebooks train on up to 256 x 256 residuals
+        sample = np.sort(rng.choice(len(ids), min(len(ids), n_train), replace=False))
+        t0 = time.perf_counter()
         index.train(unit_rows_of(store, ids[sample]))
+        meta["train_seconds"] = round(time.perf_counter() - t0, 2)
     elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(D, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = config.ef_construction
     else:
-        raise NextvecError(f"unknown index kind {kind!r}; use auto, flat, ivf or hnsw")
-    for s in range(0, len(ids), 262144):
+        raise NextvecError(f"unknown index kind {kind!r}; use auto, flat, ivf, ivfpq or hnsw")
+    for s in range(0, len(ids), 262144):  # one block of float32 rows in memory at a time
         index.add(unit_rows_of(store, ids[s : s + 262144]))
     return index
 
@@ -147,9 +218,10 @@ def _set_search_params(index, config) -> None:
         index.hnsw.efSearch = config.ef_search
 
 
-def measure_recall(index, store, ids: np.ndarray, k: int, n_queries: int) -> dict:
-    """recall@k of `index` against exact search, on store rows outside the bank (held-out chunks, as
-    queries are in use) or, when the bank is the whole store, on bank rows."""
+def measure_recall(index: VectorIndex, store, ids: np.ndarray, k: int, n_queries: int) -> dict:
+    """recall@k of `index` (its whole search path, re-ranking included) against exact search, on store rows
+    outside the bank (held-out chunks, as queries are in use) or, when the bank is the whole store, on bank
+    rows."""
     if n_queries == 0:
         return {"recall": float("nan"), "recall_queries": 0}
     rng = np.random.default_rng(1)
@@ -158,9 +230,9 @@ def measure_recall(index, store, ids: np.ndarray, k: int, n_queries: int) -> dic
     q_ids = np.sort(rng.choice(pool, min(n_queries, len(pool)), replace=False))
     q = unit_rows_of(store, q_ids)
     k = min(k, len(ids))
-    exact = exact_top_k(store, ids, q, k)
-    _, rows = index.search(q, k)
-    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(rows, exact))
+    exact = ids[exact_top_k(store, ids, q, k)]  # store ids
+    _, got = index.search(q, k)
+    hits = sum(len(np.intersect1d(a, b)) for a, b in zip(got, exact))
     return {"recall": hits / (len(q) * k), "recall_queries": int(len(q))}
 
 
@@ -191,7 +263,8 @@ def _load_saved(folder: Path, name: str, meta: dict):
         return None
     if any(saved.get(key) != value for key, value in meta.items()):
         return None  # built for other rows, another encoder or other build parameters: rebuild
-    meta.update({key: saved[key] for key in ("build_seconds", "recall", "recall_queries") if key in saved})
+    meta.update({key: saved[key] for key in ("build_seconds", "train_seconds", "recall", "recall_queries")
+                 if key in saved})
     return faiss.read_index(str(path))
 
 

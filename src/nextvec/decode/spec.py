@@ -22,7 +22,7 @@ SPEC_HELP = "retrieval | vec2text[:PATH] | learned:PATH"
 class DecoderOptions:
     """Per-decoder settings; each decoder reads only its own (the others are ignored).
 
-    retrieval: split (None = every chunk), index_kind (auto | flat | ivf | hnsw).
+    retrieval: split (None = every chunk), index_kind (auto | flat | ivf | ivfpq | hnsw).
     vec2text and learned: steps, the correction passes after the first (None: 20 for vec2text, 0 for learned;
     the learned decoder's need the encoder).
     vec2text: beam (sequence beam width), online (may download its weights).
