@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from storekit import build_store, random_docs
 from nextvec.cli import app
 from nextvec.data.windows import gather_windows, window_targets
-from nextvec.evaluate.memory import SAMPLE_WEIGHTS, THRESHOLDS, WEIGHTS, fit_memory, save_memory
+from nextvec.evaluate.memory import SAMPLE_THRESHOLDS, SAMPLE_WEIGHTS, THRESHOLDS, WEIGHTS, fit_memory, save_memory
 from nextvec.session import load_memory
 from nextvec.models.baselines import LinearAverageBaseline
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory, combine
@@ -95,7 +95,7 @@ def test_sampling_draws_recurring_text_from_the_memory_where_it_lowers_the_energ
     fit = fit_memory(LinearAverageBaseline(), templated, 4)
     # every val window continues a train template: drawing the memory's successors beats the point model
     assert fit["sample_weight"] > 0 and fit["val_energy_score"] < fit["model_val_energy_score"] - 0.1
-    assert len(fit["sample_grid"]) == 1 + len(SAMPLE_WEIGHTS) * len(THRESHOLDS)
+    assert len(fit["sample_grid"]) == 1 + len(SAMPLE_WEIGHTS) * len(SAMPLE_THRESHOLDS)
     mp = MemoryPredictor(LinearAverageBaseline(), SuccessorMemory(templated), 0.0, 0.0, 1.0, 0.0)
     ctx, mask, tgt = gather_windows(templated, window_targets(templated, "test"), 4)
     x = mp.sample(torch.from_numpy(ctx), torch.from_numpy(mask), 6, torch.Generator().manual_seed(0)).numpy()
@@ -156,3 +156,21 @@ def test_serve_uses_the_runs_memory_for_y_cos(templated, tmp_path):
         got_plain = torch.tensor(c.post("/predict", json=body).json()["vector"])
     assert torch.allclose(got, want, atol=1e-5) and torch.allclose(got_plain, plain, atol=1e-5)
     assert not torch.allclose(want, plain, atol=1e-3)
+
+
+def test_memory_draws_distinct_successors_without_replacement():
+    """With the gate open, n <= k replaced samples are n different successors (repeats would shrink the set's
+    spread); with the gate shut the model's samples pass through unchanged."""
+    from nextvec.models.memory import mix_samples
+
+    rng = np.random.default_rng(0)
+    B, n, k, D = 5, 6, 8, 16
+    samples = rng.normal(size=(B, n, D)).astype(np.float32)
+    succ = np.eye(k, D, dtype=np.float32)[None].repeat(B, 0)  # successor j = basis vector j
+    order = rng.random((B, k)).argsort(1)
+    mixed = mix_samples(samples, succ, np.ones(B, np.float32), 1.0, -10.0, np.zeros((B, n)), order)
+    picked = np.abs(mixed).argmax(-1)  # (B, n) which successor each sample became
+    assert all(len(set(row)) == n for row in picked)
+    np.testing.assert_allclose(np.linalg.norm(mixed, axis=-1), np.linalg.norm(samples, axis=-1), rtol=1e-5)
+    shut = mix_samples(samples, succ, np.zeros(B, np.float32), 1.0, 10.0, np.full((B, n), 0.5), order)
+    np.testing.assert_array_equal(shut, samples)

@@ -26,6 +26,7 @@ from nextvec.vecmath import cosine_rows, unit_rows
 WEIGHTS = (0.5, 1.0, 2.0)
 THRESHOLDS = (0.6, 0.7, 0.8, 0.85, 0.9)
 SAMPLE_WEIGHTS = (0.25, 0.5, 0.75, 1.0)  # at most this share of samples drawn from the memory
+SAMPLE_THRESHOLDS = (0.0, 0.5) + THRESHOLDS  # 0.0: the gate is open for every window (kNN-LM's fixed lambda)
 SAMPLE_FIT_WINDOWS = 2000
 
 
@@ -76,13 +77,14 @@ def fit_sampling(model, store, targets: np.ndarray, context_length: int, memory:
     x = draw_samples({"model": model}, store, targets, context_length, k, seed)["model"]  # (M, k, D) unit
     c = [memory.candidates(*gather_windows(store, targets[s : s + 4096], context_length)[:2])
          for s in range(0, len(targets), 4096)]
-    succ, w, best = (np.concatenate(a) for a in zip(*c))
-    u, pick = np.random.default_rng(seed + 1).random((2, *x.shape[:2]))
+    succ, _, best = (np.concatenate(a) for a in zip(*c))
+    rng = np.random.default_rng(seed + 1)
+    u, order = rng.random(x.shape[:2]), rng.random(succ.shape[:2]).argsort(1)
     tv = unit_rows(store.get(targets))
     grid = [{"sample_weight": 0.0, "sample_threshold": None, "energy_score": float(energy_score_np(x, tv).mean())}]
     for sw in SAMPLE_WEIGHTS:
-        for th in THRESHOLDS:
-            mixed = mix_samples(x, succ, w, best, sw, th, u, pick)
+        for th in SAMPLE_THRESHOLDS:
+            mixed = mix_samples(x, succ, best, sw, th, u, order)
             grid.append({"sample_weight": sw, "sample_threshold": th,
                          "energy_score": float(energy_score_np(mixed, tv).mean())})
     pick_ = min(grid, key=lambda g: g["energy_score"])

@@ -9,8 +9,9 @@ weights, and adds that vector to the model's `y_cos` with a gate that opens only
 
 where s_1 is the best match's cosine. Text that recurs across documents (templates, boilerplate, lists,
 quoted passages) is predicted from the memory; everything else from the model. Sampling works the same
-way: each of the model's samples is replaced, with probability sample_weight * sigmoid((s_1 -
-sample_threshold) / 0.05), by one of the k successors drawn by its softmax weight. `y_dec` is the model's
+way (kNN-LM's interpolation, for samples): each of the model's samples is replaced, with probability
+sample_weight * sigmoid((s_1 - sample_threshold) / 0.05), by one of the k successors, drawn uniformly
+without replacement. `y_dec` is the model's
 (the memory is a retrieval aid, and the decoder output keeps the model's spread). `weight` and
 `threshold` are fitted on the val split (`nextvec.evaluate.memory.fit_memory`); weight 0 is the model.
 
@@ -75,16 +76,18 @@ def gate(best: np.ndarray, weight: float, threshold: float) -> np.ndarray:
     return weight / (1.0 + np.exp(-(best - threshold) / GATE_SHARPNESS))
 
 
-def mix_samples(samples: np.ndarray, succ: np.ndarray, w: np.ndarray, best: np.ndarray, weight: float,
-                threshold: float, u: np.ndarray, pick: np.ndarray) -> np.ndarray:
+def mix_samples(samples: np.ndarray, succ: np.ndarray, best: np.ndarray, weight: float, threshold: float,
+                u: np.ndarray, order: np.ndarray) -> np.ndarray:
     """Replace each sample (B, n, D) with a memory successor with probability gate(s_1) (weight <= 1).
 
-    `u` (B, n) uniform and `pick` (B, n) uniform draw the replacement and, through the weights w (B, k),
-    which successor; a replacement keeps the norm of the sample it replaces.
-    """
+    `u` (B, n) uniform draws which samples are replaced; `order` (B, k) is a random permutation of the k
+    successors, and sample i takes successor order[i mod k]: drawn uniformly and without replacement, as the
+    kNN-successor sampler draws (repeated draws of one successor shrink the set's spread, which the energy
+    score penalises). A replacement keeps the norm of the sample it replaces."""
+    B, n = samples.shape[:2]
     take = u < gate(best, weight, threshold)[:, None]  # (B, n)
-    j = (w.cumsum(1)[:, None, :] < pick[..., None]).sum(-1).clip(0, w.shape[1] - 1)  # (B, n) inverse CDF
-    chosen = succ[np.arange(len(succ))[:, None], j] * np.linalg.norm(samples, axis=-1, keepdims=True)
+    j = order[:, np.arange(n) % order.shape[1]]  # (B, n)
+    chosen = succ[np.arange(B)[:, None], j] * np.linalg.norm(samples, axis=-1, keepdims=True)
     return np.where(take[..., None], chosen, samples).astype(np.float32)
 
 
@@ -120,10 +123,11 @@ class MemoryPredictor:
         x = sample_from(self.model, context, mask, n, generator, **options)
         if self.sample_weight == 0:
             return x
-        u, pick = torch.rand(2, x.shape[0], n, generator=generator).numpy()
-        succ, w, best = self.memory.candidates(context.detach().float().cpu().numpy(), mask.detach().cpu().numpy())
-        y = mix_samples(x.detach().float().cpu().numpy(), succ, w, best, self.sample_weight, self.sample_threshold,
-                        u, pick)
+        succ, _, best = self.memory.candidates(context.detach().float().cpu().numpy(), mask.detach().cpu().numpy())
+        u = torch.rand(x.shape[0], n, generator=generator).numpy()
+        order = torch.rand(x.shape[0], succ.shape[1], generator=generator).argsort(1).numpy()
+        y = mix_samples(x.detach().float().cpu().numpy(), succ, best, self.sample_weight, self.sample_threshold,
+                        u, order)
         return torch.from_numpy(y).to(device=x.device, dtype=x.dtype)
 
     def predict(self, context: torch.Tensor, mask: torch.Tensor) -> Prediction:
