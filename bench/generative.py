@@ -15,13 +15,16 @@ default plus --point-set overrides), each under the same `train.max_minutes`; th
   - 10-step rollouts from 5 real sentences of up to 100 test documents: repeat rate and distinct sentences
     (point rollout of the point recipe, sampled rollout of the default recipe),
   - the time to draw 8 vectors for one context (1 thread, median of 200 calls).
-and the issue's targets with PASS / FAIL. The successor memory is not fitted (`train.memory=false`): the
-targets compare the models' own outputs.
+and the issue's targets with PASS / FAIL. Each recipe is scored as `nextvec train` leaves it: the model
+with its successor memory fitted on val (train.memory = true); the default model alone is a row too.
+`--reuse` keeps finished runs of `--runs`; `--temperature` scores both recipes at another sampling
+temperature (written into the runs' config.json, and the memory's sampling gate refitted at it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -31,25 +34,44 @@ import torch
 
 from nextvec.config import LVMConfig, load_config
 from nextvec.evaluate import evaluate_run, write_json
+from nextvec.evaluate.memory import fit_run_memory
 from nextvec.evaluate.distribution import evaluate_distributions, format_distribution
 from nextvec.evaluate.rollout import evaluate_rollouts
 from nextvec.data.windows import select_windows
 from nextvec.evaluate.runner import sampler_baselines
 from nextvec.store import open_store
-from nextvec.train.checkpoint import load_model
+from nextvec.session import Session
 from nextvec.train.loop import train
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
 
 
-def train_recipe(store_path: str, out: Path, minutes: float, overrides: list[str]) -> tuple[object, dict]:
-    cfg = load_config(LVMConfig, DEFAULT_CONFIG, overrides + [f"train.max_minutes={minutes}", "train.progress=false",
-                                                              "train.memory=false"])
+def train_recipe(store_path: str, out: Path, minutes: float, overrides: list[str], reuse: bool) -> dict:
+    """Train one recipe (`train.memory` is fitted after training, as `nextvec train` does); with `reuse`, a run
+    folder that already holds a finished run is kept as it is."""
+    if reuse and (out / "summary.json").is_file():
+        return json.loads((out / "summary.json").read_text())
+    cfg = load_config(LVMConfig, DEFAULT_CONFIG, overrides + [f"train.max_minutes={minutes}", "train.progress=false"])
     t0 = time.perf_counter()
     summary = train(store_path, cfg, out)
     summary["wall_s"] = time.perf_counter() - t0
-    model, _ = load_model(out)
-    return model.eval(), summary
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def open_recipe(store_path: str, run: Path, temperature: float | None):
+    """(model, model with its successor memory) of a run; `temperature` re-sets the run's sampling temperature
+    (saved in its config.json, so the memory's sampling gate is fitted at the temperature that is scored)."""
+    cfg_path = run / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    if temperature is not None and cfg["model"].get("temperature") != temperature:
+        cfg["model"]["temperature"] = temperature
+        cfg_path.write_text(json.dumps(cfg, indent=1))
+        (run / "memory.json").unlink(missing_ok=True)
+    if not (run / "memory.json").is_file():
+        fit_run_memory(store_path, run)
+    s = Session.open(run, store_path, encoder="none", memory=True)
+    return s.model.eval(), s.predictor
 
 
 def sample_ms(model, store, T: int, calls: int = 200) -> dict:
@@ -72,17 +94,22 @@ def sample_ms(model, store, T: int, calls: int = 200) -> dict:
 
 def bench_corpus(name: str, path: str, runs: Path, args) -> dict:
     store = open_store(path)
-    default, s_def = train_recipe(path, runs / f"{name}-default", args.minutes, [])
-    point, s_pt = train_recipe(path, runs / f"{name}-point", args.minutes, args.point_set)
-    T = default.config.context_length
-    ev = evaluate_run(default, store, "test", extra={"point recipe": point}, samples=0)
+    s_def = train_recipe(path, runs / f"{name}-default", args.minutes, [], args.reuse)
+    s_pt = train_recipe(path, runs / f"{name}-point", args.minutes, args.point_set, args.reuse)
+    default_model, default = open_recipe(path, runs / f"{name}-default", args.temperature)
+    point_model, point = open_recipe(path, runs / f"{name}-point", args.temperature)
+    T = default_model.config.context_length
+    ev = evaluate_run(default, store, "test", extra={"point recipe": point, "default model alone": default_model},
+                      samples=0)
     targets, _ = select_windows(store, "test", args.dist_windows, 0)
-    predictors = {"default": default, "point recipe": point,
-                  **sampler_baselines(store, point, T, seed=0)}
+    predictors = {"default": default, "default model alone": default_model, "point recipe": point,
+                  **sampler_baselines(store, point_model, T, seed=0)}
     dist = evaluate_distributions(predictors, store, targets, T)
     ro_def = evaluate_rollouts(default, store, "test", steps=10, prompts=args.rollouts, context_length=T)
     ro_pt = evaluate_rollouts(point, store, "test", steps=10, prompts=args.rollouts, context_length=T)
-    return {"corpus": name, "store": path, "train": {"default": s_def, "point": s_pt},
+    return {"corpus": name, "store": path, "temperature": default_model.config.temperature,
+            "train": {"default": s_def, "point": s_pt},
+            "memory": {r: json.loads((runs / f"{name}-{r}" / "memory.json").read_text()) for r in ("default", "point")},
             "cosine": {r["name"]: r["cosine"] for r in ev["rows"]}, "distribution": dist,
             "rollout": {"default (sampled)": ro_def["modes"]["sampled"], "point recipe (point)": ro_pt["modes"]["point"],
                         "default (point)": ro_def["modes"]["point"], "prompts": ro_def["prompts"]},
@@ -142,6 +169,9 @@ def main() -> None:
     ap.add_argument("--dist-windows", type=int, default=5000)
     ap.add_argument("--rollouts", type=int, default=100)
     ap.add_argument("--runs", default=None, help="folder for the run folders (default: a temp dir)")
+    ap.add_argument("--reuse", action="store_true", help="keep finished runs found in --runs instead of training")
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="score both recipes at this sampling temperature (default: the one each run was trained with)")
     ap.add_argument("--out", default="bench/generative.json")
     args = ap.parse_args()
     if args.threads:

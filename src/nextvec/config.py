@@ -127,7 +127,8 @@ class ModelConfig(Strict):
     cond_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="flow head: conditioning dropout (for guidance)")
     head_detach: bool = Field(False, description="sampling head: stop its gradient at the body's summary")
     sample_steps: int = Field(16, ge=1, le=1000, description="flow head: Euler steps when sampling")
-    temperature: float = Field(1.0, ge=0.0, le=10.0, description="sampling heads: scale of the input noise")
+    temperature: float = Field(1.25, ge=0.0, le=10.0,
+                               description="sampling heads: scale of the input noise (1.25 chosen on val splits)")
     guidance: float = Field(1.0, ge=0.0, le=20.0, description="flow head: classifier-free guidance weight (1 = off)")
 
     @model_validator(mode="after")

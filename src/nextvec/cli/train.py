@@ -51,20 +51,7 @@ def train_cmd(
     summary = train(store, cfg, out, resume=resume)
     if os.environ.get("RANK", "0") == "0":
         if cfg.train.memory and not cfg.train.overfit:
-            summary["memory"] = _fit_memory(store, out)
+            from nextvec.evaluate.memory import fit_run_memory
+
+            summary["memory"] = fit_run_memory(store, out)
         typer.echo(json.dumps(summary, indent=2))
-
-
-def _fit_memory(store: Path, out: Path) -> dict:
-    """Fit the successor memory of the run's best model on val; returns a short summary for the run JSON."""
-    from nextvec.data.windows import window_targets
-    from nextvec.evaluate.memory import fit_memory, save_memory
-    from nextvec.session import Session, run_index_config
-
-    s = Session.open(out, store, encoder=None)
-    if len(window_targets(s.store, "val")) == 0:
-        return {"fitted": False, "reason": "the store has no val windows"}
-    fit = fit_memory(s.model, s.store, int(s.context_length), index=run_index_config(out))
-    save_memory(out, fit)
-    return {k: fit[k] for k in ("weight", "threshold", "val_cosine", "val_mrr", "model_val_cosine", "model_val_mrr",
-                                "sample_weight", "sample_threshold", "val_energy_score", "model_val_energy_score")}

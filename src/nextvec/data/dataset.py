@@ -15,6 +15,7 @@ import torch
 
 from nextvec.data.windows import context_indices, window_targets
 from nextvec.errors import NextvecError
+from nextvec.store.reader import concat_ranges
 
 
 def vector_keys(table: np.ndarray, block: int = 8192) -> np.ndarray:
@@ -85,13 +86,18 @@ class WindowDataset(torch.utils.data.Dataset):
         self.targets = targets  # (M,) store chunk ids
         self.doc = store.chunk_doc[targets].astype(np.int64)  # (M,)
 
-        # Read the chunks of every document involved once; `local` maps store chunk ids into that table.
-        docs = np.unique(self.doc)
-        starts, ends = store.doc_offsets[docs], store.doc_offsets[docs + 1]
-        self.chunks = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)])  # sorted store ids
+        # The rows the windows need, each read once: whole documents when hard negatives are drawn from them,
+        # else each window's own context and target. `local` maps store chunk ids into that table.
+        if self.K:
+            docs = np.unique(self.doc)
+            self.chunks = concat_ranges(store.doc_offsets[docs], np.diff(store.doc_offsets)[docs])  # sorted ids
+        else:
+            back = np.minimum(store.chunk_pos[targets].astype(np.int64), self.T)
+            self.chunks = np.unique(concat_ranges(targets - back, back + 1))
         table = np.zeros((len(self.chunks) + 1, store.dim), dtype)
-        for a, b, at in zip(starts, ends, np.cumsum(ends - starts) - (ends - starts)):  # one read per document
-            store.read_rows(a, b, out=table[at : at + b - a])
+        run_at = np.flatnonzero(np.diff(self.chunks, prepend=-2) != 1)  # first table row of each contiguous run
+        for at, end in zip(run_at, np.append(run_at[1:], len(self.chunks))):  # one read per run of rows
+            store.read_rows(int(self.chunks[at]), int(self.chunks[at]) + int(end - at), out=table[at:end])
         self.pad_row = len(self.chunks)  # index of the zero row
         local = lambda ids: np.searchsorted(self.chunks, ids)  # noqa: E731
 

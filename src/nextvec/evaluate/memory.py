@@ -99,3 +99,18 @@ def save_memory(run_dir: str | Path, fit: dict) -> Path:
     tmp.write_text(json.dumps(fit, indent=2))
     tmp.replace(path)
     return path
+
+
+def fit_run_memory(store, run_dir: str | Path) -> dict:
+    """Fit the successor memory of a run's best model on val and save it as RUN/memory.json (what `nextvec
+    train` does after training); returns a short summary for the run JSON."""
+    from nextvec.data.windows import window_targets
+    from nextvec.session import Session, run_index_config
+
+    s = Session.open(run_dir, store, encoder=None)
+    if len(window_targets(s.store, "val")) == 0:
+        return {"fitted": False, "reason": "the store has no val windows"}
+    fit = fit_memory(s.model, s.store, int(s.context_length), index=run_index_config(run_dir))
+    save_memory(run_dir, fit)
+    return {k: fit[k] for k in ("weight", "threshold", "val_cosine", "val_mrr", "model_val_cosine", "model_val_mrr",
+                                "sample_weight", "sample_threshold", "val_energy_score", "model_val_energy_score")}
