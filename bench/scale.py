@@ -9,7 +9,8 @@ with the real chunk texts. They are written as Parquet (files of 500k rows; floa
   import     vectors/s and peak RSS of the import (Parquet -> finished store)
   train      samples/s (training steps only; the in-RAM source loads before them, the streamed first
              block during the step-0 validation) and peak RSS, streaming source and (up to
-             --in-ram-up-to chunks) the in-RAM source: GRU (128 wide, 1 layer: the data path matters), batch 256, context 5, --steps steps
+             --in-ram-up-to chunks) the in-RAM source: GRU (128 wide, 1 layer, point head: a small model, so
+             the data path matters), batch 256, context 5, --steps steps, --threads threads
   memory     build time and recall@8 vs exact of the successor memory's IVF index (up to --memory-up-to)
 
     python bench/scale.py --real /work/scale/wiki --work /work/scale --sizes 1000000,5000000,20000000
@@ -46,11 +47,11 @@ print(json.dumps({"chunks": s["chunks"], "seconds": s["seconds"], "vectors_per_s
 TRAIN_CHILD = CHILD_PREFIX + """
 from nextvec.config import LVMConfig
 from nextvec.train.loop import train
-steps, source, buffer = int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+steps, source, buffer, threads = int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
 cfg = LVMConfig.model_validate({
-    "model": {"name": "gru", "context_length": 5, "hidden_dim": 128, "num_layers": 1},
+    "model": {"name": "gru", "context_length": 5, "hidden_dim": 128, "num_layers": 1, "head": "point"},
     "train": {"batch_size": 256, "max_steps": steps, "val_every": steps, "val_max_windows": 2000, "patience": 0,
-              "progress": False, "device": "cpu", "threads": 2, "data_source": source, "memory": False,
+              "progress": False, "device": "cpu", "threads": threads, "data_source": source, "memory": False,
               "shuffle_buffer": buffer}})
 s = train(sys.argv[1], cfg, sys.argv[2])
 print(json.dumps({"samples_per_s": s["samples_per_s"], "data_source": s["data_source"],
@@ -137,8 +138,9 @@ def bench_size(n: int, args) -> dict:
     for _ in range(args.rounds):  # sources alternate; the faster round of each counts (the machine is shared)
         for source in ["stream"] + (["memory"] if n <= args.in_ram_up_to else []):
             shutil.rmtree(runs / source, ignore_errors=True)
-            r = child(TRAIN_CHILD, store, runs / source, args.steps, source, args.shuffle_buffer)
+            r = child(TRAIN_CHILD, store, runs / source, args.steps, source, args.shuffle_buffer, args.threads)
             print(f"{n:>10,} train {source} {r}", flush=True)
+            res.setdefault(f"rounds_{source}", []).append(r)
             best = res.get(f"train_{source}")
             if best is None or r["samples_per_s"] > best["samples_per_s"]:
                 res[f"train_{source}"] = dict(r, peak_rss_mb=max(r["peak_rss_mb"], (best or r)["peak_rss_mb"]))
@@ -154,15 +156,18 @@ def bench_size(n: int, args) -> dict:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| chunks | import vectors/s | import peak RSS | train stream samples/s | stream peak RSS | "
-             "train in-RAM samples/s | in-RAM peak RSS | memory IVF fit s | recall@8 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| chunks | import vectors/s (per CPU-s) | import peak RSS | train stream samples/s | stream peak RSS | "
+             "train in-RAM samples/s | in-RAM peak RSS | stream / in-RAM per round | memory IVF fit s | recall@8 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         imp, st, mem, ivf = (r.get(k, {}) for k in ("import", "train_stream", "train_memory", "memory_ivf"))
         cell = lambda d, k, f: f.format(d[k]) if d.get(k) is not None else "-"  # noqa: E731
-        lines.append(f"| {r['chunks']:,} | {cell(imp, 'vectors_per_s', '{:,.0f}')} | {cell(imp, 'peak_rss_mb', '{:,.0f} MB')} "
+        per_cpu = f" ({imp['chunks'] / imp['cpu_seconds']:,.0f})" if imp.get("cpu_seconds") else ""
+        ratios = " ".join(f"{a['samples_per_s'] / b['samples_per_s']:.2f}"
+                          for a, b in zip(r.get("rounds_stream", []), r.get("rounds_memory", []))) or "-"
+        lines.append(f"| {r['chunks']:,} | {cell(imp, 'vectors_per_s', '{:,.0f}')}{per_cpu} | {cell(imp, 'peak_rss_mb', '{:,.0f} MB')} "
                      f"| {cell(st, 'samples_per_s', '{:,.0f}')} | {cell(st, 'peak_rss_mb', '{:,.0f} MB')} "
-                     f"| {cell(mem, 'samples_per_s', '{:,.0f}')} | {cell(mem, 'peak_rss_mb', '{:,.0f} MB')} "
+                     f"| {cell(mem, 'samples_per_s', '{:,.0f}')} | {cell(mem, 'peak_rss_mb', '{:,.0f} MB')} | {ratios} "
                      f"| {cell(ivf, 'fit_seconds', '{:.1f}')} | {cell(ivf, 'recall_at_8', '{:.3f}')} |")
     return "\n".join(lines)
 
@@ -176,6 +181,7 @@ def main() -> None:
     ap.add_argument("--shuffle-buffer", type=int, default=16384, help="train.shuffle_buffer of the streamed runs: "
                     "small enough that a short run streams several blocks, as a long run does")
     ap.add_argument("--rounds", type=int, default=1, help="training rounds per source, alternating; best counts")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of the training runs")
     ap.add_argument("--sigma", type=float, default=0.03, help="noise per dimension before re-normalising")
     ap.add_argument("--parquet-dtype", default="float32", help="vector type in the Parquet files (the store is "
                     "float16 either way); pyarrow decodes float16 lists ~4x slower than float32")
