@@ -207,11 +207,11 @@ class IndexConfig(Strict):
     compress_above: int = Field(4_000_000, ge=0, description="auto switches from IVF-Flat (4·D bytes a vector) to "
                                                              "IVF-PQ (pq_m bytes a vector) above this size")
     nlist: int = Field(0, ge=0, description="IVF lists; 0 = 4 * sqrt(N), for ivfpq at most 4096 (build cost)")
-    nprobe: int = Field(64, ge=1, description="IVF lists searched per query (nprobe = nlist is exact)")
+    nprobe: int = Field(256, ge=1, description="IVF lists searched per query (nprobe = nlist is exact)")
     pq_m: int = Field(48, ge=1, description="ivfpq: PQ sub-quantizers of 8 bits = bytes a vector (the largest "
                                             "divisor of the dimension not above this); 48 for 384-d")
     rerank: int = Field(0, ge=0, description="ivfpq: PQ candidates per query re-scored exactly from the store; "
-                                             "0 = max(64, 4k)")
+                                             "0 = max(128, 16k)")
     hnsw_m: int = Field(32, ge=4)
     ef_construction: int = Field(80, ge=8)
     ef_search: int = Field(128, ge=8)

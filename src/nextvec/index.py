@@ -36,7 +36,7 @@ class VectorIndex:
     """
 
     store = None  # the store whose rows re-score the FAISS index's candidates; None = FAISS scores are exact
-    rerank = 0  # candidates re-scored per query; 0 = max(64, 4k)
+    rerank = 0  # candidates re-scored per query; 0 = max(128, 16k)
 
     def __init__(self, vectors: np.ndarray, ids: np.ndarray | None = None, kind: str = "flat", fingerprint: dict | None = None):
         import faiss
@@ -79,7 +79,7 @@ class VectorIndex:
         """Rows taken from the FAISS index for a top-k search: k, or the re-ranked candidate count."""
         if self.store is None:
             return k
-        return min(len(self), max(k, self.rerank or max(64, 4 * k)))
+        return min(len(self), max(k, self.rerank or max(128, 16 * k)))
 
 
 def rerank_exact(store, queries: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int,
@@ -161,7 +161,7 @@ def describe(meta: dict, config, k: int = 8) -> str:
     if meta["kind"] == "ivf":
         return f"IVF nlist={meta['nlist']} nprobe={min(config.nprobe, meta['nlist'])}"
     if meta["kind"] == "ivfpq":
-        rr = config.rerank or max(64, 4 * k)
+        rr = config.rerank or max(128, 16 * k)
         return (f"IVF-PQ nlist={meta['nlist']} nprobe={min(config.nprobe, meta['nlist'])} "
                 f"PQ{meta['pq_m']}x{meta['pq_bits']} ({meta['pq_m'] * meta['pq_bits'] // 8} B/vector) "
                 f"re-ranking {max(k, rr)} candidates")
