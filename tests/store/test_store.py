@@ -111,3 +111,23 @@ def test_float16_store(tmp_path):
     s = ConceptStore(tmp_path / "s")
     assert s.vectors.dtype == np.float16 and s.get(0).dtype == np.float32
     np.testing.assert_array_equal(s.get(0), [0.5, 0.25, 1])
+
+
+def test_doc_of_and_pos_of_match_the_per_chunk_arrays(tmp_path):
+    """Chunk -> document and position computed from doc_offsets equal the stored per-chunk arrays."""
+    store = build_store(tmp_path / "s", random_docs(n_docs=30, min_len=1, max_len=9, dim=8))
+    ids = np.arange(len(store))
+    assert np.array_equal(store.doc_of(ids), store.chunk_doc[:]) and np.array_equal(store.pos_of(ids), store.chunk_pos[:])
+    assert store.doc_of(np.array([len(store) - 1]))[0] == store.n_docs - 1
+
+
+def test_window_subset_equals_the_subset_of_every_window(tmp_path):
+    """The seeded subset drawn from window counts is the one drawn from the full list of windows."""
+    from nextvec.data.windows import seeded_subset, window_subset, window_targets
+
+    store = build_store(tmp_path / "s", random_docs(n_docs=60, min_len=1, max_len=12, dim=8))
+    for split in ("train", "val", "test"):
+        every = window_targets(store, split)
+        for n, seed in ((1, 0), (7, 1), (len(every) - 1, 2), (len(every) + 5, 0)):
+            sub, total = window_subset(store, split, n, seed)
+            assert total == len(every) and np.array_equal(sub, seeded_subset(every, n, seed))

@@ -84,7 +84,7 @@ class WindowDataset(torch.utils.data.Dataset):
     def _load(self, store, targets: np.ndarray, context_length: int, hard_negatives: int, device, dtype) -> None:
         self.T, self.K = int(context_length), int(hard_negatives)
         self.targets = targets  # (M,) store chunk ids
-        self.doc = store.chunk_doc[targets].astype(np.int64)  # (M,)
+        self.doc = store.doc_of(targets)  # (M,)
 
         # The rows the windows need, each read once: whole documents when hard negatives are drawn from them,
         # else each window's own context and target. `local` maps store chunk ids into that table.
@@ -92,7 +92,7 @@ class WindowDataset(torch.utils.data.Dataset):
             docs = np.unique(self.doc)
             self.chunks = concat_ranges(store.doc_offsets[docs], np.diff(store.doc_offsets)[docs])  # sorted ids
         else:
-            back = np.minimum(store.chunk_pos[targets].astype(np.int64), self.T)
+            back = np.minimum(store.pos_of(targets), self.T)
             self.chunks = np.unique(concat_ranges(targets - back, back + 1))
         table = np.zeros((len(self.chunks) + 1, store.dim), dtype)
         run_at = np.flatnonzero(np.diff(self.chunks, prepend=-2) != 1)  # first table row of each contiguous run
@@ -110,7 +110,7 @@ class WindowDataset(torch.utils.data.Dataset):
         doc_start = local(store.doc_offsets[self.doc])
         self.doc_start = torch.from_numpy(doc_start).to(device)  # (M,) local index of the doc's first chunk
         self.doc_len = torch.from_numpy(np.diff(store.doc_offsets)[self.doc]).to(device)  # (M,)
-        self.target_pos = torch.from_numpy(store.chunk_pos[targets].astype(np.int64)).to(device)  # (M,)
+        self.target_pos = torch.from_numpy(store.pos_of(targets)).to(device)  # (M,)
         self.doc_t = torch.from_numpy(self.doc).to(device)
         self.device = torch.device(device)
 

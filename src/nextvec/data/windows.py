@@ -31,7 +31,7 @@ def window_targets(store, split: str) -> np.ndarray:
 def context_indices(store, targets: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:
     """For targets (M,) -> chunk indices (M, T) with -1 at padding, and mask (M, T) True where real."""
     targets = np.asarray(targets, dtype=np.int64)
-    pos = store.chunk_pos[targets].astype(np.int64)  # number of chunks available before each target
+    pos = store.pos_of(targets)  # number of chunks available before each target
     back = np.arange(T, 0, -1, dtype=np.int64)  # column j holds the chunk T - j places back
     idx = targets[:, None] - back[None, :]  # (M, T)
     mask = back[None, :] <= pos[:, None]
@@ -53,10 +53,22 @@ def gather_windows(store, targets: np.ndarray, T: int, vectors: np.ndarray | Non
 
 def select_windows(store, split: str, max_windows: int | None = None, seed: int = 0) -> tuple[np.ndarray, int]:
     """Targets of a split's windows, optionally a fixed random subset (sorted). Returns (targets, total)."""
-    targets = window_targets(store, split)
-    total = len(targets)
+    targets, total = window_subset(store, split, max_windows, seed)
     if total == 0:
         raise NextvecError(f"the {split} split has no windows (no document with 2 or more chunks)")
-    if max_windows is not None:
-        targets = seeded_subset(targets, int(max_windows), seed)
     return targets, total
+
+
+def window_subset(store, split: str, n: int | None, seed: int) -> tuple[np.ndarray, int]:
+    """`seeded_subset(window_targets(store, split), n, seed)` and the split's window count, without building
+    the list of every window (16 MB and its temporaries per 2M windows): the subset's positions are drawn
+    from the count and mapped to chunks through the documents' window counts."""
+    docs = store.split_docs(split)
+    per_doc = np.maximum(np.diff(store.doc_offsets)[docs] - 1, 0)  # windows per document
+    total = int(per_doc.sum())
+    if n is None or n >= total:
+        return window_targets(store, split), total
+    idx = np.sort(np.random.default_rng(seed).choice(total, int(n), replace=False))
+    ends = np.cumsum(per_doc)
+    d = np.searchsorted(ends, idx, side="right")  # the document holding each drawn window
+    return store.doc_offsets[docs[d]] + 1 + idx - (ends[d] - per_doc[d]), total

@@ -126,7 +126,7 @@ def in_document_ranks(queries: np.ndarray, target_ids: np.ndarray, store) -> tup
     """
     q_unit = unit_rows(np.asarray(queries, np.float32))
     target_ids = np.asarray(target_ids, dtype=np.int64)
-    docs = store.chunk_doc[target_ids]
+    docs = store.doc_of(target_ids)
     rank = np.ones(len(target_ids), dtype=np.float64)
     n_other = np.zeros(len(target_ids), dtype=np.int64)
     order = np.argsort(docs, kind="stable")

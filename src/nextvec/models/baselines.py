@@ -96,7 +96,7 @@ def train_chunks_with_successor(store, who: str) -> np.ndarray:
     train = store.split_chunks("train")
     # chunk i has a successor in its document iff chunk i + 1 belongs to the same document
     keys = train[train + 1 < len(store)]
-    keys = keys[store.chunk_doc[keys + 1] == store.chunk_doc[keys]]
+    keys = keys[store.doc_of(keys + 1) == store.doc_of(keys)]
     if len(keys) == 0:
         raise NextvecError(f"{who} needs train documents with at least 2 chunks; the train split has none")
     return keys

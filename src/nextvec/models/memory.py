@@ -62,7 +62,7 @@ class SuccessorMemory:
             prev = unit_rows(context[:, -2].astype(np.float32))
             has_prev = mask[:, -2].astype(bool)
             before = np.clip(ids - 1, 0, None)
-            same = (st.chunk_doc[before.reshape(-1)] == st.chunk_doc[ids.reshape(-1)]).reshape(ids.shape) & (ids > 0)
+            same = (st.doc_of(before.reshape(-1)) == st.doc_of(ids.reshape(-1))).reshape(ids.shape) & (ids > 0)
             pv = unit_rows(np.asarray(st.get(before.reshape(-1)), np.float32)).reshape(len(last), self.k, -1)
             s2 = np.einsum("bkd,bd->bk", pv, prev)
             score = score + PREV_WEIGHT * np.where(same & has_prev[:, None], s2, 0.0)

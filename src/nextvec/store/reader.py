@@ -51,7 +51,8 @@ class ConceptStore:
         self.fingerprint: dict = {**manifest["encoder"], **({"splitter": self.splitter} if self.splitter else {})}
         self.dim: int = int(manifest["dim"])
         self.vectors = np.load(self.root / "vectors.npy", mmap_mode="r", allow_pickle=False)
-        # per-chunk arrays are memory-mapped too: a 20M-chunk store costs no RAM until they are read
+        # per-chunk arrays are memory-mapped too: a 20M-chunk store costs no RAM until they are read (code
+        # that looks chunks up at random places uses doc_of / pos_of, computed from doc_offsets in RAM)
         self.chunk_doc = np.load(self.root / "chunk_doc.npy", mmap_mode="r", allow_pickle=False)
         self.chunk_pos = np.load(self.root / "chunk_pos.npy", mmap_mode="r", allow_pickle=False)
         self.doc_offsets = np.load(self.root / "doc_offsets.npy", allow_pickle=False)
@@ -120,6 +121,17 @@ class ConceptStore:
         if split not in SPLITS:
             raise NextvecError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
         return SPLITS.index(split)
+
+    def doc_of(self, ids) -> np.ndarray:
+        """Document index of chunks `ids`, from doc_offsets (in RAM). Random lookups in the memory-mapped
+        chunk_doc would map ~64 KB of it per lookup into RSS (page-cache fault-around): 0.2 GB for 2,000
+        validation windows of a 20M-chunk store."""
+        return np.searchsorted(self.doc_offsets, np.asarray(ids, dtype=np.int64), side="right") - 1
+
+    def pos_of(self, ids) -> np.ndarray:
+        """Position of chunks `ids` inside their documents (int64), from doc_offsets."""
+        ids = np.asarray(ids, dtype=np.int64)
+        return ids - self.doc_offsets[self.doc_of(ids)]
 
     def split_docs(self, split: str) -> np.ndarray:
         """Document indices of a split."""

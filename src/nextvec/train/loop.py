@@ -31,7 +31,7 @@ from nextvec.config import LVMConfig, TrainConfig
 from nextvec.data.dataset import WindowDataset
 from nextvec.data.sampler import DiverseBatchSampler
 from nextvec.data.streaming import InRamWindows, StreamingWindows, use_streaming
-from nextvec.data.windows import seeded_subset, window_targets
+from nextvec.data.windows import seeded_subset, window_subset, window_targets
 from nextvec.errors import NextvecError, check_fingerprint
 from nextvec.losses import HEAD_TERMS, TERMS, CombinedLoss
 from nextvec.models.registry import build_model
@@ -209,7 +209,7 @@ def _data(cfg: LVMConfig, store, env):
         train_targets = seeded_subset(train_targets, tc.overfit, tc.seed)
         val_split, val_targets = "train", train_targets  # the sanity check: fit and measure the same windows
     else:
-        val_split, val_targets = "val", seeded_subset(window_targets(store, "val"), tc.val_max_windows, tc.seed)
+        val_split, val_targets = "val", window_subset(store, "val", tc.val_max_windows, tc.seed)[0]
     if len(val_targets) == 0:
         raise NextvecError(f"the {val_split} split of {store.root} has no windows to validate on; "
                            "ingest with a val fraction > 0")
