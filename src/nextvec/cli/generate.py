@@ -27,6 +27,9 @@ def generate_cmd(
     split: str | None = typer.Option(None, "--split", help="retrieval: decode only into this split's chunks (train/val/test)"),
     encoder: str = typer.Option("auto", "--encoder", help="'auto' (the store's encoder) or a load_encoder spec"),
     as_json: bool = typer.Option(False, "--json", help="print the full result as JSON"),
+    memory: bool = typer.Option(True, "--memory/--no-memory",
+                                help="predict and sample with the run's fitted successor memory (memory.json), as the "
+                                     "default recipe is evaluated"),
     steps: int = _opt("steps", "--steps"),
     stop_cos: float = _opt("stop_cos", "--stop-cos"),
     k: int = _opt("k", "--k"),
@@ -51,7 +54,8 @@ def generate_cmd(
         raise NextvecError("--prompt is empty; give at least one sentence to continue")
     options = checked_options(GenerateOptions, steps=steps, stop_cos=stop_cos, k=k, samples=samples,
                               temperature=temperature, guidance=guidance, flow_steps=flow_steps, seed=seed)
-    session = Session.open(run, store, encoder=encoder, decoder=decoder, decoder_options=DecoderOptions(split=split))
+    session = Session.open(run, store, encoder=encoder, memory=memory, decoder=decoder,
+                           decoder_options=DecoderOptions(split=split))
     out = session.generate(prompt, options)
     if as_json:
         typer.echo(json.dumps(out, indent=2))
