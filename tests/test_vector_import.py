@@ -247,15 +247,23 @@ def _import_growth_mb(src, out) -> float:
     return float(growth)
 
 
+PER_CHUNK_BYTES = 48  # per-chunk metadata an import may hold: finalize's offsets, document index and position
+# (int64), the data card's 64-bit hash and its sort order; a vector is 256 bytes here (64-d float32)
+
+
 def test_memory_stays_bounded_on_a_file_larger_than_the_budget(tmp_path):
-    """1M x 64 float32 = 256 MB of vectors imported within a 200 MB growth of peak RSS (one batch, one shard,
-    the allocators' arenas, finalize's per-chunk offsets), and no more than a file a quarter its size needs."""
+    """1M x 64 float32 = 256 MB of vectors imported within a 200 MB growth of peak RSS (a few batches, one
+    shard, the allocators' arenas, per-chunk metadata), and 4x the rows of a smaller file cost no more than
+    the extra rows' metadata (PER_CHUNK_BYTES each): no vector is held beyond its batch and shard."""
     small = _import_growth_mb(_big_file(tmp_path / "small.parquet", 250_000, 64), tmp_path / "s1")
     big_file = _big_file(tmp_path / "big.parquet", 1_000_000, 64)
     assert os.path.getsize(big_file) > 256e6
     big = _import_growth_mb(big_file, tmp_path / "s2")
     assert big < 200, f"peak RSS grew by {big:.0f} MB"
-    assert big < 1.2 * small + 10, f"peak RSS growth {small:.0f} MB -> {big:.0f} MB for 4x the rows"
+    # 44 MB: holding a quarter of the extra rows' vectors (46 MB) fails it; the measure itself varies by about
+    # +-15 MB between runs (allocator arenas, the read-ahead thread), which a 1.2x ratio did not allow for
+    extra = 750_000 * PER_CHUNK_BYTES / 2**20 + 10
+    assert big < small + extra, f"peak RSS growth {small:.0f} MB -> {big:.0f} MB for 4x the rows"
 
 
 def test_resume_after_a_real_kill_gives_the_same_store(tmp_path):
