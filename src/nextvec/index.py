@@ -79,7 +79,12 @@ class VectorIndex:
         """Rows taken from the FAISS index for a top-k search: k, or the re-ranked candidate count."""
         if self.store is None:
             return k
-        return min(len(self), max(k, self.rerank or max(128, 16 * k)))
+        return min(len(self), rerank_count(self.rerank, k))
+
+
+def rerank_count(rerank: int, k: int) -> int:
+    """Candidates an ivfpq search re-scores for a top-k: `index.rerank`, or max(128, 16k) when it is 0."""
+    return max(k, rerank or max(128, 16 * k))
 
 
 def rerank_exact(store, queries: np.ndarray, scores: np.ndarray, ids: np.ndarray, k: int,
@@ -161,10 +166,9 @@ def describe(meta: dict, config, k: int = 8) -> str:
     if meta["kind"] == "ivf":
         return f"IVF nlist={meta['nlist']} nprobe={min(config.nprobe, meta['nlist'])}"
     if meta["kind"] == "ivfpq":
-        rr = config.rerank or max(128, 16 * k)
         return (f"IVF-PQ nlist={meta['nlist']} nprobe={min(config.nprobe, meta['nlist'])} "
                 f"PQ{meta['pq_m']}x{meta['pq_bits']} ({meta['pq_m'] * meta['pq_bits'] // 8} B/vector) "
-                f"re-ranking {max(k, rr)} candidates")
+                f"re-ranking {rerank_count(config.rerank, k)} candidates")
     return f"HNSW M={meta['hnsw_m']} efSearch={config.ef_search}"
 
 
