@@ -16,7 +16,7 @@ from nextvec.corpus import CORPORA, get_corpus
 from nextvec.encode import Encoder, load_encoder
 from nextvec.errors import NextvecError
 from nextvec.store import ConceptStore, StoreWriter
-from nextvec.store.card import CARD_JSON, write_card
+from nextvec.store.card import ensure_card
 from nextvec.text import DEFAULT_SPLITTER, Skipped, get_splitter, merge_letterless, read_documents
 from nextvec.text.chunking import document_pieces
 
@@ -82,8 +82,7 @@ def _ingest_records(source, path: Path, out, records, enc: Encoder, max_chars, s
             raise NextvecError(f"{source} held no usable document ({skipped} skipped)")
         writer.finalize(split, seed)
     store = ConceptStore(out)
-    if not (store.root / CARD_JSON).exists():  # also after a kill between finalize and the card
-        write_card(store)
+    ensure_card(store)
     summary = store.summary()
     summary.update(skipped=skipped, seconds=round(time.perf_counter() - t0, 2))
     log(f"chunk hygiene: {HYGIENE_RULE}; {summary['letterless_merged']} merged")

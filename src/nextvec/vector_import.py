@@ -25,7 +25,7 @@ import numpy as np
 from nextvec.errors import NextvecError
 from nextvec.readahead import ReadAhead
 from nextvec.store import ConceptStore, StoreWriter
-from nextvec.store.card import write_card
+from nextvec.store.card import ensure_card
 
 ID_COLUMN, TEXT_COLUMN = "doc_id", "text"
 NORM_TOLERANCE = 1e-2  # |norm - 1| allowed for vectors declared normalised (float16 storage rounds ~1e-3)
@@ -108,9 +108,10 @@ def import_vectors(
             log(f"resuming: {writer.chunks_written} vectors from {start} source rows already stored")
         _stream_into(writer, files, column, mode, start, shard_chunks, batch_rows, progress, dtype)
         writer.finalize(split, seed)
-        write_card(ConceptStore(out))
+    store = ConceptStore(out)
+    ensure_card(store)
     seconds = time.perf_counter() - t0
-    summary = ConceptStore(out).summary()
+    summary = store.summary()
     summary.update(skipped=0, seconds=round(seconds, 2), vectors_per_s=round(summary["chunks"] / max(seconds, 1e-9)))
     return summary
 

@@ -155,3 +155,8 @@ def test_an_import_writes_the_card_and_info_shows_it(tmp_path):
     r = CliRunner().invoke(app, ["info", str(store.root)])
     assert r.exit_code == 0, r.output
     assert f"# Data card: {store.root}" in r.output and f"chunks {len(texts)}" in r.output
+    # an import killed between finalize and the card: the rerun finds the store complete and writes the card
+    (store.root / "card.json").unlink()
+    (store.root / "card.md").unlink()
+    import_vectors(tmp_path / "in.parquet", tmp_path / "s", encoder_name="remote", normalized=False, progress=False)
+    assert json.loads((store.root / "card.json").read_text()) == card

@@ -218,6 +218,13 @@ def write_card(store: ConceptStore) -> dict:
     return card
 
 
+def ensure_card(store: ConceptStore) -> None:
+    """Write the card of a finished store unless it has one: an ingest or import killed between finalize and
+    the card gets it on the rerun."""
+    if not (store.root / CARD_JSON).exists():
+        write_card(store)
+
+
 def load_card(store: ConceptStore) -> dict:
     """The card ingest wrote, or one built now for a store made before cards existed."""
     path = store.root / CARD_JSON
