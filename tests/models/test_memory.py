@@ -168,9 +168,9 @@ def test_memory_draws_distinct_successors_without_replacement():
     samples = rng.normal(size=(B, n, D)).astype(np.float32)
     succ = np.eye(k, D, dtype=np.float32)[None].repeat(B, 0)  # successor j = basis vector j
     order = rng.random((B, k)).argsort(1)
-    mixed = mix_samples(samples, succ, np.ones(B, np.float32), 1.0, -10.0, np.zeros((B, n)), order)
+    mixed = mix_samples(samples, succ, np.ones(B, np.float32), 1.0, -1.5, np.zeros((B, n)), order)
     picked = np.abs(mixed).argmax(-1)  # (B, n) which successor each sample became
     assert all(len(set(row)) == n for row in picked)
     np.testing.assert_allclose(np.linalg.norm(mixed, axis=-1), np.linalg.norm(samples, axis=-1), rtol=1e-5)
-    shut = mix_samples(samples, succ, np.zeros(B, np.float32), 1.0, 10.0, np.full((B, n), 0.5), order)
+    shut = mix_samples(samples, succ, np.zeros(B, np.float32), 1.0, 2.5, np.full((B, n), 0.5), order)
     np.testing.assert_array_equal(shut, samples)
