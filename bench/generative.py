@@ -17,8 +17,9 @@ default plus --point-set overrides), each under the same `train.max_minutes`; th
   - the time to draw 8 vectors for one context (1 thread, median of 200 calls).
 and the issue's targets with PASS / FAIL. Each recipe is scored as `nextvec train` leaves it: the model
 with its successor memory fitted on val (train.memory = true); the default model alone is a row too.
-`--reuse` keeps finished runs of `--runs`; `--temperature` scores both recipes at another sampling
-temperature (written into the runs' config.json, and the memory's sampling gate refitted at it).
+`--reuse` keeps finished runs of `--runs`. Each run samples at the temperature it was trained with (its
+checkpoint's `model.temperature`, printed per corpus); to compare temperatures, train with
+`--set model.temperature=T`, so checkpoint selection and the memory's sampling gate see the scored one.
 """
 
 from __future__ import annotations
@@ -59,15 +60,8 @@ def train_recipe(store_path: str, out: Path, minutes: float, overrides: list[str
     return summary
 
 
-def open_recipe(store_path: str, run: Path, temperature: float | None):
-    """(model, model with its successor memory) of a run; `temperature` re-sets the run's sampling temperature
-    (saved in its config.json, so the memory's sampling gate is fitted at the temperature that is scored)."""
-    cfg_path = run / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    if temperature is not None and cfg["model"].get("temperature") != temperature:
-        cfg["model"]["temperature"] = temperature
-        cfg_path.write_text(json.dumps(cfg, indent=1))
-        (run / "memory.json").unlink(missing_ok=True)
+def open_recipe(store_path: str, run: Path):
+    """(model, model with its successor memory) of a run, as `nextvec train` left it."""
     if not (run / "memory.json").is_file():
         fit_run_memory(store_path, run)
     s = Session.open(run, store_path, encoder="none", memory=True)
@@ -96,8 +90,8 @@ def bench_corpus(name: str, path: str, runs: Path, args) -> dict:
     store = open_store(path)
     s_def = train_recipe(path, runs / f"{name}-default", args.minutes, [], args.reuse)
     s_pt = train_recipe(path, runs / f"{name}-point", args.minutes, args.point_set, args.reuse)
-    default_model, default = open_recipe(path, runs / f"{name}-default", args.temperature)
-    point_model, point = open_recipe(path, runs / f"{name}-point", args.temperature)
+    default_model, default = open_recipe(path, runs / f"{name}-default")
+    point_model, point = open_recipe(path, runs / f"{name}-point")
     T = default_model.config.context_length
     ev = evaluate_run(default, store, "test", extra={"point recipe": point, "default model alone": default_model},
                       samples=0)
@@ -144,7 +138,7 @@ def targets(r: dict) -> list[tuple[bool, str]]:
 def report(r: dict) -> None:
     tr = r["train"]
     print(f"\n## {r['corpus']} (test: {r['distribution']['windows']} windows for samples, "
-          f"{r['rollout']['prompts']} rollouts)")
+          f"{r['rollout']['prompts']} rollouts; sampling temperature {r['temperature']})")
     print(f"default: {tr['default']['steps']} steps ({tr['default']['stop_reason']}, {tr['default']['wall_s']:.0f} s); "
           f"point recipe: {tr['point']['steps']} steps ({tr['point']['stop_reason']}, {tr['point']['wall_s']:.0f} s)")
     print("point cosine (y_cos): " + ", ".join(f"{k} {v:.4f}" for k, v in r["cosine"].items()))
@@ -170,8 +164,6 @@ def main() -> None:
     ap.add_argument("--rollouts", type=int, default=100)
     ap.add_argument("--runs", default=None, help="folder for the run folders (default: a temp dir)")
     ap.add_argument("--reuse", action="store_true", help="keep finished runs found in --runs instead of training")
-    ap.add_argument("--temperature", type=float, default=None,
-                    help="score both recipes at this sampling temperature (default: the one each run was trained with)")
     ap.add_argument("--out", default="bench/generative.json")
     args = ap.parse_args()
     if args.threads:
