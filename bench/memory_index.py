@@ -7,7 +7,8 @@ RUN must hold a fitted memory (RUN/memory.json, written by `nextvec train`). Eve
 `index.kind` (the store is far below the size where `auto` would switch), with the run's other index
 settings; an approximate index is built, its recall@8 vs exact measured and printed, and saved under
 STORE/indexes/ as `nextvec` does. Prints test cosine and MRR of model+memory per kind and the differences
-to the exact (flat) row.
+to the exact (flat) row, and the time to draw 8 samples for one context with the run's sampling gate (1
+thread, median of 200 calls, as bench/generative.py times it): the search is what grows with the keys.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 from nextvec.evaluate import evaluate_run, write_json
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory
 from nextvec.session import MEMORY_FILE, Session, run_index_config
+
+from generative import sample_ms
 
 
 def main() -> None:
@@ -37,21 +40,25 @@ def main() -> None:
         t0 = time.perf_counter()
         memory = SuccessorMemory(s.store, index=base.model_copy(update={"kind": kind}))
         build_s = time.perf_counter() - t0
-        pred = MemoryPredictor(s.model, memory, fit["weight"], fit["threshold"])
+        pred = MemoryPredictor(s.model, memory, fit["weight"], fit["threshold"], fit.get("sample_weight", 0.0),
+                               fit.get("sample_threshold", 0.0))
         t0 = time.perf_counter()
         ev = evaluate_run(pred, s.store, "test", baselines=False, samples=0, context_length=s.context_length)
         row = ev["rows"][0]
         rows.append({"kind": kind, "keys": len(memory._index), "build_s": round(build_s, 1),
                      "recall_at_8": getattr(memory._index, "meta", {}).get("recall", 1.0),
-                     "eval_s": round(time.perf_counter() - t0, 1), "cosine": row["cosine"], "mrr": row["mrr"]})
+                     "eval_s": round(time.perf_counter() - t0, 1), "cosine": row["cosine"], "mrr": row["mrr"],
+                     "sample_ms": sample_ms(pred, s.store, s.context_length)})
         print(json.dumps(rows[-1]), flush=True)
     exact = next(r for r in rows if r["kind"] == "flat")
     print(f"\nmodel+memory on the test split of {args.store} ({exact['keys']:,} memory keys; gate weight "
           f"{fit['weight']}, threshold {fit['threshold']})")
-    print("| index | build s | recall@8 | test cosine | test MRR | MRR - exact |\n|---|---|---|---|---|---|")
+    print("| index | build s | recall@8 | test cosine | test MRR | MRR - exact | 8 samples, median (fastest) |\n"
+          "|---|---|---|---|---|---|---|")
     for r in rows:
+        ms = r["sample_ms"]
         print(f"| {r['kind']} | {r['build_s']} | {r['recall_at_8']:.3f} | {r['cosine']:.4f} | {r['mrr']:.4f} | "
-              f"{r['mrr'] - exact['mrr']:+.4f} |")
+              f"{r['mrr'] - exact['mrr']:+.4f} | {ms['median']:.1f} ({ms['min']:.1f}) ms |")
     write_json(rows, args.out)
 
 

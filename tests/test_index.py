@@ -131,6 +131,17 @@ def test_auto_picks_flat_ivf_or_ivfpq_by_the_two_thresholds(store):
     assert pq.meta["pq_m"] == 16  # default 48 sub-quantizers: the largest divisor of the 16-d vectors below it
 
 
+def test_auto_picks_hnsw_between_hnsw_above_and_approx_above(store):
+    ids = store.split_chunks("train")
+    n = len(ids)
+    mid = store_unit_index(store, ids, "t-auto3", IndexConfig(hnsw_above=n - 1, approx_above=n), log=lambda m: None)
+    assert mid.meta["kind"] == "hnsw"
+    assert "meta" not in vars(store_unit_index(store, ids, "t-auto3", IndexConfig(hnsw_above=n, approx_above=n)))
+    # hnsw_above at or above approx_above turns the band off: exact up to approx_above, IVF above
+    ivf = store_unit_index(store, ids, "t-auto3", IndexConfig(hnsw_above=n, approx_above=n - 1), log=lambda m: None)
+    assert ivf.meta["kind"] == "ivf"
+
+
 def test_ivfpq_saved_reloaded_and_rebuilt_when_pq_m_changes(store):
     ids = store.split_chunks("train")
     cfg = IndexConfig(kind="ivfpq", nlist=8, pq_m=4)

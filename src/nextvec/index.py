@@ -1,9 +1,10 @@
 """FAISS inner-product indexes over store vectors, shared by evaluation, baselines, the successor memory and
 decoding.
 
-`store_unit_index` is the one way to index store rows by cosine: exact (flat) up to `index.approx_above`
-vectors; above it an approximate IVF-Flat (or HNSW) index, and above `index.compress_above` an IVF-PQ index
-(`pq_m` bytes a vector instead of 4·D) whose candidates are re-scored exactly from the memory-mapped store.
+`store_unit_index` is the one way to index store rows by cosine: exact (flat) up to `index.hnsw_above`
+vectors; HNSW up to `index.approx_above` (one query of generation or serving must not scan every vector);
+IVF-Flat above, and above `index.compress_above` an IVF-PQ index (`pq_m` bytes a vector instead of 4·D) whose
+candidates are re-scored exactly from the memory-mapped store.
 An approximate index is built once, saved under STORE/indexes/ and loaded from there next time, with its
 recall@k against exact search (through the whole search path, re-ranking included) measured and printed
 when it is built.
@@ -116,10 +117,13 @@ def unit_rows_of(store, ids: np.ndarray, block: int = 65536) -> np.ndarray:
 
 
 def resolve_kind(config, n: int) -> str:
+    """The index kind for n vectors: config.kind, or by size for auto (see the module docstring)."""
     if config.kind != "auto":
         return config.kind
-    if n <= config.approx_above:
+    if n <= min(config.hnsw_above, config.approx_above):
         return "flat"
+    if n <= config.approx_above:
+        return "hnsw"
     return "ivf" if n <= config.compress_above else "ivfpq"
 
 

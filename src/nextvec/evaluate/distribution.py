@@ -72,11 +72,14 @@ class Realism:
     nearest-neighbour index over the train split."""
 
     def __init__(self, store, real: np.ndarray, seed: int = 0):
+        from nextvec.config import IndexConfig
         from nextvec.index import store_unit_index
 
         train = store.split_chunks("train")
         self.mean_dir = unit_rows(np.asarray(store.mean, np.float32)[None])[0]
-        self.index = store_unit_index(store, train, "train")  # approximate above index.approx_above chunks
+        # exact up to index.approx_above chunks: a statistic, searched in batches (no single-query latency)
+        exact = IndexConfig().approx_above
+        self.index = store_unit_index(store, train, "train", IndexConfig(hnsw_above=exact))
         self.rng = np.random.default_rng(seed)
         self.real = unit_rows(real)
         half = self.rng.permutation(len(self.real))
