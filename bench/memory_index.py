@@ -4,7 +4,7 @@ windows; only the memory's FAISS index differs (issue 16: model+memory test MRR 
     python bench/memory_index.py --run RUN --store STORE [--kinds flat,ivf,ivfpq] [--out bench/memory_index.json]
 
 RUN must hold a fitted memory (RUN/memory.json, written by `nextvec train`). Every kind is forced through
-`index.kind` (the store is far below the size where `auto` would switch), with the run's other index
+`index.kind` (whatever `auto` would pick at this size), with the run's other index
 settings; an approximate index is built, its recall@8 vs exact measured and printed, and saved under
 STORE/indexes/ as `nextvec` does. Prints test cosine and MRR of model+memory per kind and the differences
 to the exact (flat) row, and the time to draw 8 samples for one context with the run's sampling gate (1

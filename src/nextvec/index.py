@@ -31,7 +31,7 @@ class VectorIndex:
     """Exact top-k by inner product over `vectors` (N, D); row i of the index is `ids[i]`.
 
     For unit vectors inner product equals cosine. `kind="hnsw"` or `"ivf"` trades exactness for speed
-    on banks over ~1M vectors. An index with a `store` (ivfpq, made by `store_unit_index`) re-ranks: it
+    on large banks (see `resolve_kind`). An index with a `store` (ivfpq, made by `store_unit_index`) re-ranks: it
     takes `candidates(k)` rows from the FAISS index, reads them from the store and returns the top k by
     exact inner product with their unit rows.
     """

@@ -18,7 +18,7 @@ def decode_cmd(
     k: int = typer.Option(3, "--k", min=1, help="candidates per vector"),
     decoder: str = typer.Option("retrieval", "--decoder", help=SPEC_HELP),
     split: str | None = typer.Option(None, "--split", help="retrieval: only this split's chunks"),
-    index_kind: str = typer.Option("auto", "--index", help="retrieval: auto (exact up to 1M chunks, IVF above, IVF-PQ above 4M) | flat | ivf | ivfpq | hnsw"),
+    index_kind: str = typer.Option("auto", "--index", help="retrieval: auto (exact up to 100k chunks, HNSW up to 1M, IVF above, IVF-PQ above 4M) | flat | ivf | ivfpq | hnsw"),
     steps: int | None = typer.Option(None, "--steps", min=0, help="vec2text / learned: correction steps (default 20 / 0)"),
     beam: int = typer.Option(0, "--beam", min=0, help="vec2text: sequence beam width"),
     online: bool = typer.Option(False, "--online", help="vec2text: allow downloading the weights"),

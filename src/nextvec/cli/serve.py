@@ -20,7 +20,7 @@ def serve_cmd(
                                        help="require header X-API-Key on every endpoint but /health"),
     encoder: str = typer.Option("auto", "--encoder", help="'auto' (the store's encoder), 'none' (vectors only) or a spec"),
     decoder: str = typer.Option("retrieval", "--decoder", help="decoder of /decode and /generate: " + SPEC_HELP),
-    index_kind: str = typer.Option("auto", "--index", help="retrieval decoder's index: auto (exact up to 1M chunks, IVF above, IVF-PQ above 4M) | flat | ivf | ivfpq | hnsw"),
+    index_kind: str = typer.Option("auto", "--index", help="retrieval decoder's index: auto (exact up to 100k chunks, HNSW up to 1M, IVF above, IVF-PQ above 4M) | flat | ivf | ivfpq | hnsw"),
     limits: list[str] | None = typer.Option(None, "--limit", help="request limit, e.g. --limit max_vectors=512"),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
     threads: int = typer.Option(1, "--threads", min=0,

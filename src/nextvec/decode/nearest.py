@@ -18,8 +18,8 @@ class RetrievalDecoder:
     Args:
         store: a ConceptStore.
         split: None for every chunk, or "train" / "val" / "test".
-        index_kind: "auto" (exact up to `index.approx_above` chunks, IVF above, IVF-PQ with exact
-            re-ranking above `index.compress_above`), "flat" (exact), "ivf", "ivfpq" or "hnsw" (approximate,
+        index_kind: "auto" (exact up to `index.hnsw_above` chunks, HNSW up to `index.approx_above`, IVF
+            above, IVF-PQ with exact re-ranking above `index.compress_above`), "flat" (exact), "ivf", "ivfpq" or "hnsw" (approximate,
             built once and saved under STORE/indexes/; see nextvec.index).
         index: an IndexConfig (parameters of the approximate index); default IndexConfig().
     """

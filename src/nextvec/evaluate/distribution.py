@@ -78,8 +78,7 @@ class Realism:
         train = store.split_chunks("train")
         self.mean_dir = unit_rows(np.asarray(store.mean, np.float32)[None])[0]
         # exact up to index.approx_above chunks: a statistic, searched in batches (no single-query latency)
-        exact = IndexConfig().approx_above
-        self.index = store_unit_index(store, train, "train", IndexConfig(hnsw_above=exact))
+        self.index = store_unit_index(store, train, "train", IndexConfig(hnsw_above=IndexConfig().approx_above))
         self.rng = np.random.default_rng(seed)
         self.real = unit_rows(real)
         half = self.rng.permutation(len(self.real))

@@ -69,7 +69,7 @@ class KnnSuccessorBaseline(PointSampling):
     def __init__(self, store, k: int = 1, index=None):
         self.store = store
         self.k = int(k)
-        self.index_config = index  # IndexConfig: exact up to index.approx_above keys, approximate above
+        self.index_config = index  # IndexConfig: exact up to index.hnsw_above keys, approximate above
         self._index = None
 
     def _build(self):

@@ -36,7 +36,7 @@ GATE_SHARPNESS = 0.05
 
 class SuccessorMemory:
     """(chunk -> next chunk) pairs of a store's train split, searchable by the chunk (FAISS: exact up to
-    `index.approx_above` keys, IVF/IVF-PQ/HNSW above, saved with the store; see nextvec.index)."""
+    `index.hnsw_above` keys, HNSW/IVF/IVF-PQ above, saved with the store; see nextvec.index)."""
 
     def __init__(self, store, k: int = K, index=None):
         from nextvec.index import store_unit_index

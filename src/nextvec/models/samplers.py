@@ -30,7 +30,7 @@ class KnnSuccessorSampler:
         self.store = store
         keys = train_chunks_with_successor(store, "knn_sampler")
         self.k = min(int(k), len(keys))
-        # the successor memory's index (exact up to index.approx_above keys, approximate and saved above)
+        # the successor memory's index (exact up to index.hnsw_above keys, approximate and saved above)
         self._index = store_unit_index(store, keys, "successor-keys", index, k=max(self.k, 8))
 
     def _successors(self, context: torch.Tensor, k: int) -> np.ndarray:
