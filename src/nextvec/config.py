@@ -176,8 +176,9 @@ class TrainConfig(Strict):
     val_every: int = Field(50, ge=1)
     val_max_windows: int = Field(20000, ge=1, description="validate on at most this many val windows")
     checkpoint_every: int = Field(0, ge=0, description="also save last.safetensors every N steps; 0 = at validation")
-    select_metric: str = "val/energy_score"
-    select_mode: Literal["max", "min"] = "min"
+    select_metric: str = Field("auto", description="best checkpoint by this validation metric; auto = "
+                                                  "val/energy_score with a sampling head, val/cosine with the point head")
+    select_mode: Literal["auto", "max", "min"] = Field("auto", description="auto = max for val/cosine, else min")
     patience: int = Field(10, ge=0, description="validations without improvement before stopping; 0 = never")
     device: str = "auto"
     threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch's default")
@@ -229,3 +230,14 @@ class LVMConfig(Strict):
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
     index: IndexConfig = IndexConfig()
+
+
+def resolve_selection(train: TrainConfig, head: str) -> TrainConfig:
+    """`train` with select_metric / select_mode made explicit: a sampling head is chosen by the energy score of
+    its samples, the point head by val cosine (the energy score of a point is y_dec's distance, which its
+    training need not improve); mode max for val/cosine, min for every other metric."""
+    metric = train.select_metric
+    if metric == "auto":
+        metric = "val/cosine" if head == "point" else "val/energy_score"
+    mode = train.select_mode if train.select_mode != "auto" else ("max" if metric == "val/cosine" else "min")
+    return train.model_copy(update={"select_metric": metric, "select_mode": mode})

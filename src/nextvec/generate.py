@@ -3,10 +3,10 @@
     from nextvec.generate import GenerateOptions
     from nextvec.session import Session
     s = Session.open("runs/demo", "stores/demo", decoder="retrieval")
-    print(s.generate("First sentence. Second one.", GenerateOptions(steps=5))["text"])
+    print(s.generate("First sentence. Second one.")["text"])  # 10 steps, one sampled continuation
 
-Each step feeds the model the prompt's vectors plus every vector generated so far (the raw `y_dec`,
-the prediction a decoder wants), decodes the new prediction, and stops early when it barely moves:
+Each step feeds the model the prompt's vectors plus every vector generated so far (a draw of the sampling
+head by default; with samples = 0 the raw point `y_dec`), decodes it, and stops early when it barely moves:
 cosine(y_dec_t, y_dec_{t-1}) > stop_cos, 0.9 by default as in the Large Concept Model paper
 (LCM team, Barrault et al. 2024, "Large Concept Models", diffusion/inference stopping criteria).
 """
@@ -18,7 +18,7 @@ from pydantic import Field
 
 from nextvec.config import Strict
 from nextvec.errors import NextvecError, check_fingerprint
-from nextvec.vecmath import cosine_rows
+from nextvec.vecmath import cosine_rows, unit_rows
 
 
 def split_prompt(prompt: str, max_chars: int | None = None, splitter: str | None = None) -> list[str]:
@@ -63,7 +63,9 @@ class SampleOptions(Strict):
 class GenerateOptions(SampleOptions):
     """Everything `generate` takes besides the prompt; `nextvec generate` and HTTP /generate build it."""
 
-    steps: int = Field(5, ge=1, description="sentences to generate at most")
+    samples: int = Field(1, ge=0, description="N sampled continuations (one draw fed back per step); 0 = the point "
+                                               "prediction (y_dec fed back)")
+    steps: int = Field(10, ge=1, description="sentences to generate at most")
     stop_cos: float = Field(0.9, ge=-1.0, le=1.0, allow_inf_nan=False,
                             description="stop when a prediction's cosine to the previous one exceeds this")
     k: int = Field(1, ge=1, description="candidates reported per step")
@@ -80,40 +82,46 @@ def checked_options(cls, **values):
         raise NextvecError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from e
 
 
-def rollout(model, context: np.ndarray, steps: int, stop_cos: float = 0.9, context_length: int | None = None,
-            sampling: SampleOptions | None = None, generator=None) -> tuple[np.ndarray, list[float | None], str]:
-    """Roll `model` forward from context (L, D): predictions (S, D), cos to previous (S,), stop reason.
-
-    Each step feeds back the point y_dec, or with `sampling` one draw (from `generator`). The step that
-    trips `stop_cos` is returned too (the caller decides to drop it).
-    """
+def rollouts(model, context: np.ndarray, steps: int, stop_cos: float = 0.9, context_length: int | None = None,
+             sampling: SampleOptions | None = None, generator=None, n: int = 1) -> list[tuple[np.ndarray, list, str]]:
+    """Roll `model` forward from context (L, D): for each of n rollouts (one without `sampling`: the point
+    y_dec fed back), its predictions (S, D), cosines to the previous step (S,) and stop reason. With
+    `sampling` the first step draws n vectors at once (a sampler without replacement gives n distinct
+    openings), then each rollout feeds back its own draws. A rollout stops at the first step whose cosine to
+    the previous one exceeds stop_cos; that step is returned too (the caller decides to drop it)."""
     import torch
 
-    from nextvec.models.base import autoregress, model_device
+    from nextvec.models.base import model_device, sample_rollouts
 
     if steps < 1:
         raise NextvecError(f"steps must be >= 1, got {steps}")
     if context_length is not None and context_length < 1:
         raise NextvecError(f"context_length must be >= 1, got {context_length}")
 
-    def next_vector(ctx, mask):
-        y = model.predict(ctx, mask).y_dec if sampling is None else sampling.draw(model, ctx, mask, generator)[:, 0]
-        if y.shape != ctx.shape[:1] + ctx.shape[2:]:
+    def draw(ctx, mask, k):
+        if sampling is None:
+            y = model.predict(ctx, mask).y_dec[:, None].expand(-1, k, -1)
+        else:
+            y = sampling.draw(model, ctx, mask, generator, k)
+        if y.shape[-1] != ctx.shape[-1]:
             raise NextvecError(f"the model predicts {y.shape[-1]}-d vectors but the context is {ctx.shape[-1]}-d")
         return y.float()
 
     seq = torch.from_numpy(np.array(context, np.float32))[None].to(model_device(model))  # (1, L, D), a copy
-    preds: list[np.ndarray] = []
-    cos_prev: list[float | None] = []
     with torch.inference_mode():
-        for y in autoregress(seq, steps, context_length, next_vector):
-            preds.append(y[0].cpu().numpy())  # (D,)
-            if not np.isfinite(preds[-1]).all():
-                raise NextvecError("the model predicted NaN or inf; the checkpoint is broken")
-            cos_prev.append(float(cosine_rows(preds[-1][None], preds[-2][None])[0]) if len(preds) > 1 else None)
-            if cos_prev[-1] is not None and cos_prev[-1] > stop_cos:
-                return np.stack(preds), cos_prev, "similar_to_previous"
-    return np.stack(preds), cos_prev, "max_steps"
+        preds = sample_rollouts(seq, steps, n if sampling is not None else 1, context_length, draw)[0].cpu().numpy()
+    if not np.isfinite(preds).all():
+        raise NextvecError("the model predicted NaN or inf; the checkpoint is broken")
+    return [_stopped(p, stop_cos) for p in preds]
+
+
+def _stopped(preds: np.ndarray, stop_cos: float) -> tuple[np.ndarray, list, str]:
+    """One rollout (S, D) cut after the first step whose cosine to the previous one exceeds stop_cos."""
+    cos_prev = [None] + [float(c) for c in cosine_rows(preds[1:], preds[:-1])]
+    for t in range(1, len(preds)):
+        if cos_prev[t] > stop_cos:
+            return preds[: t + 1], cos_prev[: t + 1], "similar_to_previous"
+    return preds, cos_prev, "max_steps"
 
 
 def generate(model, store, encoder, prompt: str, options: GenerateOptions | None = None, decoder=None,
@@ -130,7 +138,8 @@ def generate(model, store, encoder, prompt: str, options: GenerateOptions | None
         context_length: feed the model at most this many most recent vectors (default: the model's
             `config.context_length` when it has one, else all).
 
-    Returns a dict: prompt_sentences, steps (per step: step, text, score, cos_prev, kept, candidates),
+    Returns a dict: prompt_sentences, steps (per step: step, text, score, cos_prev, retention (cosine to the
+    prompt's unit centroid), kept, candidates),
     continuation (kept texts), text (continuation joined), stop_reason ("similar_to_previous" |
     "max_steps"), steps_run, decoder (which decoder answered); sampled, also `samples` (N) and `rollouts`
     (N dicts of steps, continuation, text, stop_reason, steps_run: the first is the top-level one).
@@ -146,13 +155,15 @@ def generate(model, store, encoder, prompt: str, options: GenerateOptions | None
     if context_length is None:  # the training context length when the model carries its config
         context_length = getattr(getattr(model, "config", None), "context_length", None)
     head = {"prompt_sentences": sentences, "decoder": decoder_name(decoder), "stop_cos": o.stop_cos}
+    topic = unit_rows(unit_rows(context).mean(0, keepdims=True))[0]  # the prompt's unit centroid
     if o.samples < 1:
-        return {**head, **_decoded(*rollout(model, context, o.steps, o.stop_cos, context_length), decoder, o.k)}
+        return {**head, **_decoded(*rollouts(model, context, o.steps, o.stop_cos, context_length)[0], decoder, o.k,
+                                   topic)}
     import torch
 
     gen = torch.Generator().manual_seed(o.seed)
-    runs = [_decoded(*rollout(model, context, o.steps, o.stop_cos, context_length, o, gen), decoder, o.k)
-            for _ in range(o.samples)]
+    runs = [_decoded(*r, decoder, o.k, topic)
+            for r in rollouts(model, context, o.steps, o.stop_cos, context_length, o, gen, n=o.samples)]
     return {**head, **runs[0], "samples": o.samples, "rollouts": runs}
 
 
@@ -171,15 +182,17 @@ def encode_prompt(store, encoder, prompt: str) -> tuple[np.ndarray, list[str]]:
     return context, sentences
 
 
-def _decoded(preds: np.ndarray, cos_prev: list, reason: str, decoder, k: int) -> dict:
-    """Decode one rollout: steps (with candidates), kept continuation, text, stop reason."""
+def _decoded(preds: np.ndarray, cos_prev: list, reason: str, decoder, k: int, topic: np.ndarray) -> dict:
+    """Decode one rollout: steps (with candidates and topic retention: cosine of the step's vector to the
+    prompt's unit centroid `topic`), kept continuation, text, stop reason."""
     decoded = decoder.decode(preds, k=max(1, k))
+    retention = unit_rows(preds) @ topic
     out_steps = []
     for t, (cands, c) in enumerate(zip(decoded, cos_prev)):
         kept = not (reason == "similar_to_previous" and t == len(preds) - 1)
         text, score = cands[0] if cands else ("", None)
         out_steps.append({"step": t + 1, "text": text, "score": None if score is None else float(score),
-                          "cos_prev": c, "kept": kept,
+                          "cos_prev": c, "retention": float(retention[t]), "kept": kept,
                           "candidates": [{"text": x, "score": float(s)} for x, s in cands]})
     continuation = [s["text"] for s in out_steps if s["kept"]]
     return {"steps": out_steps, "continuation": continuation, "text": " ".join(continuation),

@@ -74,7 +74,8 @@ def load_memory(model, store, run_dir):
     from nextvec.models.memory import MemoryPredictor, SuccessorMemory
 
     return MemoryPredictor(model, SuccessorMemory(store, index=run_index_config(run_dir)), fit["weight"],
-                           fit["threshold"], fit.get("sample_weight", 0.0), fit.get("sample_threshold", 0.0))
+                           fit["threshold"], fit.get("sample_weight", 0.0), fit.get("sample_threshold", 0.0),
+                           fit.get("topic_weight", 0.0))
 
 
 def _open_store(store):

@@ -16,7 +16,7 @@ from nextvec.decode.inverter import InverterConfig, InverterDecoder
 from nextvec.decode.spec import DecoderOptions, load_decoder, parse_decoder_spec
 from nextvec.encode.hashing import HashingEncoder
 from nextvec.errors import FingerprintMismatch, NextvecError
-from nextvec.generate import GenerateOptions, encode_prompt, rollout
+from nextvec.generate import GenerateOptions, encode_prompt, rollouts
 from nextvec.serve.app import create_app
 from nextvec.session import Session
 from tests.conftest import build_store, random_docs
@@ -88,13 +88,13 @@ def test_generate_with_the_learned_decoder_from_python_and_the_cli(trained):
     run, store, dec_dir = trained
     spec = f"learned:{dec_dir}"
     session = Session.open(run, store.root, decoder=spec)
-    out = session.generate(PROMPT, GenerateOptions(steps=3, stop_cos=1.0))
+    out = session.generate(PROMPT, GenerateOptions(steps=3, stop_cos=1.0, samples=0))
     context, _ = encode_prompt(session.store, session.encoder, PROMPT)
-    preds, _, _ = rollout(session.model, context, 3, stop_cos=1.0, context_length=session.context_length)
+    preds, _, _ = rollouts(session.model, context, 3, stop_cos=1.0, context_length=session.context_length)[0]
     want = [c[0][0] for c in InverterDecoder.load(dec_dir, encoder=HashingEncoder(D)).decode(preds, k=1)]
     assert out["decoder"] == spec and [s["text"] for s in out["steps"]] == want
     r = CliRunner().invoke(app, ["generate", str(run), "--store", str(store.root), "--prompt", PROMPT, "--steps", "3",
-                                 "--stop-cos", "1.0", "--decoder", spec, "--json"])
+                                 "--stop-cos", "1.0", "--samples", "0", "--decoder", spec, "--json"])
     assert r.exit_code == 0, r.output
     cli = json.loads(r.output)
     assert cli["decoder"] == spec and [s["text"] for s in cli["steps"]] == want

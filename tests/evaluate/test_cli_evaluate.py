@@ -72,8 +72,10 @@ def test_evaluate_rollout_table(run_and_store, tmp_path):
     res = invoke("evaluate", run, "--store", store.root, "--samples", "0", "--rollout", "2", "--json", out)
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
-    assert data["distribution"] is None and set(data["rollout"]["modes"]) == {"point", "sampled"}
-    assert "point: repeat rate" in res.output and "sampled: repeat rate" in res.output
+    ro = data["rollout"]
+    assert data["distribution"] is None and ro["horizon"] == 2 and ro["k"] == 8
+    assert set(ro["predictors"]) >= {"knn_walk"} and all(len(p["energy"]) == 2 for p in ro["predictors"].values())
+    assert "| real continuation |" in res.output and "| knn_walk |" in res.output
 
 
 def test_evaluate_val_split(run_and_store):

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from evalkit import AlwaysMean, OracleNext, make_store, one_hot_docs
+from evalkit import AlwaysMean, OracleNext, make_store, one_hot_docs, random_docs
 from nextvec.data.windows import window_targets
 from nextvec.evaluate.distribution import evaluate_distributions, frechet_distance
-from nextvec.evaluate.rollout import evaluate_rollouts
+from nextvec.evaluate.rollout import KnnWalk, evaluate_rollouts, format_rollout, rollout_prompts, sample_rollouts
 from nextvec.models.baselines import CopyLastBaseline
 from nextvec.models.samplers import KnnSuccessorSampler, residual_covariance
 
@@ -58,24 +58,59 @@ def test_point_plus_gaussian_fits_the_covariance_of_val_residuals(onehot):
     assert np.allclose(cov, expected, atol=1e-6)
 
 
-def test_rollouts_of_the_oracle_follow_the_document_and_the_mean_repeats(onehot):
-    res = evaluate_rollouts(OracleNext(onehot, context_length=3), onehot, "test", steps=6, prompts=10, prefix=3)
+def test_oracle_continuations_match_the_real_one_at_every_horizon(onehot):
+    res = evaluate_rollouts({"oracle": (OracleNext(onehot), 3, False)}, onehot, "test", horizon=6, prompts=10,
+                            prefix=3, knn_walk=False)
     assert res["prompts"] == 3  # every test document is long enough
-    for mode in ("point", "sampled"):
-        m = res["modes"][mode]
-        assert m["repeat_rate"] == 0.0 and m["distinct_per_rollout"] == 6.0
-        assert all(s["cos_truth"] == pytest.approx(1.0) for s in m["steps"])
-    res = evaluate_rollouts(AlwaysMean(onehot), onehot, "test", steps=6, prompts=10, prefix=3, context_length=3)
-    m = res["modes"]["point"]
-    assert m["repeat_rate"] == pytest.approx(5 / 6) and m["distinct_per_rollout"] == 1.0
-    assert [s["repeat_rate"] for s in m["steps"]] == [0.0] + [1.0] * 5
+    o = res["predictors"]["oracle"]
+    assert all(e < 1e-4 for e in o["energy"]) and o["repeat_rate"] == 0.0
+    assert o["retention"] == pytest.approx(res["real"]["retention"], abs=1e-6)
+    assert o["cos_prev"] == pytest.approx(res["real"]["cos_prev"], abs=1e-6)
+    # one-hot chunks: the true continuation is orthogonal to the prompt, and so is every step before it
+    assert res["real"]["retention"] == pytest.approx([0.0] * 6, abs=1e-6)
+
+
+def test_a_point_rollout_of_the_mean_repeats_from_its_second_step(onehot):
+    res = evaluate_rollouts({"mean": (AlwaysMean(onehot), 3, True)}, onehot, "test", horizon=6, prompts=10, prefix=3)
+    m = res["predictors"]["mean"]
+    assert m["repeats"] == [0.0] + [1.0] * 5 and m["repeat_rate"] == pytest.approx(5 / 6)
+    walk = res["predictors"]["knn_walk"]
+    assert res["reference"] == "knn_walk" and len(walk["energy"]) == 6
+    assert "| real continuation |" in format_rollout(res) and "| mean |" in format_rollout(res)
+
+
+def test_the_knn_walks_of_a_prompt_draw_distinct_successors_at_every_step(tmp_path):
+    store = make_store(tmp_path / "r", random_docs(n_docs=80, min_len=12, max_len=16, dim=16),
+                       splits=[0] * 60 + [1] * 10 + [2] * 10)
+    k, steps = 4, 5
+    prompts = torch.from_numpy(np.stack([store.get(slice(s, s + 3)) for s in rollout_prompts(store, "test", 3, steps, 5, 0)]))
+    walk = KnnWalk(KnnSuccessorSampler(store, k=k), k, torch.Generator().manual_seed(0))
+    g = sample_rollouts(prompts, steps, k, 1, walk.draw).numpy()  # (B, k, steps, D)
+    assert g.shape == (len(prompts), k, steps, 16)
+    train_succ = {store.get(int(i) + 1).tobytes() for i in store.split_chunks("train")}
+    for b in range(len(g)):
+        for h in range(steps):
+            rows = {g[b, j, h].tobytes() for j in range(k)}
+            assert len(rows) == k and rows <= train_succ  # k distinct train successors
+
+
+def test_sample_rollouts_draws_k_from_the_prompt_then_one_per_rollout():
+    calls = []
+
+    def draw(ctx, mask, n):
+        calls.append((tuple(ctx.shape), n))
+        return ctx[:, -1:].expand(-1, n, -1) + 1.0
+
+    g = sample_rollouts(torch.zeros(2, 4, 3), steps=3, k=5, context_length=2, draw=draw)
+    assert calls == [((2, 2, 3), 5), ((10, 2, 3), 1), ((10, 2, 3), 1)]
+    assert torch.equal(g[:, :, :, 0], torch.tensor([1.0, 2.0, 3.0]).expand(2, 5, 3))
 
 
 def test_rollouts_need_long_enough_documents(onehot):
     from nextvec.errors import NextvecError
 
     with pytest.raises(NextvecError, match="no test document has 20 chunks"):
-        evaluate_rollouts(AlwaysMean(onehot), onehot, "test", steps=15, prefix=5, context_length=3)
+        evaluate_rollouts({"mean": (AlwaysMean(onehot), 3, True)}, onehot, "test", horizon=15, prefix=5)
 
 
 class MeanPointRealSamples(AlwaysMean):

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from storekit import build_store, random_docs
 from nextvec.cli import app
 from nextvec.data.windows import gather_windows, window_targets
-from nextvec.evaluate.memory import SAMPLE_THRESHOLDS, SAMPLE_WEIGHTS, THRESHOLDS, WEIGHTS, fit_memory, save_memory
+from nextvec.evaluate.memory import (SAMPLE_THRESHOLDS, SAMPLE_WEIGHTS, THRESHOLDS, TOPIC_WEIGHTS, WEIGHTS, fit_memory,
+                                     save_memory)
 from nextvec.session import load_memory
 from nextvec.models.baselines import LinearAverageBaseline
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory, combine
@@ -95,7 +96,7 @@ def test_sampling_draws_recurring_text_from_the_memory_where_it_lowers_the_energ
     fit = fit_memory(LinearAverageBaseline(), templated, 4)
     # every val window continues a train template: drawing the memory's successors beats the point model
     assert fit["sample_weight"] > 0 and fit["val_energy_score"] < fit["model_val_energy_score"] - 0.1
-    assert len(fit["sample_grid"]) == 1 + len(SAMPLE_WEIGHTS) * len(SAMPLE_THRESHOLDS)
+    assert len(fit["sample_grid"]) == 1 + len(TOPIC_WEIGHTS) * len(SAMPLE_WEIGHTS) * len(SAMPLE_THRESHOLDS)
     mp = MemoryPredictor(LinearAverageBaseline(), SuccessorMemory(templated), 0.0, 0.0, 1.0, 0.0)
     ctx, mask, tgt = gather_windows(templated, window_targets(templated, "test"), 4)
     x = mp.sample(torch.from_numpy(ctx), torch.from_numpy(mask), 6, torch.Generator().manual_seed(0)).numpy()
@@ -113,7 +114,7 @@ def test_train_writes_memory_and_evaluate_adds_its_row(templated, tmp_path):
     runner = CliRunner()
     out = tmp_path / "run"
     r = runner.invoke(app, ["train", str(templated.root), "--config", TINY, "--out", str(out), "--set", "train.max_steps=6",
-                            "--set", "train.val_every=3"])
+                            "--set", "train.val_every=3", "--set", "train.memory=true"])
     assert r.exit_code == 0, r.output
     fit = json.loads((out / "memory.json").read_text())
     summary = json.loads(r.output[r.output.index("{"):])
@@ -140,7 +141,8 @@ def test_serve_uses_the_runs_memory_for_y_cos(templated, tmp_path):
     from nextvec.train.checkpoint import load_model
 
     out = tmp_path / "run"
-    r = CliRunner().invoke(app, ["train", str(templated.root), "--config", TINY, "--out", str(out), "--set", "train.max_steps=3"])
+    r = CliRunner().invoke(app, ["train", str(templated.root), "--config", TINY, "--out", str(out), "--set", "train.max_steps=3",
+                                 "--set", "train.memory=true"])
     assert r.exit_code == 0, r.output
     ctx, mask, _ = gather_windows(templated, window_targets(templated, "test"), 4)
     full = int(np.flatnonzero(mask.all(1))[0])  # a window with 4 real context chunks (the request has no padding)

@@ -155,3 +155,53 @@ def test_a_sampling_head_logs_its_loss_and_validates_its_energy_score(store, tmp
     assert all(0 < r["val/energy_score"] < 2 for r in vals)
     model, meta = load_model(tmp_path / "run")
     assert model.config.head == head and meta["val"]["val/energy_score"] == min(r["val/energy_score"] for r in vals)
+
+
+def rotation_docs(n_docs=40, length=12, dim=8, seed=0):
+    """Documents where each vector is a fixed rotation of the one before: a next vector a model can learn."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    docs = []
+    for _ in range(n_docs):
+        v = [rng.normal(size=dim)]
+        for _ in range(length - 1):
+            v.append(q @ v[-1])
+        d = np.stack(v).astype(np.float32)
+        docs.append(d / np.linalg.norm(d, axis=1, keepdims=True))
+    return docs
+
+
+def test_the_point_recipe_trains_past_step_0_by_default(tmp_path):
+    """The default recipe with model.head=point: its default select metric must see what training improves
+    (it kept the untrained step 0 when it scored y_dec's energy score)."""
+    store = build_store(tmp_path / "rot", rotation_docs())
+    default = Path(__file__).resolve().parents[2] / "configs" / "default.toml"
+    c = load_config(LVMConfig, default, ["model.head=point", "model.hidden_dim=32", "train.batch_size=32",
+                                         "train.max_steps=60", "train.val_every=20", "train.progress=false",
+                                         "train.memory=false"])
+    summary = train(store.root, c, tmp_path / "run")
+    vals = [r for r in records(tmp_path / "run") if "val/cosine" in r]
+    assert vals[-1]["val/cosine"] > vals[0]["val/cosine"] + 0.05  # training improved val cosine ...
+    assert summary["select_metric"] == "val/cosine" and summary["best_step"] > 0  # ... and the run kept it
+    assert "warning" not in summary
+    # a selection that cannot see the improvement keeps step 0, and the summary says so
+    bad = c.model_copy(update={"train": c.train.model_copy(update={"select_metric": "val/cosine", "select_mode": "min"})})
+    summary = train(store.root, bad, tmp_path / "bad")
+    assert summary["best_step"] == 0 and "untrained step 0" in summary["warning"]
+
+
+def test_a_run_that_keeps_step_0_while_cosine_improved_is_flagged():
+    loop = {"best_step": 0, "val_cosine_0": 0.30}
+    assert "untrained step 0" in train_loop.untrained_warning(loop, {"val/cosine": 0.40}, "val/energy_score")
+    assert train_loop.untrained_warning(loop, {"val/cosine": 0.30}, "val/energy_score") is None
+    assert train_loop.untrained_warning({**loop, "best_step": 50}, {"val/cosine": 0.40}, "val/cosine") is None
+
+
+def test_selection_auto_follows_the_head():
+    from nextvec.config import TrainConfig, resolve_selection
+
+    assert resolve_selection(TrainConfig(), "energy").select_metric == "val/energy_score"
+    pt = resolve_selection(TrainConfig(), "point")
+    assert (pt.select_metric, pt.select_mode) == ("val/cosine", "max")
+    own = resolve_selection(TrainConfig(select_metric="val/loss"), "point")
+    assert (own.select_metric, own.select_mode) == ("val/loss", "min")

@@ -24,7 +24,7 @@ def demo_cmd(
     from nextvec.decode.spec import DecoderOptions
     from nextvec.evaluate import diagnose_run, evaluate_run, format_diagnosis, format_table, write_json
     from nextvec.evaluate.report import write_report
-    from nextvec.generate import GenerateOptions
+    from nextvec.evaluate.rollout import evaluate_rollouts, format_rollout, run_rollout_predictors
     from nextvec.ingest import ingest
     from nextvec.session import Session
     from nextvec.train.loop import train
@@ -48,37 +48,57 @@ def demo_cmd(
         summary = train(store_path, cfg, run_path)
         typer.echo(json.dumps({k: summary[k] for k in summary if not isinstance(summary[k], (dict, list))}, indent=1))
     # decode against TRAIN chunks only: the prompts of step 6 (and their true continuations) are test documents
-    session = Session.open(run_path, store_path, decoder="retrieval", decoder_options=DecoderOptions(split="train"))
+    session = Session.open(run_path, store_path, decoder="retrieval", decoder_options=DecoderOptions(split="train"),
+                           memory=True)
     model, meta, store = session.model, session.meta, session.store
 
     typer.secho("[4/6] evaluate on the test split (documents never seen in training), beside every baseline", bold=True)
-    res = evaluate_run(model, store, "test", context_length=meta["context_length"], meta=meta)
+    res = evaluate_run(model, store, "test", context_length=meta["context_length"], meta=meta,
+                       extra={} if session.memory is None else {"model+memory": session.memory})
+    res["rollout"] = evaluate_rollouts(run_rollout_predictors(model, session.memory, res["context_length"]), store)
     write_json(res, workdir / "evaluate.json")
     typer.echo(format_table(res))
     from nextvec.evaluate.distribution import format_distribution
 
     typer.echo(f"samples (K = {res['distribution']['k']} per window; point predictors repeat their point):")
     typer.echo(format_distribution(res["distribution"]))
+    typer.echo(format_rollout(res["rollout"]))
 
     typer.secho("[5/6] collapse diagnostics", bold=True)
     diag = diagnose_run(model, store, "test", context_length=meta["context_length"], meta=meta)
     write_json(diag, workdir / "diagnose.json")
     typer.echo(format_diagnosis(diag))
 
-    typer.secho("[6/6] generate (decoded by retrieval) and write the report", bold=True)
-    d = int(store.split_docs("test")[0])
-    a, _ = store.doc_range(d)
-    prompt = " ".join(store.texts(range(a, a + 3)))
-    typer.echo(f"prompt (a test document): {prompt}")
-    for label, samples in (("point rollout (y_dec fed back)", 0), ("sampled rollout (one draw fed back, seed 0)", 1)):
-        gen = session.generate(prompt, GenerateOptions(steps=3, samples=samples))
-        typer.echo(f" {label}:")
-        for s in gen["steps"]:
-            cos_prev = "-" if s["cos_prev"] is None else f"{s['cos_prev']:.3f}"
-            kept = "" if s.get("kept", True) else "  [dropped: too similar to the previous step]"
-            earlier = [e["step"] for e in gen["steps"][: s["step"] - 1] if e["text"] == s["text"]]
-            kept += f"  [same text as step {earlier[0]}]" if earlier and s.get("kept", True) else ""
-            typer.echo(f"  step {s['step']} (score {s['score']:.3f}, cos to previous {cos_prev}): {s['text']}{kept}")
-    typer.echo(f" true continuation: {' '.join(store.texts(range(a + 3, a + 6)))}")
-    report = write_report(run_path, store, out_dir=workdir / "report", evaluation=res, diagnosis=diag)
+    typer.secho("[6/6] generate 10 steps from a test document's first 5 sentences; write the report", bold=True)
+    example = demo_continuation(session)
+    write_json(example, workdir / "continuation.json")
+    typer.echo(f"prompt (a test document): {' '.join(example['prompt'])}")
+    for name, steps in {"true continuation": example["true"], **example["continuations"]}.items():
+        typer.echo(f" {name} (retention = cosine to the prompt's centroid):")
+        for h, st in enumerate(steps, 1):
+            typer.echo(f"  {h:2d} ({st['retention']:.2f}) {st['text']}")
+    report = write_report(run_path, store, out_dir=workdir / "report", evaluation=res, diagnosis=diag,
+                          continuation=example)
     typer.secho(f"report: {report}", bold=True)
+
+
+def demo_continuation(session, prefix: int = 5, steps: int = 10) -> dict:
+    """The first `prefix` chunks of a long enough test document, its true next `steps` chunks, and the run's
+    sampled (seed 0) and point continuations, each step with its topic retention (cosine to the unit
+    centroid of the prompt's vectors)."""
+    from nextvec.evaluate.rollout import rollout_prompts
+    from nextvec.generate import GenerateOptions
+    from nextvec.vecmath import unit_rows
+
+    store = session.store
+    a = int(rollout_prompts(store, "test", prefix, steps, 1, seed=0)[0])
+    topic = unit_rows(unit_rows(store.get(slice(a, a + prefix))).mean(0, keepdims=True))[0]
+    true = unit_rows(store.get(slice(a + prefix, a + prefix + steps))) @ topic
+    prompt = store.texts(range(a, a + prefix))
+    out = {"prompt": prompt, "true": [{"text": t, "retention": float(r)}
+                                      for t, r in zip(store.texts(range(a + prefix, a + prefix + steps)), true)],
+           "continuations": {}}
+    for label, samples in (("sampled (seed 0)", 1), ("point (y_dec fed back)", 0)):
+        gen = session.generate(" ".join(prompt), GenerateOptions(steps=steps, samples=samples))
+        out["continuations"][label] = [{"text": s["text"], "retention": s["retention"]} for s in gen["steps"] if s["kept"]]
+    return out

@@ -62,9 +62,11 @@ def generate_cmd(
         return
     typer.echo(f"prompt ({len(out['prompt_sentences'])} sentences): {' '.join(out['prompt_sentences'])}")
     typer.echo(f"decoder: {out['decoder']}")
+    if samples:
+        typer.echo(f"{samples} sampled continuation(s), draws seeded by --seed {seed} (the same seed repeats them)")
     for i, run_out in enumerate(out.get("rollouts", [out])):
         if samples:
-            typer.echo(f"-- sample {i + 1} of {samples} (seed {seed})")
+            typer.echo(f"-- continuation {i + 1} of {samples}")
         _print_rollout(run_out)
 
 

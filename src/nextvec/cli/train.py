@@ -50,8 +50,4 @@ def train_cmd(
     cfg = load_config(LVMConfig, config, extra, base=base)
     summary = train(store, cfg, out, resume=resume)
     if os.environ.get("RANK", "0") == "0":
-        if cfg.train.memory and not cfg.train.overfit:
-            from nextvec.evaluate.memory import fit_run_memory
-
-            summary["memory"] = fit_run_memory(store, out)
         typer.echo(json.dumps(summary, indent=2))

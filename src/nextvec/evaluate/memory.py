@@ -28,6 +28,7 @@ THRESHOLDS = (0.6, 0.7, 0.8, 0.85, 0.9)
 SAMPLE_WEIGHTS = (0.25, 0.5, 0.75, 1.0)  # at most this share of samples drawn from the memory
 SAMPLE_THRESHOLDS = (0.0, 0.5) + THRESHOLDS  # 0.0: the gate is open for every window (kNN-LM's fixed lambda)
 SAMPLE_FIT_WINDOWS = 2000
+TOPIC_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # memory candidates re-ranked by their successor's fit to the context's topic
 
 
 def fit_memory(model, store, context_length: int, split: str = "val", max_windows: int = 20000, seed: int = 0,
@@ -75,22 +76,24 @@ def fit_sampling(model, store, targets: np.ndarray, context_length: int, memory:
 
     targets = seeded_subset(targets, max_windows, seed)
     x = draw_samples({"model": model}, store, targets, context_length, k, seed)["model"]  # (M, k, D) unit
-    c = [memory.candidates(*gather_windows(store, targets[s : s + 4096], context_length)[:2])
-         for s in range(0, len(targets), 4096)]
-    succ, _, best = (np.concatenate(a) for a in zip(*c))
     rng = np.random.default_rng(seed + 1)
-    u, order = rng.random(x.shape[:2]), rng.random(succ.shape[:2]).argsort(1)
+    u, order = rng.random(x.shape[:2]), rng.random((len(targets), memory.k)).argsort(1)
     tv = unit_rows(store.get(targets))
-    grid = [{"sample_weight": 0.0, "sample_threshold": None, "energy_score": float(energy_score_np(x, tv).mean())}]
-    for sw in SAMPLE_WEIGHTS:
-        for th in SAMPLE_THRESHOLDS:
-            mixed = mix_samples(x, succ, best, sw, th, u, order)
-            grid.append({"sample_weight": sw, "sample_threshold": th,
-                         "energy_score": float(energy_score_np(mixed, tv).mean())})
+    grid = [{"sample_weight": 0.0, "sample_threshold": None, "topic_weight": 0.0,
+             "energy_score": float(energy_score_np(x, tv).mean())}]
+    for tw in TOPIC_WEIGHTS:
+        c = [memory.candidates(*gather_windows(store, targets[s : s + 4096], context_length)[:2], topic_weight=tw)
+             for s in range(0, len(targets), 4096)]
+        succ, _, best = (np.concatenate(a) for a in zip(*c))
+        for sw in SAMPLE_WEIGHTS:
+            for th in SAMPLE_THRESHOLDS:
+                mixed = mix_samples(x, succ, best, sw, th, u, order)
+                grid.append({"sample_weight": sw, "sample_threshold": th, "topic_weight": tw,
+                             "energy_score": float(energy_score_np(mixed, tv).mean())})
     pick_ = min(grid, key=lambda g: g["energy_score"])
     return {"sample_weight": pick_["sample_weight"], "sample_threshold": pick_["sample_threshold"] or 0.0,
-            "val_energy_score": pick_["energy_score"], "model_val_energy_score": grid[0]["energy_score"],
-            "sample_windows": int(len(targets)), "sample_grid": grid}
+            "topic_weight": pick_["topic_weight"], "val_energy_score": pick_["energy_score"],
+            "model_val_energy_score": grid[0]["energy_score"], "sample_windows": int(len(targets)), "sample_grid": grid}
 
 
 def save_memory(run_dir: str | Path, fit: dict) -> Path:
@@ -113,4 +116,4 @@ def fit_run_memory(store, run_dir: str | Path) -> dict:
     fit = fit_memory(s.model, s.store, int(s.context_length), index=run_index_config(run_dir))
     save_memory(run_dir, fit)
     return {k: fit[k] for k in ("weight", "threshold", "val_cosine", "val_mrr", "model_val_cosine", "model_val_mrr",
-                                "sample_weight", "sample_threshold", "val_energy_score", "model_val_energy_score")}
+                                "sample_weight", "sample_threshold", "topic_weight", "val_energy_score", "model_val_energy_score")}

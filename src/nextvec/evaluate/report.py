@@ -93,6 +93,33 @@ def plot_training_curves(run_dir: str | Path, path: str | Path) -> Path | None:
     return path
 
 
+def plot_rollout(rollout: dict, path: str | Path) -> Path:
+    """Two panels against the horizon h: topic retention (the real continuation's too) and the energy score
+    of each predictor's rollouts as a ratio to the kNN walk's."""
+    from nextvec.evaluate.rollout import energy_ratios
+
+    plt = _pyplot()
+    hs = np.arange(1, rollout["horizon"] + 1)
+    fig, (ret, es) = plt.subplots(1, 2, figsize=(10, 3.4))
+    ret.plot(hs, rollout["real"]["retention"], color="black", lw=2, label="real continuation")
+    for name, p in rollout["predictors"].items():
+        ret.plot(hs, p["retention"], marker="o", ms=3, label=name)
+    for name, r in energy_ratios(rollout).items():
+        es.plot(hs, r, marker="o", ms=3, label=name)
+    ret.set_title("topic retention: cosine of step h to the prompt's centroid", fontsize=9)
+    es.set_title(f"energy score at step h / the {rollout.get('reference')}'s (lower is better)", fontsize=9)
+    for ax in (ret, es):
+        ax.set_xlabel("step h", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_std_ratio_hist(per_dim, path: str | Path, title: str = "per-dimension std ratio y_dec / target") -> Path:
     """Histogram of per-dimension std ratios (NaN = constant target dims, left out), healthy band shaded."""
     plt = _pyplot()
@@ -270,16 +297,54 @@ def _diagnosis_blocks(diagnosis: dict, hist: Path) -> list[dict]:
     return blocks
 
 
+def _rollout_blocks(rollout: dict | None, plot: Path | None) -> list[dict]:
+    """The multi-step evaluation: its table and plot (nothing when it was not run)."""
+    from nextvec.evaluate.rollout import format_rollout
+
+    if not rollout:
+        return []
+    if "skipped" in rollout:
+        return [_b("h2", text="Continuations"), _b("p", text=f"Not evaluated: {rollout['skipped']}")]
+    text = format_rollout(rollout)
+    head, rows = _table_cells(text)
+    return [_b("h2", text="Continuations against the real one"), _b("p", text=text.splitlines()[0]),
+            _b("table", head=head, rows=rows), _b("img", src=plot.name, alt="retention and energy score per step")]
+
+
+def _continuation_blocks(example: dict | None) -> list[dict]:
+    """One prompt's generated continuations beside its true one, with topic retention per step."""
+    if not example:
+        return []
+    names = list(example["continuations"])
+    rows = []
+    for h, true in enumerate(example["true"]):
+        row = [str(h + 1), f"{true['text']} ({true['retention']:.2f})"]
+        for n in names:
+            steps = example["continuations"][n]
+            row.append(f"{steps[h]['text']} ({steps[h]['retention']:.2f})" if h < len(steps) else "(stopped)")
+        rows.append(row)
+    return [_b("h2", text="A generated continuation beside the true one"),
+            _b("p", text=f"Prompt ({len(example['prompt'])} sentences of a test document): "
+                         + " ".join(example["prompt"])),
+            _b("p", text="Each cell: the decoded step (topic retention: cosine of the step's vector to the unit "
+                         "centroid of the prompt's vectors)."),
+            _b("table", head=["step", "true continuation", *names], rows=rows)]
+
+
 def write_report(run_dir: str | Path, store, out_dir: str | Path | None = None, split: str = "test",
                  max_windows: int | None = None, n_examples: int = 10, n_decode: int = 500, seed: int = 0,
-                 evaluation: dict | None = None, diagnosis: dict | None = None) -> Path:
+                 evaluation: dict | None = None, diagnosis: dict | None = None,
+                 continuation: dict | None = None) -> Path:
     """Evaluate and diagnose the run's model, plot, and write report.md + report.html (+ PNGs, JSON).
 
     Args:
         run_dir: a run folder (or a checkpoint file; then no training curves).
         store: a ConceptStore or its path (made by the same encoder as the run's training store).
         out_dir: where to write; default RUN/report.
-        evaluation, diagnosis: precomputed results of evaluate_run / diagnose_run to reuse.
+        evaluation, diagnosis: precomputed results of evaluate_run / diagnose_run to reuse (an evaluation
+            with a `rollout` section adds the continuation table and plot).
+        continuation: one prompt's generated continuations beside its true one ({prompt, true,
+            continuations: {name: [{text, retention}]}}, as `nextvec demo` writes it), shown as a table.
     Returns the path of report.md.
     """
     from nextvec.evaluate import write_json
@@ -305,6 +370,8 @@ def write_report(run_dir: str | Path, store, out_dir: str | Path | None = None, 
     curves = plot_training_curves(run, out / "training_curves.png")
     hist = plot_std_ratio_hist(diagnosis["std_ratio_per_dim"], out / "std_ratio_hist.png")
     examples = example_predictions(model, store, split, T, n=n_examples, seed=seed)
+    rollout = evaluation.get("rollout")
+    ro_plot = plot_rollout(rollout, out / "rollout.png") if rollout and "skipped" not in rollout else None
 
     head, rows = _table_cells(format_table(evaluation))
     blocks = [
@@ -313,6 +380,8 @@ def write_report(run_dir: str | Path, store, out_dir: str | Path | None = None, 
         _b("h2", text=f"Evaluation on {split}"),
         _b("pre", text=format_summary(evaluation)),
         _b("table", head=head, rows=rows),
+        *_rollout_blocks(rollout, ro_plot),
+        *_continuation_blocks(continuation),
         *_diagnosis_blocks(diagnosis, hist),
         _b("h2", text=f"{len(examples)} example predictions ({split}, decoded by retrieval)"),
         _b("examples", examples=examples),

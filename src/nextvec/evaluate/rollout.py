@@ -1,13 +1,20 @@
-"""Rollout evaluation: continue held-out documents for several steps and watch for drift and repeats.
+"""Continuations scored against the real one: what a user of `nextvec generate` reads, measured.
 
-From the first `prefix` real chunks of each of up to `prompts` held-out documents the predictor generates
-`steps` vectors, feeding each one back as context: the point rollout feeds y_dec, the sampled rollout one
-sample per step. Per step we report the cosine of the generated vector to the document's true chunk at
-that step (and, sampled, of the mean of K samples drawn at that step), the set's realism (pairwise cosine,
-cosine to the train mean direction and to the nearest train chunk, beside the true chunks' own), and
-repeats: a step repeats when it decodes (nearest chunk of the train or the evaluated split, as `nextvec
-generate` decodes) to the same text as an earlier step of the same rollout, or its cosine to the previous
-step exceeds 0.9 (the Large Concept Model's stopping rule).
+A prompt is the first `prefix` chunks of a held-out document long enough for `horizon` more; every
+predictor continues every prompt K times (K rollouts, each feeding its own draws back) and step h of each
+rollout is scored against the document's true chunk h steps ahead. Per horizon h = 1..H:
+
+    energy      fair energy score of the K step-h vectors (unit) against the true chunk h ahead
+    retention   cosine of step h to the unit centroid of the prompt's vectors (topic retention), beside
+                the real continuation's
+    cos_prev    cosine of step h to the step before it (step 1: to the prompt's last chunk)
+    repeats     step h decodes (nearest chunk of the train or the evaluated split, as `nextvec generate`
+                decodes) to the same text as an earlier step of its rollout, or its cosine to step h - 1
+                exceeds 0.9 (the Large Concept Model's stopping rule)
+
+The rolled-out baselines: the kNN walk (the kNN-successor sampler fed its own draws; the K walks of a
+prompt draw distinct successors at every step where the bank has them, so their spread is not understated)
+and a point rollout (y_dec fed back; its K rollouts are one). Every predictor sees the same prompts.
 """
 
 from __future__ import annotations
@@ -17,11 +24,13 @@ import torch
 
 from nextvec.data.windows import seeded_subset
 from nextvec.errors import NextvecError
-from nextvec.evaluate.distribution import K_SAMPLES, Realism
-from nextvec.models.base import autoregress, sample_from
+from nextvec.evaluate.distribution import K_SAMPLES, energy_score_np
+from nextvec.models.base import sample_from, sample_rollouts
 from nextvec.vecmath import unit_rows
 
 REPEAT_COS = 0.9
+REFERENCE = "knn_walk"  # energy scores are reported as ratios to this predictor's
+SHOWN_HORIZONS = (1, 5, 10)
 
 
 def rollout_prompts(store, split: str, prefix: int, steps: int, prompts: int, seed: int) -> np.ndarray:
@@ -35,30 +44,43 @@ def rollout_prompts(store, split: str, prefix: int, steps: int, prompts: int, se
     return np.array([store.doc_range(int(d))[0] for d in ok])
 
 
-def roll(predictor, start: np.ndarray, store, prefix: int, steps: int, T: int, sampled: bool, k: int,
-         seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """All rollouts at once: generated (B, steps, D) raw vectors and (B, steps, D) unit means of the K
-    samples drawn at each step (sampled) or the unit point (point)."""
-    gen = torch.Generator().manual_seed(seed)
-    seq = torch.from_numpy(np.stack([store.get(slice(s, s + prefix)) for s in start]).astype(np.float32))
-    means = []
+def predictor_draw(predictor, generator: torch.Generator, point: bool = False, **options):
+    """draw(context, mask, n) for `sample_rollouts`: the predictor's samples, or (point) its y_dec n times."""
+    def draw(ctx, mask, n):
+        if point:
+            return predictor.predict(ctx, mask).y_dec.float()[:, None].expand(-1, n, -1)
+        return sample_from(predictor, ctx, mask, n, generator, **options).float()
+    return draw
 
-    def next_vector(ctx, mask):
-        if sampled:  # feed back the first of k draws; score the mean of all k too
-            draws = sample_from(predictor, ctx, mask, k, gen).float()  # (B, k, D)
-            means.append(unit_rows(unit_rows(draws.numpy()).mean(1)))
-            return draws[:, 0]
-        y = predictor.predict(ctx, mask).y_dec.float()  # (B, D)
-        means.append(unit_rows(y.numpy()))
-        return y
 
-    with torch.no_grad():
-        out = list(autoregress(seq, steps, T, next_vector))
-    return torch.stack(out, 1).numpy(), np.stack(means, 1)
+class KnnWalk:
+    """The kNN-successor sampler fed its own draws. `draw` keeps the K walks of one prompt apart: rows come
+    in groups of K (one group per prompt), and each walk takes a successor no earlier walk of its group took
+    at this step (from its 2K nearest train chunks, in random order), falling back to its first candidate."""
+
+    name = REFERENCE
+
+    def __init__(self, sampler, k: int, generator: torch.Generator):
+        self.sampler, self.k, self.gen = sampler, k, generator
+
+    def draw(self, ctx: torch.Tensor, mask: torch.Tensor, n: int) -> torch.Tensor:
+        if n > 1:  # one shared context per prompt: n draws without replacement
+            return self.sampler.sample(ctx, mask, n, self.gen).float()
+        ids = self.sampler.successor_ids(ctx, 2 * self.k)  # (B*K, c)
+        order = torch.rand(ids.shape, generator=self.gen).argsort(1).numpy()
+        ids = np.take_along_axis(ids, order, 1)
+        chosen = np.empty(len(ids), np.int64)
+        for g in range(0, len(ids), self.k):
+            taken: set[int] = set()
+            for r in range(g, min(g + self.k, len(ids))):
+                free = [i for i in ids[r] if int(i) not in taken]
+                chosen[r] = free[0] if free else ids[r, 0]
+                taken.add(int(chosen[r]))
+        return torch.from_numpy(np.asarray(self.sampler.store.get(chosen), np.float32))[:, None]
 
 
 def repeats(gen: np.ndarray, texts: list[list[str]]) -> np.ndarray:
-    """(B, S) bool: step s repeats an earlier step's decoded text, or has cosine > 0.9 to step s - 1."""
+    """(R, S) bool: step s repeats an earlier step's decoded text, or has cosine > 0.9 to step s - 1."""
     u = unit_rows(gen.reshape(-1, gen.shape[-1])).reshape(gen.shape)
     close = np.zeros(gen.shape[:2], bool)
     close[:, 1:] = np.einsum("bsd,bsd->bs", u[:, 1:], u[:, :-1]) > REPEAT_COS
@@ -74,64 +96,107 @@ def decode_nearest(u: np.ndarray, indexes: list) -> np.ndarray:
     return ids[np.arange(len(u)), scores.argmax(1)]
 
 
-def score_rollout(gen: np.ndarray, means: np.ndarray, truth: np.ndarray, store, realism: Realism,
-                  split_index) -> dict:
-    """Per-step metrics and the rollout-level repeat rate / distinct sentences of one mode. Steps are decoded
-    like `nextvec generate` does: to the nearest chunk of the train split or of the evaluated split."""
-    B, S, D = gen.shape
-    u = unit_rows(gen.reshape(-1, D)).reshape(B, S, D)
-    ids = decode_nearest(u.reshape(-1, D), [realism.index, split_index])
-    texts = np.array(store.texts(ids), dtype=object).reshape(B, S).tolist()
-    rep = repeats(gen, texts)
-    per_step = []
-    for s in range(S):
-        stats = realism.stats(u[:, s])
-        per_step.append({"step": s + 1, "cos_truth": float(np.einsum("bd,bd->b", u[:, s], truth[:, s]).mean()),
-                         "cos_truth_mean_k": float(np.einsum("bd,bd->b", means[:, s], truth[:, s]).mean()),
-                         "repeat_rate": float(rep[:, s].mean()),
-                         **{k: stats[k] for k in ("pairwise", "mean_dir", "nearest_train")}})
-    return {"repeat_rate": float(rep.mean()), "distinct_per_rollout": float(np.mean([len(set(r)) for r in texts])),
-            "steps": per_step, "example": texts[0]}
+def score_continuations(gen: np.ndarray, truth: np.ndarray, centroid: np.ndarray, last: np.ndarray,
+                        texts: list[list[str]]) -> dict:
+    """Per-horizon scores of rollouts gen (B, K, S, D) against truth (B, S, D) unit; `centroid` (B, D) the
+    prompts' unit centroids, `last` (B, D) their last chunks, `texts` the decoded steps of each of the B * K
+    rollouts."""
+    B, K, S, D = gen.shape
+    u = unit_rows(gen.reshape(-1, D)).reshape(B, K, S, D)
+    prev = np.concatenate([np.broadcast_to(unit_rows(last)[:, None, None], (B, K, 1, D)), u[:, :, :-1]], 2)
+    rep = repeats(gen.reshape(B * K, S, D), texts).reshape(B, K, S)
+    return {
+        "energy": [float(energy_score_np(np.ascontiguousarray(u[:, :, h]), truth[:, h]).mean()) for h in range(S)],
+        "retention": np.einsum("bksd,bd->s", u, centroid).__truediv__(B * K).tolist(),
+        "cos_prev": np.einsum("bksd,bksd->s", u, prev).__truediv__(B * K).tolist(),
+        "repeats": rep.mean((0, 1)).tolist(),
+        "repeat_rate": float(rep.mean()),
+        "example": texts[0],
+    }
 
 
-def evaluate_rollouts(model, store, split: str = "test", steps: int = 10, prompts: int = 100, prefix: int = 5,
-                      k: int = K_SAMPLES, seed: int = 0, context_length: int | None = None) -> dict:
-    """The `rollout` section of `nextvec evaluate`: point and sampled modes side by side."""
-    from nextvec.session import resolve_context_length
-
-    T = resolve_context_length(model, context_length)
-    start = rollout_prompts(store, split, prefix, steps, prompts, seed)
-    truth = unit_rows(np.stack([store.get(slice(s + prefix, s + prefix + steps)) for s in start]).reshape(-1, store.dim))
-    truth = truth.reshape(len(start), steps, -1)
-    realism = Realism(store, truth.reshape(-1, store.dim), seed)
-    real_steps = [{k: v for k, v in realism.stats(truth[:, s]).items() if k in ("pairwise", "mean_dir", "nearest_train")}
-                  for s in range(steps)]
+def evaluate_rollouts(predictors: dict, store, split: str = "test", horizon: int = 10, prompts: int = 100,
+                      prefix: int = 5, k: int = K_SAMPLES, seed: int = 0, knn_walk: bool = True) -> dict:
+    """The `rollout` section of `nextvec evaluate`. `predictors`: {name: (predictor, context_length, point)};
+    point = True rolls out y_dec (one rollout, counted K times). The kNN walk is added as the reference."""
+    from nextvec.config import IndexConfig
     from nextvec.index import store_unit_index
 
-    split_index = store_unit_index(store, store.split_chunks(split), f"split-{split}")
-    modes = {}
-    for mode in ("point", "sampled"):
-        gen, means = roll(model, start, store, prefix, steps, T, mode == "sampled", k, seed)
-        modes[mode] = score_rollout(gen, means, truth, store, realism, split_index)
-    return {"split": split, "prompts": int(len(start)), "prefix": prefix, "steps": steps, "k": k,
-            "repeat_cos": REPEAT_COS, "real": real_steps, "modes": modes}
+    start = rollout_prompts(store, split, prefix, horizon, prompts, seed)
+    D = store.dim
+    prompt = np.stack([store.get(slice(s, s + prefix)) for s in start]).astype(np.float32)  # (B, P, D)
+    truth = unit_rows(np.stack([store.get(slice(s + prefix, s + prefix + horizon)) for s in start]).reshape(-1, D))
+    truth = truth.reshape(len(start), horizon, D)
+    centroid = unit_rows(unit_rows(prompt.reshape(-1, D)).reshape(prompt.shape).mean(1))
+    exact = IndexConfig(hnsw_above=IndexConfig().approx_above)  # decoded in batches: exact search is fast
+    indexes = [store_unit_index(store, store.split_chunks(s), f"split-{s}", exact) for s in dict.fromkeys(("train", split))]
+    runs = dict(predictors)
+    if knn_walk:
+        from nextvec.models.samplers import KnnSuccessorSampler
+
+        runs[REFERENCE] = (KnnSuccessorSampler(store, k=k), 1, "walk")
+    out = {}
+    for i, (name, (pred, T, point)) in enumerate(runs.items()):
+        gen = torch.Generator().manual_seed(seed + 1000 * i)
+        draw = KnnWalk(pred, k, gen).draw if point == "walk" else predictor_draw(pred, gen, point=bool(point))
+        with torch.no_grad():
+            g = sample_rollouts(torch.from_numpy(prompt), horizon, 1 if point is True else k, T, draw)
+        g = np.broadcast_to(g.numpy(), (len(start), k, horizon, D))
+        ids = decode_nearest(unit_rows(g.reshape(-1, D)), indexes)
+        texts = np.array(store.texts(ids), dtype=object).reshape(-1, horizon).tolist()
+        out[name] = score_continuations(g, truth, centroid, prompt[:, -1], texts)
+    return {"split": split, "prompts": int(len(start)), "prefix": prefix, "horizon": horizon, "k": k,
+            "repeat_cos": REPEAT_COS, "reference": REFERENCE if knn_walk else None,
+            "real": {"retention": np.einsum("bhd,bd->h", truth, centroid).__truediv__(len(start)).tolist(),
+                     "cos_prev": _real_cos_prev(truth, prompt[:, -1])},
+            "predictors": out}
+
+
+def _real_cos_prev(truth: np.ndarray, last: np.ndarray) -> list[float]:
+    prev = np.concatenate([unit_rows(last)[:, None], truth[:, :-1]], 1)
+    return np.einsum("bhd,bhd->h", truth, prev).__truediv__(len(truth)).tolist()
+
+
+def shown_horizons(horizon: int) -> list[int]:
+    """The horizons a table shows: 1, 5, 10 (those within H) and H."""
+    return sorted({h for h in SHOWN_HORIZONS if h <= horizon} | {horizon})
+
+
+def energy_ratios(result: dict) -> dict:
+    """{name: [energy at h / the reference's energy at h]} (empty without a reference)."""
+    ref = result["predictors"].get(result.get("reference") or "")
+    if ref is None:
+        return {}
+    return {n: [e / r for e, r in zip(p["energy"], ref["energy"])] for n, p in result["predictors"].items()}
 
 
 def format_rollout(result: dict) -> str:
-    """Per-step table of both modes, then the repeat rate and distinct sentences per rollout."""
-    lines = [f"rollouts: {result['prompts']} {result['split']} documents, {result['prefix']} real sentences then "
-             f"{result['steps']} generated steps (repeat = same decoded text as an earlier step, or cosine > "
-             f"{result['repeat_cos']} to the previous step)",
-             "| step | mode | cos to truth | cos mean of K | pairwise (real) | mean dir (real) | nearest train (real) | repeats |",
-             "|---|---|---|---|---|---|---|---|"]
-    for s in range(result["steps"]):
-        real = result["real"][s]
-        for mode, m in result["modes"].items():
-            r = m["steps"][s]
-            lines.append(f"| {s + 1} | {mode} | {r['cos_truth']:.3f} | {r['cos_truth_mean_k']:.3f} | "
-                         f"{r['pairwise']:.3f} ({real['pairwise']:.3f}) | {r['mean_dir']:.3f} ({real['mean_dir']:.3f}) | "
-                         f"{r['nearest_train']:.3f} ({real['nearest_train']:.3f}) | {r['repeat_rate']:.0%} |")
-    for mode, m in result["modes"].items():
-        lines.append(f"{mode}: repeat rate {m['repeat_rate']:.1%}, distinct sentences per rollout "
-                     f"{m['distinct_per_rollout']:.1f} of {result['steps']}")
+    """One row per predictor (and the real continuation): retention, energy score and its ratio to the kNN
+    walk's, cosine to the previous step at the shown horizons, and the repeat rate over all steps."""
+    hs = shown_horizons(result["horizon"])
+    ratios = energy_ratios(result)
+    col = lambda xs, fmt: " / ".join(fmt.format(xs[h - 1]) for h in hs)  # noqa: E731
+    hdr = "h = " + " / ".join(map(str, hs))
+    lines = [f"continuations: {result['prompts']} {result['split']} documents, the first {result['prefix']} chunks "
+             f"as the prompt, K = {result['k']} rollouts of {result['horizon']} steps each, step h scored against "
+             f"the true chunk h ahead (retention = cosine to the prompt's unit centroid; repeat = same decoded text "
+             f"as an earlier step, or cosine > {result['repeat_cos']} to the previous step)",
+             f"| predictor | retention {hdr} | energy score {hdr} | vs {result.get('reference')} | cos to previous "
+             f"| repeats |", "|---|---|---|---|---|---|"]
+    real = result["real"]
+    lines.append(f"| real continuation | {col(real['retention'], '{:.3f}')} | - | - | {col(real['cos_prev'], '{:.3f}')} | - |")
+    for name, p in result["predictors"].items():
+        r = col(ratios[name], "{:.3f}") if name in ratios else "-"
+        lines.append(f"| {name} | {col(p['retention'], '{:.3f}')} | {col(p['energy'], '{:.4f}')} | {r} | "
+                     f"{col(p['cos_prev'], '{:.3f}')} | {p['repeat_rate']:.1%} |")
     return "\n".join(lines)
+
+
+def run_rollout_predictors(model, memory, context_length: int) -> dict:
+    """The rollouts `nextvec evaluate` scores for one run: its default sampler (the model with its successor
+    memory, when it has one), the model alone, and the model's point rollout (y_dec fed back). A point-head
+    model has only the point rollout."""
+    if getattr(getattr(model, "config", None), "head", "point") == "point":
+        return {"model (point)": (model, context_length, True)}
+    out = {} if memory is None else {"model+memory": (memory, context_length, False)}
+    return {**out, "model": (model, context_length, False), "model (point)": (model, context_length, True)}

@@ -9,7 +9,8 @@ Contexts are LEFT-padded: mask[:, -1] is always True and context[:, -1] is the l
     sample(context, mask, n, generator) -> (B, n, D)
 
 draws n next vectors from the predictor's conditional distribution; a point predictor returns its
-`y_dec` n times (`PointSampling`).
+`y_dec` n times (`PointSampling`). `autoregress` feeds predictions back (the one rollout loop);
+`sample_rollouts` runs K rollouts of every prompt on it (generation and the rollout evaluation).
 
     predict_windows(predictors, store, targets, T) -> {name: (y_dec (M, D), y_cos (M, D), seconds)}
 
@@ -79,6 +80,20 @@ def autoregress(seq: torch.Tensor, steps: int, context_length: int | None, next_
         y = next_vector(ctx, torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device))
         yield y
         seq = torch.cat([seq, y[:, None]], dim=1)
+
+
+def sample_rollouts(prompts: torch.Tensor, steps: int, k: int, context_length: int | None, draw) -> torch.Tensor:
+    """K rollouts of every prompt (B, L, D) -> (B, K, steps, D). `draw(context, mask, n)` -> (B', n, D): the
+    first step draws K vectors from each prompt at once (a sampler that draws without replacement gives K
+    distinct first steps); every later step draws one per rollout from its own context."""
+    B, L, D = prompts.shape
+    T = context_length
+    ctx = prompts if T is None else prompts[:, -T:]
+    first = draw(ctx, torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device), k)  # (B, k, D)
+    seq = torch.cat([prompts.repeat_interleave(k, 0), first.reshape(B * k, 1, D)], 1)
+    out = [first.reshape(B * k, D)]
+    out += list(autoregress(seq, steps - 1, T, lambda c, m: draw(c, m, 1)[:, 0]))
+    return torch.stack(out, 1).reshape(B, k, steps, D)
 
 
 def predict_windows(predictors: dict, store, targets: np.ndarray, context_length: int,

@@ -32,6 +32,7 @@ K = 8  # neighbours averaged
 TAU = 0.05  # softmax temperature over match scores
 PREV_WEIGHT = 0.5  # weight of the second-to-last chunk's match in the score
 GATE_SHARPNESS = 0.05
+TOPIC_POOL = 4  # neighbours searched per kept candidate when re-ranking by topic
 
 
 class SuccessorMemory:
@@ -51,12 +52,25 @@ class SuccessorMemory:
         succ, w, best = self.candidates(context, mask)
         return unit_rows(np.einsum("bk,bkd->bd", w, succ)), best
 
-    def candidates(self, context: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The k successors (B, k, D) unit, their softmax weights (B, k) and the best match cosine (B,)."""
+    def candidates(self, context: np.ndarray, mask: np.ndarray,
+                   topic_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The k successors (B, k, D) unit, their softmax weights (B, k) and the best match cosine (B,).
+
+        With topic_weight > 0 the TOPIC_POOL * k chunks nearest the last one are re-ranked by their match plus
+        topic_weight * the cosine of their successor to the context's unit centroid, and the best k kept: the
+        successors of the last sentence's neighbours that also fit the document so far."""
         st = self.store
         last = unit_rows(context[:, -1].astype(np.float32))
-        sims, ids = self._index.search(last, self.k)  # (B, k) store ids of train chunks
-        succ = unit_rows(np.asarray(st.get((ids + 1).reshape(-1)), np.float32)).reshape(len(last), self.k, -1)
+        pool = min(self.k * (TOPIC_POOL if topic_weight else 1), len(self._index))
+        sims, ids = self._index.search(last, pool)  # (B, pool) store ids of train chunks
+        succ = unit_rows(np.asarray(st.get((ids + 1).reshape(-1)), np.float32)).reshape(len(last), pool, -1)
+        if topic_weight:
+            topic = unit_rows(np.einsum("btd,bt->bd", unit_rows(context.reshape(-1, context.shape[-1]))
+                                        .reshape(context.shape), mask.astype(np.float32)))
+            keep = np.argsort(-(sims + topic_weight * np.einsum("bkd,bd->bk", succ, topic)), 1, kind="stable")
+            keep = np.sort(keep[:, :self.k], 1)  # the best k, in the order of their last-chunk match
+            sims, ids = np.take_along_axis(sims, keep, 1), np.take_along_axis(ids, keep, 1)
+            succ = np.take_along_axis(succ, keep[..., None], 1)
         score = sims.astype(np.float32)
         if context.shape[1] > 1:
             prev = unit_rows(context[:, -2].astype(np.float32))
@@ -68,7 +82,7 @@ class SuccessorMemory:
             score = score + PREV_WEIGHT * np.where(same & has_prev[:, None], s2, 0.0)
         w = np.exp((score - score.max(1, keepdims=True)) / TAU)
         w /= w.sum(1, keepdims=True)
-        return succ, w, sims[:, 0].astype(np.float32)
+        return succ, w, sims.max(1).astype(np.float32)
 
 
 def gate(best: np.ndarray, weight: float, threshold: float) -> np.ndarray:
@@ -100,13 +114,14 @@ class MemoryPredictor:
     """A model with a successor memory: same `predict` call as every predictor."""
 
     def __init__(self, model, memory: SuccessorMemory, weight: float, threshold: float, sample_weight: float = 0.0,
-                 sample_threshold: float = 0.0):
+                 sample_threshold: float = 0.0, topic_weight: float = 0.0):
         self.model = model
         self.memory = memory
         self.weight = float(weight)
         self.threshold = float(threshold)
         self.sample_weight = float(sample_weight)
         self.sample_threshold = float(sample_threshold)
+        self.topic_weight = float(topic_weight)
         self.name = f"{getattr(model, 'name', type(model).__name__)}+memory"
 
     def parameters(self):
@@ -123,7 +138,8 @@ class MemoryPredictor:
         x = sample_from(self.model, context, mask, n, generator, **options)
         if self.sample_weight == 0:
             return x
-        succ, _, best = self.memory.candidates(context.detach().float().cpu().numpy(), mask.detach().cpu().numpy())
+        succ, _, best = self.memory.candidates(context.detach().float().cpu().numpy(), mask.detach().cpu().numpy(),
+                                               self.topic_weight)
         u = torch.rand(x.shape[0], n, generator=generator).numpy()
         order = torch.rand(x.shape[0], succ.shape[1], generator=generator).argsort(1).numpy()
         y = mix_samples(x.detach().float().cpu().numpy(), succ, best, self.sample_weight, self.sample_threshold,

@@ -33,10 +33,15 @@ class KnnSuccessorSampler:
         # the successor memory's index (exact up to index.hnsw_above keys, approximate and saved above)
         self._index = store_unit_index(store, keys, "successor-keys", index, k=max(self.k, 8))
 
-    def _successors(self, context: torch.Tensor, k: int) -> np.ndarray:
+    def successor_ids(self, context: torch.Tensor, k: int) -> np.ndarray:
+        """(B, k') store ids of the successors of the k' = min(k, keys) train chunks nearest the last vector."""
         last = unit_rows(context[:, -1].detach().float().cpu().numpy())
-        _, ids = self._index.search(last, min(k, len(self._index)))  # (B, k) store ids
-        return np.asarray(self.store.get((ids + 1).reshape(-1)), np.float32).reshape(len(last), ids.shape[1], -1)
+        _, ids = self._index.search(last, min(k, len(self._index)))  # (B, k') store ids of the keys
+        return ids + 1
+
+    def _successors(self, context: torch.Tensor, k: int) -> np.ndarray:
+        ids = self.successor_ids(context, k)
+        return np.asarray(self.store.get(ids.reshape(-1)), np.float32).reshape(*ids.shape, -1)
 
     def predict(self, context: torch.Tensor, mask: torch.Tensor) -> Prediction:
         """The point: the mean of the k successors."""

@@ -9,6 +9,7 @@ Run folder (nextvec.train.run_folder, shared with the decoder trainer):
     RUN/checkpoints/last.safetensors     model + optimizer + loop position (resume from here)
     RUN/checkpoints/best.safetensors     model at the best validation by train.select_metric
     RUN/summary.json                     what `train` returns
+    RUN/memory.json                      the successor memory's gates fitted on val (train.memory = true)
 
 Determinism: the randomness of step s (hard negatives, dropout) is drawn from generators seeded with
 (seed, rank, s), and the batches of epoch e are a pure function of (seed, e). A checkpoint therefore
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nextvec.config import LVMConfig, TrainConfig
+from nextvec.config import LVMConfig, TrainConfig, resolve_selection
 from nextvec.data.dataset import WindowDataset
 from nextvec.data.sampler import DiverseBatchSampler
 from nextvec.data.streaming import InRamWindows, StreamingWindows, use_streaming
@@ -141,9 +142,15 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
     try:
         run = _setup(cfg, store, env, folder, start, resume)
         stop_reason = _run_steps(run, stop_after)
-        return _finish(run, stop_reason)
+        summary = _finish(run, stop_reason)
     finally:
         distributed.teardown(env)
+    if env.is_main and cfg.train.memory and not cfg.train.overfit and stop_reason != "stop_after":
+        from nextvec.evaluate.memory import fit_run_memory  # the run's part of the recipe: fitted on val
+
+        summary["memory"] = fit_run_memory(store, folder.root)
+        (folder.root / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
 
 
 @dataclass
@@ -173,6 +180,7 @@ class _Run:
 def _resolve_config(config, store_path):
     """-> (the config with model.dim resolved to the store's, the store); refuses a mismatch before any work."""
     cfg = _as_config(config)
+    cfg = cfg.model_copy(update={"train": resolve_selection(cfg.train, cfg.model.head)})
     if cfg.train.select_metric not in VAL_METRICS:
         raise NextvecError(f"train.select_metric {cfg.train.select_metric!r} is not one of {', '.join(VAL_METRICS)}")
     store = open_store(store_path)
@@ -277,6 +285,8 @@ def _validate_and_keep(run: _Run, step: int) -> bool:
     tc = run.cfg.train
     run.last_val = validate(run.model, run.val_ds, run.loss_fn, tc.batch_size, run.store.std)
     run.folder.log({"step": step, **run.last_val})
+    if step == 0:
+        run.loop["val_cosine_0"] = run.last_val["val/cosine"]
     if run.stopping.update(run.last_val[tc.select_metric]):
         run.loop["best_step"] = step
         _checkpoint(run, run.folder.best, with_optimizer=False)
@@ -375,6 +385,17 @@ def _after_step(run: _Run, stop_after: int | None) -> str | None:
     return None
 
 
+def untrained_warning(loop: dict, last_val: dict | None, metric: str) -> str | None:
+    """A warning when the best checkpoint is the untrained step 0 although val cosine improved since: the
+    selection metric does not see what training improves."""
+    start = loop.get("val_cosine_0")
+    if loop.get("best_step") != 0 or start is None or not last_val or last_val["val/cosine"] <= start + 0.002:
+        return None
+    return (f"the best checkpoint is the untrained step 0 by {metric}, though val cosine rose from {start:.4f} "
+            f"to {last_val['val/cosine']:.4f}: select by a metric training improves (train.select_metric=auto "
+            "picks val/cosine for the point head)")
+
+
 def _finish(run: _Run, stop_reason: str) -> dict:
     """Close the data source and the metrics log; write RUN/summary.json (rank 0) -> the summary."""
     tc, loop, env = run.cfg.train, run.loop, run.env
@@ -400,6 +421,9 @@ def _finish(run: _Run, stop_reason: str) -> dict:
     }
     if tc.overfit and run.last_val is not None:
         summary["train_cosine"] = run.last_val["val/cosine"]
+    warning = untrained_warning(loop, run.last_val, tc.select_metric)
+    if warning:
+        summary["warning"] = warning
     if env.is_main:
         run.folder.close()
         (run.folder.root / "summary.json").write_text(json.dumps(summary, indent=2))
