@@ -176,3 +176,24 @@ def test_memory_draws_distinct_successors_without_replacement():
     np.testing.assert_allclose(np.linalg.norm(mixed, axis=-1), np.linalg.norm(samples, axis=-1), rtol=1e-5)
     shut = mix_samples(samples, succ, np.zeros(B, np.float32), 1.0, 2.5, np.full((B, n), 0.5), order)
     np.testing.assert_array_equal(shut, samples)
+
+
+def test_topic_weight_keeps_the_successors_that_fit_the_document(tmp_path):
+    """One sentence S recurs in two topics and is followed by each topic's own sentence: matching S alone
+    mixes both successors; re-ranked by the context's topic, the memory keeps the successors of its own."""
+    rng = np.random.default_rng(0)
+    e = np.eye(8)
+
+    def doc(topic, follow):
+        rows = [e[topic], e[topic], e[7], unit(e[topic] + e[follow])]  # the successor stays on the topic
+        return unit(np.array(rows) + 0.05 * rng.normal(size=(4, 8))).astype(np.float32)
+
+    store = build_store(tmp_path / "s", [doc(0, 1) if i % 2 else doc(2, 3) for i in range(60)])
+    mem = SuccessorMemory(store, k=4)
+    ctx = unit(np.array([[e[0], e[0], e[7]]])).astype(np.float32)  # a topic-0 document that just said S
+    mask = np.ones((1, 3), bool)
+    plain, _, _ = mem.candidates(ctx, mask)
+    topical, _, best = mem.candidates(ctx, mask, topic_weight=1.0)
+    assert (plain[0] @ unit(e[2] + e[3]) > 0.9).any()  # S alone: the other topic's successor is a candidate
+    assert (topical[0] @ unit(e[0] + e[1]) > 0.9).all()  # by topic: only this topic's successor
+    assert best[0] > 0.9  # the kept matches are still close matches of S

@@ -10,7 +10,9 @@ rollout is scored against the document's true chunk h steps ahead. Per horizon h
     cos_prev    cosine of step h to the step before it (step 1: to the prompt's last chunk)
     repeats     step h decodes (nearest chunk of the train or the evaluated split, as `nextvec generate`
                 decodes) to the same text as an earlier step of its rollout, or its cosine to step h - 1
-                exceeds 0.9 (the Large Concept Model's stopping rule)
+                exceeds 0.9 (the Large Concept Model's stopping rule). The real continuation's own rate is
+                measured with its chunks decoded into the train split only (a bank without them): the share
+                of repeats that the decoder's resolution makes of text that never repeats itself
 
 The rolled-out baselines: the kNN walk (the kNN-successor sampler fed its own draws; the K walks of a
 prompt draw distinct successors at every step where the bank has them, so their spread is not understated)
@@ -145,10 +147,15 @@ def evaluate_rollouts(predictors: dict, store, split: str = "test", horizon: int
         ids = decode_nearest(unit_rows(g.reshape(-1, D)), indexes)
         texts = np.array(store.texts(ids), dtype=object).reshape(-1, horizon).tolist()
         out[name] = score_continuations(g, truth, centroid, prompt[:, -1], texts)
+    # the real continuation decoded the same way but without its own chunks (train split only): the scale of
+    # repeats that come from the decoder's resolution rather than from the text
+    real_ids = decode_nearest(truth.reshape(-1, D), indexes[:1])
+    real_rep = repeats(truth, np.array(store.texts(real_ids), dtype=object).reshape(-1, horizon).tolist())
     return {"split": split, "prompts": int(len(start)), "prefix": prefix, "horizon": horizon, "k": k,
             "repeat_cos": REPEAT_COS, "reference": REFERENCE if knn_walk else None,
             "real": {"retention": np.einsum("bhd,bd->h", truth, centroid).__truediv__(len(start)).tolist(),
-                     "cos_prev": _real_cos_prev(truth, prompt[:, -1])},
+                     "cos_prev": _real_cos_prev(truth, prompt[:, -1]), "repeats": real_rep.mean(0).tolist(),
+                     "repeat_rate": float(real_rep.mean())},
             "predictors": out}
 
 
@@ -184,7 +191,8 @@ def format_rollout(result: dict) -> str:
              f"| predictor | retention {hdr} | energy score {hdr} | vs {result.get('reference')} | cos to previous "
              f"| repeats |", "|---|---|---|---|---|---|"]
     real = result["real"]
-    lines.append(f"| real continuation | {col(real['retention'], '{:.3f}')} | - | - | {col(real['cos_prev'], '{:.3f}')} | - |")
+    lines.append(f"| real continuation | {col(real['retention'], '{:.3f}')} | - | - | {col(real['cos_prev'], '{:.3f}')} | "
+                 f"{real['repeat_rate']:.1%} (decoded into train) |")
     for name, p in result["predictors"].items():
         r = col(ratios[name], "{:.3f}") if name in ratios else "-"
         lines.append(f"| {name} | {col(p['retention'], '{:.3f}')} | {col(p['energy'], '{:.4f}')} | {r} | "
