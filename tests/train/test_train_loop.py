@@ -183,11 +183,11 @@ def test_the_point_recipe_trains_past_step_0_by_default(tmp_path):
     vals = [r for r in records(tmp_path / "run") if "val/cosine" in r]
     assert vals[-1]["val/cosine"] > vals[0]["val/cosine"] + 0.05  # training improved val cosine ...
     assert summary["select_metric"] == "val/cosine" and summary["best_step"] > 0  # ... and the run kept it
-    assert "warning" not in summary
+    assert "warnings" not in summary
     # a selection that cannot see the improvement keeps step 0, and the summary says so
     bad = c.model_copy(update={"train": c.train.model_copy(update={"select_metric": "val/cosine", "select_mode": "min"})})
     summary = train(store.root, bad, tmp_path / "bad")
-    assert summary["best_step"] == 0 and "untrained step 0" in summary["warning"]
+    assert summary["best_step"] == 0 and "untrained step 0" in summary["warnings"][0]
 
 
 def test_a_run_that_keeps_step_0_while_cosine_improved_is_flagged():
@@ -205,3 +205,27 @@ def test_selection_auto_follows_the_head():
     assert (pt.select_metric, pt.select_mode) == ("val/cosine", "max")
     own = resolve_selection(TrainConfig(select_metric="val/loss"), "point")
     assert (own.select_metric, own.select_mode) == ("val/loss", "min")
+
+
+def test_the_progress_bar_follows_the_limit_that_ends_the_run_first():
+    from types import SimpleNamespace
+
+    from tqdm import tqdm
+
+    def run(minutes, steps=5000, step=10):
+        train_cfg = SimpleNamespace(max_minutes=minutes, max_steps=steps)
+        return SimpleNamespace(cfg=SimpleNamespace(train=train_cfg, model=SimpleNamespace(name="amn")), loop={"step": step})
+
+    bar = tqdm(total=5000, disable=True)
+    train_loop._bar_limit(bar, run(1.0), elapsed=6.0)  # 10 steps in 6 s: the 1-minute budget allows ~100
+    assert bar.total == 100 and "1-min budget" in bar.desc
+    train_loop._bar_limit(bar, run(0.0), elapsed=6.0)  # no budget: max_steps
+    assert bar.total == 5000 and "max_steps 5000" in bar.desc
+    train_loop._bar_limit(bar, run(60.0, steps=50), elapsed=6.0)  # the budget would allow more than max_steps
+    assert bar.total == 50
+
+
+def test_a_budget_that_ends_before_two_epochs_is_flagged():
+    assert "0.95 epochs" in train_loop.short_run_warning(0.95, "max_minutes", 3.0)
+    assert train_loop.short_run_warning(0.95, "early_stopping", 3.0) is None
+    assert train_loop.short_run_warning(2.5, "max_minutes", 3.0) is None

@@ -47,6 +47,8 @@ def demo_cmd(
         cfg = load_config(LVMConfig, None, [f"train.max_minutes={minutes}", *(overrides or [])])
         summary = train(store_path, cfg, run_path)
         typer.echo(json.dumps({k: summary[k] for k in summary if not isinstance(summary[k], (dict, list))}, indent=1))
+        for w in summary.get("warnings", []):
+            typer.secho(f"warning: {w}", fg="yellow")
     # decode against TRAIN chunks only: the prompts of step 6 (and their true continuations) are test documents
     session = Session.open(run_path, store_path, decoder="retrieval", decoder_options=DecoderOptions(split="train"),
                            memory=True)

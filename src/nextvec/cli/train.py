@@ -51,3 +51,5 @@ def train_cmd(
     summary = train(store, cfg, out, resume=resume)
     if os.environ.get("RANK", "0") == "0":
         typer.echo(json.dumps(summary, indent=2))
+        for w in summary.get("warnings", []):
+            typer.secho(f"warning: {w}", fg="yellow", err=True)

@@ -353,6 +353,7 @@ def _run_steps(run: _Run, stop_after: int | None) -> str:
             bar.update(1)
             if time.perf_counter() - last_shown > 0.5:
                 bar.set_postfix({k: f"{record[k]:.4f}" for k in ["loss", *shown]}, refresh=False)
+                _bar_limit(bar, run, time.perf_counter() - started)
                 last_shown = time.perf_counter()
         run.step_seconds += time.perf_counter() - t0
         run.steps_run += 1
@@ -363,6 +364,18 @@ def _run_steps(run: _Run, stop_after: int | None) -> str:
             break
     bar.close()
     return stop_reason
+
+
+def _bar_limit(bar, run: _Run, elapsed: float) -> None:
+    """Point the progress bar's total (and so its ETA) at whichever limit ends the run first: train.max_steps,
+    or the steps train.max_minutes allows at the pace so far (validations included); say which."""
+    tc, step = run.cfg.train, run.loop["step"]
+    by_time = step + (tc.max_minutes * 60 - elapsed) * step / max(elapsed, 1e-9) if tc.max_minutes and step else None
+    if by_time is not None and by_time < tc.max_steps:
+        bar.total, limit = max(step, int(by_time)), f"{tc.max_minutes:g}-min budget"
+    else:
+        bar.total, limit = tc.max_steps, f"max_steps {tc.max_steps}"
+    bar.set_description(f"train {run.cfg.model.name} ({limit})", refresh=False)
 
 
 def _after_step(run: _Run, stop_after: int | None) -> str | None:
@@ -396,6 +409,15 @@ def untrained_warning(loop: dict, last_val: dict | None, metric: str) -> str | N
             "picks val/cosine for the point head)")
 
 
+def short_run_warning(epochs: float, stop_reason: str, minutes: float) -> str | None:
+    """A warning when the time budget ended the run before it saw the training data twice."""
+    if stop_reason != "max_minutes" or epochs >= 2:
+        return None
+    return (f"the {minutes:g}-minute budget ended training after {epochs:.2f} epochs (validation usually peaks after "
+            "2-6): give it more time (train.max_minutes, or the demo's --minutes), or free the CPU; a busy "
+            "machine slows training most when torch uses more threads than there are idle cores (train.threads)")
+
+
 def _finish(run: _Run, stop_reason: str) -> dict:
     """Close the data source and the metrics log; write RUN/summary.json (rank 0) -> the summary."""
     tc, loop, env = run.cfg.train, run.loop, run.env
@@ -421,9 +443,10 @@ def _finish(run: _Run, stop_reason: str) -> dict:
     }
     if tc.overfit and run.last_val is not None:
         summary["train_cosine"] = run.last_val["val/cosine"]
-    warning = untrained_warning(loop, run.last_val, tc.select_metric)
-    if warning:
-        summary["warning"] = warning
+    warnings = [w for w in (untrained_warning(loop, run.last_val, tc.select_metric),
+                            short_run_warning(summary["epochs"], stop_reason, tc.max_minutes)) if w]
+    if warnings:
+        summary["warnings"] = warnings
     if env.is_main:
         run.folder.close()
         (run.folder.root / "summary.json").write_text(json.dumps(summary, indent=2))
