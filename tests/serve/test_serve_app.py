@@ -134,9 +134,9 @@ def _vec(n=1, dim=D):
 
 
 BAD = [
-    ("/predict", {"context_vectors": _vec(2, D - 1)}, 422, "has 15 values; this model works in 16-d"),
+    ("/predict", {"context_vectors": _vec(2, D - 1)}, 422, "is 15-d; this model works in 16-d"),
     ("/decode", {"vectors": _vec(1, D + 1)}, 422, "16-d"),
-    ("/decode", {"vectors": [[0.1] * D, [0.1] * 3]}, 422, "vectors[1] has 3 values"),
+    ("/decode", {"vectors": [[0.1] * D, [0.1] * 3]}, 422, "vectors[1] is 3-d"),
     ("/decode", '{"vectors": [[NaN' + ", 0.1" * (D - 1) + "]]}", 422, "NaN or inf"),
     ("/predict", '{"context_vectors": [[Infinity' + ", 0.1" * (D - 1) + "]]}", 422, "NaN or inf"),
     ("/decode", {"vectors": [[1e39] + [0.1] * (D - 1)]}, 422, "too large for float32"),

@@ -255,12 +255,14 @@ def format_diagnosis(d: dict) -> str:
              f"targets {d['pairwise_cos_target']:.3f}"]
     abc = d.get("abc")
     if abc:
+        what = {"A": "decode(x): the decoder on true vectors", "B": "decode(L2(x)): on unit true vectors",
+                "C": "decode(y_dec of the context before x): on the model's predictions"}
         for t in ("A", "B", "C"):
             r = abc[t]
             cos = "n/a" if r.get("cosine") is None else f"{r['cosine']:.3f}"
             extra = (f", true chunk rank median {r['true_rank']:.0f} (mean {r['true_rank_mean']:.1f}, R@1 {r['r@1']:.3f})"
                      if "true_rank" in r else "")
-            lines.append(f"decoder {t} ({abc['decoder']}, {abc['n']} chunks): exact match {r['exact_match']:.3f}, "
+            lines.append(f"decoder {t}, {what[t]} ({abc['decoder']}, {abc['n']} chunks): exact match {r['exact_match']:.3f}, "
                          f"token F1 {r['token_f1']:.3f}, cosine of decoded to true {cos}{extra}")
     if d.get("samples"):
         from nextvec.evaluate.distribution import format_distribution

@@ -47,7 +47,7 @@ def check_texts(texts: list[str], max_chars: int, what: str) -> list[str]:
 def check_vectors(rows: list[list[float]], dim: int, what: str) -> np.ndarray:
     for i, r in enumerate(rows):
         if len(r) != dim:
-            raise ValueError(f"{what}[{i}] has {len(r)} values; this model works in {dim}-d vectors")
+            raise ValueError(f"{what}[{i}] is {len(r)}-d; this model works in {dim}-d vectors")
     with np.errstate(over="ignore"):  # 1e39 becomes inf in float32 and is refused just below
         v = np.asarray(rows, dtype=np.float32).reshape(len(rows), dim)
     bad = ~np.isfinite(v).all(axis=1)
