@@ -155,3 +155,33 @@ def test_prompts_are_split_by_the_splitter_the_store_was_made_with():
     assert split_prompt(text, splitter="blingfire+repair") == ["He was so happy.", "Mr. Knightley had come to call.",
                                                               "It rained."]
     assert split_prompt(text, splitter="blingfire") != split_prompt(text, splitter="blingfire+repair")
+
+
+class Deck(torch.nn.Module):
+    """Draws without replacement from e_1..e_7 in a random order (as the successor memory and the kNN sampler
+    draw): n draws for one context are n distinct sentences."""
+
+    name = "deck"
+
+    def predict(self, context, mask):
+        return Roll().predict(context, mask)
+
+    def sample(self, context, mask, n, generator=None, **options):
+        order = torch.rand(context.shape[0], D - 1, generator=generator).argsort(1)[:, :n] + 1  # (B, n)
+        return torch.nn.functional.one_hot(order, D).float()
+
+
+def test_sampled_continuations_open_with_distinct_draws(onehot_store):
+    """N continuations draw their first steps together, so a sampler without replacement gives N openings."""
+    store, enc = onehot_store
+    out = generate(Deck(), store, enc, "Sentence e0.", GenerateOptions(steps=3, samples=4, seed=1))
+    firsts = [r["steps"][0]["text"] for r in out["rollouts"]]
+    assert len(set(firsts)) == 4 and out["text"] == out["rollouts"][0]["text"]
+    assert all(len(r["steps"]) == 3 and "retention" in r["steps"][0] for r in out["rollouts"])
+    again = generate(Deck(), store, enc, "Sentence e0.", GenerateOptions(steps=3, samples=4, seed=1))
+    assert [r["text"] for r in again["rollouts"]] == [r["text"] for r in out["rollouts"]]  # the seed repeats them
+
+
+def test_default_generation_is_a_10_step_sampled_continuation():
+    o = GenerateOptions()
+    assert (o.steps, o.samples) == (10, 1)
