@@ -181,7 +181,8 @@ class TrainConfig(Strict):
     select_mode: Literal["auto", "max", "min"] = Field("auto", description="auto = max for val/cosine, else min")
     patience: int = Field(10, ge=0, description="validations without improvement before stopping; 0 = never")
     device: str = "auto"
-    threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch's default")
+    threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = the cores other programs leave idle "
+                                              "(measured when training starts, kept on resume)")
     progress: bool = True
     overfit: int = Field(0, ge=0, description="train AND validate on this many train windows (sanity check); 0 = off")
     train_windows: int = Field(0, ge=0, description="train on a seeded subset of this many train windows "

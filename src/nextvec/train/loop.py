@@ -136,11 +136,10 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
         config = json.loads((folder.root / "config.json").read_text())
     cfg, store = _resolve_config(config, store_path)
     start = _start_checkpoint(cfg, store, folder.last if resume else (cfg.train.init_from or None), resume)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
     env = distributed.setup(cfg.train.device)
     try:
         run = _setup(cfg, store, env, folder, start, resume)
+        _set_threads(run)
         stop_reason = _run_steps(run, stop_after)
         summary = _finish(run, stop_reason)
     finally:
@@ -258,6 +257,22 @@ def _setup(cfg: LVMConfig, store, env, folder: RunFolder, start, resume: bool) -
         folder.start(cfg, run.loop["step"] if resume else None)
     run.ddp_model = distributed.wrap(model, env)
     return run
+
+
+def _set_threads(run: _Run) -> None:
+    """torch's CPU threads: train.threads, else the count a resumed run started with, else (on CPU) the cores
+    other programs leave idle, shared by the processes of this node (nextvec.train.threads)."""
+    import os
+
+    from nextvec.train.threads import idle_core_threads
+
+    n = run.cfg.train.threads or run.loop.get("threads")
+    if not n and run.env.device.type == "cpu":
+        idle = idle_core_threads()
+        n = idle and max(1, idle // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    if n:
+        torch.set_num_threads(int(n))
+        run.loop["threads"] = int(n)
 
 
 def _checkpoint(run: _Run, path: Path, with_optimizer: bool) -> None:
@@ -437,6 +452,7 @@ def _finish(run: _Run, stop_reason: str) -> dict:
         "data_source": "stream" if run.streaming else "memory",
         "val_windows": len(run.val_ds),
         "world_size": env.world_size,
+        "threads": torch.get_num_threads(),
         "train_seconds": run.step_seconds,
         "samples_per_s": (run.steps_run * tc.batch_size * env.world_size / run.step_seconds
                           if run.step_seconds else None),
