@@ -8,14 +8,24 @@ sampling, loss breakdown, metrics.jsonl, progress bar included; validation and c
 run every `train.val_every` steps, are excluded). Each side runs twice, alternating; the faster round counts.
 
     python bench/train_speed.py [--steps 15] [--threads 1] [--families gru,lstm,transformer,amn]
+    python bench/train_speed.py --neighbours [--steps 40]
+
+--neighbours: the default recipe's trainer with 0, 1 and 2 CPU-burning processes beside it
+(`python -c "while True: pass"`), at train.threads 1, 2 and the default (0: the cores other programs leave
+idle), side by side in one run; each cell is the best of --rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+import json
 
 import numpy as np
 import torch
@@ -75,6 +85,32 @@ def trainer(cfg: LVMConfig, store: ConceptStore, steps: int, out: Path) -> float
     return train(store.root, c, out)["samples_per_s"]
 
 
+def neighbours(store: ConceptStore, steps: int, rounds: int, tmp: Path) -> None:
+    """The busy-machine table: samples/s of the default recipe per (busy neighbours, train.threads)."""
+    cfg = LVMConfig.model_validate({"train": {"batch_size": BATCH}})
+    print(f"default recipe ({cfg.model.name}, head {cfg.model.head}, context {cfg.model.context_length}), "
+          f"{steps} steps per cell, best of {rounds}")
+    print("| busy neighbours | threads=1 | threads=2 | default (threads chosen) | default / idle default |")
+    print("|---|---|---|---|---|")
+    idle = None
+    for busy in (0, 1, 2):
+        procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(busy)]
+        try:
+            time.sleep(1.0)
+            cells = {}
+            for threads in (1, 2, 0):
+                c = cfg.model_copy(update={"train": cfg.train.model_copy(update={"threads": threads})})
+                runs = [trainer(c, store, steps, tmp / f"n{busy}-t{threads}-{r}") for r in range(rounds)]
+                chosen = json.loads((tmp / f"n{busy}-t{threads}-0" / "summary.json").read_text())["threads"]
+                cells[threads] = (max(runs), chosen)
+        finally:
+            for p in procs:
+                p.kill()
+        idle = idle or cells[0][0]
+        print(f"| {busy} | {cells[1][0]:,.0f} | {cells[2][0]:,.0f} | {cells[0][0]:,.0f} ({cells[0][1]}) | "
+              f"{cells[0][0] / idle:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=15, help="minimum timed steps per round")
@@ -82,10 +118,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--families", default=",".join(MODELS))
+    ap.add_argument("--neighbours", action="store_true", help="the busy-machine table (see the module docstring)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="nextvec-bench-"))
     store = synthetic_store(tmp / "store")
+    if args.neighbours:
+        return neighbours(store, max(args.steps, 40), args.rounds, tmp)
+    torch.set_num_threads(args.threads)
     print(f"store: {len(store)} chunks of {DIM}-d, batch {BATCH}, rounds of >= {args.steps} steps / ~{args.seconds:.0f} s, "
           f"{args.rounds} rounds per side, {args.threads} thread(s), default model size and loss")
     print("| family | params | trainer samples/s | bare samples/s | trainer ms/batch | bare ms/batch | steps | ratio |")

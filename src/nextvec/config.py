@@ -113,7 +113,7 @@ class ModelConfig(Strict):
 
     name: Literal["gru", "lstm", "transformer", "amn"] = "amn"
     dim: int = Field(0, ge=0, description="vector dimension; 0 = take it from the store")
-    context_length: int = Field(5, ge=1, le=4096)
+    context_length: int = Field(32, ge=1, le=4096)
     hidden_dim: int = Field(256, ge=1)
     num_layers: int = Field(2, ge=1)
     num_heads: int = Field(4, ge=1)
@@ -127,8 +127,8 @@ class ModelConfig(Strict):
     cond_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="flow head: conditioning dropout (for guidance)")
     head_detach: bool = Field(False, description="sampling head: stop its gradient at the body's summary")
     sample_steps: int = Field(16, ge=1, le=1000, description="flow head: Euler steps when sampling")
-    temperature: float = Field(1.25, ge=0.0, le=10.0,
-                               description="sampling heads: scale of the input noise (1.25 chosen on val splits)")
+    temperature: float = Field(1.0, ge=0.0, le=10.0,
+                               description="sampling heads: scale of the input noise (1.0: the scale they are trained at)")
     guidance: float = Field(1.0, ge=0.0, le=20.0, description="flow head: classifier-free guidance weight (1 = off)")
 
     @model_validator(mode="after")

@@ -53,7 +53,15 @@ def report(tmp_path_factory):
     save_checkpoint(root / "run" / "checkpoints" / "best.safetensors", model, meta)
     records = [{"step": s, "loss": 1.0 / s, "mse": 0.5 / s} for s in range(1, 6)] + [{"step": 5, "val/cosine": 0.3}]
     (root / "run" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    md = write_report(root / "run", store, out_dir=root / "rep", n_examples=4)
+    from nextvec.evaluate.rollout import evaluate_rollouts
+    from nextvec.evaluate.runner import evaluate_run
+
+    evaluation = evaluate_run(model, store, "test", context_length=3, samples=0)
+    evaluation["rollout"] = evaluate_rollouts({"model (point)": (model, 3, True)}, store, "test", horizon=3, prefix=3)
+    continuation = {"prompt": ["<b>a prompt</b>"], "true": [{"text": "true 1", "retention": 0.5}] * 2,
+                    "continuations": {"sampled": [{"text": "step <1>", "retention": 0.4}]}}  # stopped after 1
+    md = write_report(root / "run", store, out_dir=root / "rep", n_examples=4, evaluation=evaluation,
+                      continuation=continuation)
     return md, md.with_suffix(".html")
 
 
@@ -93,7 +101,8 @@ def test_report_html_renders_in_chromium(report, tmp_path):
     seen = browser_view(page, tmp_path)
     rows = md_tables(md_path.read_text())
     assert seen["tables"] == rows and len(rows) >= 5 and all(n > 0 for n in rows)
-    plots = {"training curves": "training_curves.png", "std ratio histogram": "std_ratio_hist.png"}
+    plots = {"training curves": "training_curves.png", "retention and energy score per step": "rollout.png",
+             "std ratio histogram": "std_ratio_hist.png"}
     assert [i["alt"] for i in seen["images"]] == list(plots)
     for img in seen["images"]:  # decoded by the browser at the PNG's own size
         assert (img["width"], img["height"]) == png_size(html_path.parent / plots[img["alt"]])
@@ -106,7 +115,8 @@ def test_report_md_and_html_carry_the_same_tables_and_plots(report):
     md_path, html_path = report
     md, page = md_path.read_text(), html_path.read_text()
     assert page.count("<table>") == len(md_tables(md)) and page.count("<tr>") == sum(md_tables(md)) + len(md_tables(md))
-    assert page.count('src="data:image/png;base64,') == 2 and md.count("](") == 2
+    assert page.count('src="data:image/png;base64,') == 3 and md.count("](") == 3
+    assert "| real continuation |" in md and "| knn_walk |" in md and "(stopped)" in md and "step <1> (0.40)" in md
     assert "**Verdict:" in md and "<p><b>Verdict:" in page
     assert md.count("**true next**") == 4 and page.count("<b>true next:</b>") == 4
 
@@ -114,5 +124,6 @@ def test_report_md_and_html_carry_the_same_tables_and_plots(report):
 def test_report_html_escapes_text(report, tmp_path):
     page = report[1].read_text()
     assert "<i>d" not in page and "&lt;i&gt;d" in page and "&amp; co" in page
+    assert "<b>a prompt" not in page and "step &lt;1&gt;" in page
     out = _render_html([_b("p", text="<script>x</script>"), _b("table", head=["a"], rows=[["**<b>**"]])], tmp_path, "t<")
     assert "<script>x" not in out and "&lt;script&gt;x" in out and "<b>&lt;b&gt;</b>" in out and "<title>t&lt;</title>" in out

@@ -86,11 +86,7 @@ def plot_training_curves(run_dir: str | Path, path: str | Path) -> Path | None:
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_rollout(rollout: dict, path: str | Path) -> Path:
@@ -113,6 +109,11 @@ def plot_rollout(rollout: dict, path: str | Path) -> Path:
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: str | Path) -> Path:
+    """Lay out, write as a 110-dpi PNG, close; -> the path."""
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
@@ -139,11 +140,7 @@ def plot_std_ratio_hist(per_dim, path: str | Path, title: str = "per-dimension s
     ax.set_ylabel("dimensions")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def example_predictions(model, store, split: str = "test", context_length: int = 5, n: int = 10, seed: int = 0,
