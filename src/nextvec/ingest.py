@@ -18,6 +18,7 @@ from nextvec.errors import NextvecError
 from nextvec.store import ConceptStore, StoreWriter
 from nextvec.store.card import ensure_card
 from nextvec.text import DEFAULT_SPLITTER, Skipped, get_splitter, merge_letterless, read_documents
+from nextvec.text.readers import count_records
 from nextvec.text.chunking import document_pieces
 
 HYGIENE_RULE = "a chunk with no letter or digit is merged into its neighbour in the same document"
@@ -77,7 +78,8 @@ def _ingest_records(source, path: Path, out, records, enc: Encoder, max_chars, s
     else:
         if writer.source_consumed:
             log(f"resuming: {writer.chunks_written} chunks from {writer.source_consumed} source records already stored")
-        skipped = _write_records(writer, enc, records, max_chars, split_by.name, shard_chunks, batch_size, progress)
+        skipped = _write_records(writer, enc, records, max_chars, split_by.name, shard_chunks, batch_size, progress,
+                                 count_records(path))
         if writer.chunks_written == 0:
             raise NextvecError(f"{source} held no usable document ({skipped} skipped)")
         writer.finalize(split, seed)
@@ -92,13 +94,14 @@ def _ingest_records(source, path: Path, out, records, enc: Encoder, max_chars, s
 
 
 def _write_records(writer: StoreWriter, enc: Encoder, records, max_chars: int, splitter: str, shard_chunks: int,
-                   batch_size: int, progress: bool) -> int:
-    """Chunk, encode and append, a shard at a time, every record after those the store already holds.
-    Returns how many records were skipped."""
+                   batch_size: int, progress: bool, total: int | None = None) -> int:
+    """Chunk, encode and append, a shard at a time, every record after those the store already holds; the
+    bar counts documents against `total` (its ETA) and shows the chunks stored. Returns how many records
+    were skipped."""
     from tqdm import tqdm
 
-    bar = tqdm(desc="ingest", unit=" chunks", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    bar.update(writer.chunks_written)
+    bar = tqdm(desc="ingest", unit=" docs", total=total, initial=writer.source_consumed, disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
     pending: list[tuple[str, list[str]]] = []
     start = last = writer.source_consumed
     n_pending = merged = skipped = 0
@@ -118,13 +121,19 @@ def _write_records(writer: StoreWriter, enc: Encoder, records, max_chars: int, s
         n_pending += len(chunks)
         if n_pending >= shard_chunks:
             _flush(writer, enc, pending, last, batch_size, merged)
-            bar.update(n_pending)
+            _advance(bar, writer)
             pending, n_pending, merged = [], 0, 0
     if pending or last > writer.source_consumed:
         _flush(writer, enc, pending, last, batch_size, merged)
-        bar.update(n_pending)
+        _advance(bar, writer)
     bar.close()
     return skipped
+
+
+def _advance(bar, writer: StoreWriter) -> None:
+    """Move the bar to the documents the store now holds; show its chunks."""
+    bar.update(writer.source_consumed - bar.n)
+    bar.set_postfix(chunks=writer.chunks_written, refresh=False)
 
 
 def _flush(writer: StoreWriter, enc: Encoder, docs, source_end: int, batch_size: int, merged: int) -> None:

@@ -70,3 +70,17 @@ def test_missing_source_is_a_clear_error(tmp_path):
 def test_html_and_markdown_cleaning():
     assert html_to_text("<p>a</p><p>b &amp; c</p>").split() == ["a", "b", "&", "c"]
     assert markdown_to_text("## Head ##\n![img](x.png) **bold**").split() == ["Head", "img", "bold"]
+
+
+def test_records_are_counted_before_reading(tmp_path):
+    from nextvec.text.readers import count_records
+
+    j = tmp_path / "d.jsonl"
+    j.write_text('{"id": "a", "text": "x"}\n\n{"id": "b", "text": "y"}\nnot json\n')
+    assert count_records(j) == 3 == len(list(read_documents(j)))  # the malformed line is a (skipped) record
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for name in ("a.txt", "b.md", "c.bin"):
+        (folder / name).write_text("Some text.")
+    assert count_records(folder) == 2 == len(list(read_documents(folder)))
+    assert count_records(tmp_path / "missing.jsonl") is None

@@ -52,6 +52,26 @@ def read_documents(source: str | Path) -> Iterator[Record]:
     raise NextvecError(f"cannot read {source}: expected a folder of .txt/.md/.html files, a .jsonl or a .parquet file")
 
 
+def count_records(source: str | Path) -> int | None:
+    """How many records `read_documents` will yield (blank JSONL lines aside), read cheaply before any
+    encoding: files of a folder, non-blank lines of a JSONL file, rows in a Parquet file's metadata; None
+    when the source cannot be counted."""
+    path = Path(source)
+    try:
+        if path.is_dir():
+            return sum(1 for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+        if path.suffix in (".jsonl", ".json", ".ndjson"):
+            with open(path, "rb") as f:
+                return sum(1 for line in f if line.strip())
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # the reader itself reports an unreadable source; a bar without a total is no error
+        return None
+    return 1 if path.is_file() else None
+
+
 def read_folder(root: Path) -> Iterator[Record]:
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
     if not files:
