@@ -184,6 +184,9 @@ class TrainConfig(Strict):
     threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = the cores other programs leave idle "
                                               "(measured when training starts, kept on resume)")
     progress: bool = True
+    logger: Literal["none", "tensorboard"] = Field(
+        "none", description="also write every metrics record as TensorBoard scalars to RUN/tensorboard "
+                            "(the [tensorboard] extra)")
     overfit: int = Field(0, ge=0, description="train AND validate on this many train windows (sanity check); 0 = off")
     train_windows: int = Field(0, ge=0, description="train on a seeded subset of this many train windows "
                                                      "(data-scaling studies); 0 = all")

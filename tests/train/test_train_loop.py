@@ -229,3 +229,17 @@ def test_a_budget_that_ends_before_two_epochs_is_flagged():
     assert "0.95 epochs" in train_loop.short_run_warning(0.95, "max_minutes", 3.0)
     assert train_loop.short_run_warning(0.95, "early_stopping", 3.0) is None
     assert train_loop.short_run_warning(2.5, "max_minutes", 3.0) is None
+
+
+def test_tensorboard_logger_writes_every_record_as_scalars(store, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(store.root, cfg("train.max_steps=6", "train.val_every=3", "train.logger=tensorboard"), tmp_path / "run")
+    acc = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"loss", "lr", "grad_norm", "mse", "val/cosine", "val/loss"} <= tags
+    assert [e.step for e in acc.Scalars("loss")] == list(range(1, 7))
+    assert [e.step for e in acc.Scalars("val/cosine")] == [0, 3, 6]
+    logged = [r["loss"] for r in records(tmp_path / "run") if "loss" in r]
+    assert [e.value for e in acc.Scalars("loss")] == pytest.approx(logged, rel=1e-6)

@@ -254,7 +254,7 @@ def _setup(cfg: LVMConfig, store, env, folder: RunFolder, start, resume: bool) -
         run.loop.update(loop)
         run.last_val = meta.get("val")
     if env.is_main:
-        folder.start(cfg, run.loop["step"] if resume else None)
+        folder.start(cfg, run.loop["step"] if resume else None, tensorboard=tc.logger == "tensorboard")
     run.ddp_model = distributed.wrap(model, env)
     return run
 

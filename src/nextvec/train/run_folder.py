@@ -4,16 +4,19 @@
     RUN/metrics.jsonl                    one JSON object per record, each with its "step"
     RUN/checkpoints/last.safetensors     model + optimizer + loop position (resume from here)
     RUN/checkpoints/best.safetensors     model at the best validation
+    RUN/tensorboard/                     the same records as TensorBoard scalars (with tensorboard=True)
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
 from nextvec.config import save_config
 from nextvec.errors import NextvecError
+from nextvec.extras import require
 
 
 class RunFolder:
@@ -23,6 +26,7 @@ class RunFolder:
         self.last = self.root / "checkpoints" / "last.safetensors"
         self.metrics = self.root / "metrics.jsonl"
         self._log = None
+        self._tb = None
 
     def check_resume(self, resume: bool) -> None:
         """Refuse to resume without a last checkpoint, or to start a new run over one."""
@@ -31,28 +35,40 @@ class RunFolder:
         if not resume and self.last.is_file():
             raise NextvecError(f"{self.root} already holds a run; pass --resume to continue it or choose another --out")
 
-    def start(self, config, resume_step: int | None) -> None:
+    def start(self, config, resume_step: int | None, tensorboard: bool = False) -> None:
         """Write config.json and open metrics.jsonl: emptied for a new run; on resume, cut back to the records
-        up to the checkpoint we continue from."""
+        up to the checkpoint we continue from. With `tensorboard`, records also go to RUN/tensorboard (on
+        resume, the events written after that checkpoint are purged)."""
         self.root.mkdir(parents=True, exist_ok=True)
         save_config(config, self.root / "config.json")
         if resume_step is None:
             self.metrics.write_text("")
         else:
             _truncate_metrics(self.metrics, resume_step)
+        if tensorboard:
+            tb = require("torch.utils.tensorboard", "tensorboard", "train.logger = tensorboard")
+            self._tb = tb.SummaryWriter(str(self.root / "tensorboard"), purge_step=resume_step)
         self._log = open(self.metrics, "a")
 
     def log(self, record: dict, flush: bool = True) -> None:
         self._log.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for k, v in record.items():
+                if k not in ("step", "epoch") and isinstance(v, (int, float)) and math.isfinite(v):
+                    self._tb.add_scalar(k, v, record["step"])
         if flush:
-            self._log.flush()
+            self.flush()
 
     def flush(self) -> None:
         self._log.flush()
+        if self._tb is not None:
+            self._tb.flush()
 
     def close(self) -> None:
         if self._log is not None:
             self._log.close()
+        if self._tb is not None:
+            self._tb.close()
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
