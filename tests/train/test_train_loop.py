@@ -217,11 +217,12 @@ def test_the_progress_bar_follows_the_limit_that_ends_the_run_first():
         return SimpleNamespace(cfg=SimpleNamespace(train=train_cfg, model=SimpleNamespace(name="amn")), loop={"step": step})
 
     bar = tqdm(total=5000, disable=True)
-    train_loop._bar_limit(bar, run(1.0), elapsed=6.0)  # 10 steps in 6 s: the 1-minute budget allows ~100
-    assert bar.total == 100 and "1-min budget" in bar.desc
-    train_loop._bar_limit(bar, run(0.0), elapsed=6.0)  # no budget: max_steps
+    # 10 steps in 6 s after a first validation of 4 s: the other 50 s of the 1-minute budget allow 83 more
+    train_loop._bar_limit(bar, run(1.0), elapsed=10.0, paced_s=6.0, paced_steps=10)
+    assert bar.total == 93 and "1-min budget" in bar.desc
+    train_loop._bar_limit(bar, run(0.0), elapsed=10.0, paced_s=6.0, paced_steps=10)  # no budget: max_steps
     assert bar.total == 5000 and "max_steps 5000" in bar.desc
-    train_loop._bar_limit(bar, run(60.0, steps=50), elapsed=6.0)  # the budget would allow more than max_steps
+    train_loop._bar_limit(bar, run(60.0, steps=50), elapsed=10.0, paced_s=6.0, paced_steps=10)  # budget > max_steps
     assert bar.total == 50
 
 

@@ -346,7 +346,9 @@ def _run_steps(run: _Run, stop_after: int | None) -> str:
     from tqdm.auto import tqdm
 
     tc, loop, main = run.cfg.train, run.loop, run.env.is_main
-    bar = tqdm(total=tc.max_steps, initial=loop["step"], desc=f"train {run.cfg.model.name}", dynamic_ncols=True,
+    # with a time budget the total is unknown until the pace is (_bar_limit sets it after the first steps)
+    bar = tqdm(total=None if tc.max_minutes else tc.max_steps, initial=loop["step"], dynamic_ncols=True,
+               desc=f"train {run.cfg.model.name} ({f'{tc.max_minutes:g}-min budget' if tc.max_minutes else 'max_steps'})",
                disable=not (main and tc.progress))
     shown = [t for t in TERMS if getattr(run.cfg.loss, t) > 0] + [t for t in HEAD_TERMS if t == run.cfg.model.head]
     gen = torch.Generator()
@@ -357,6 +359,7 @@ def _run_steps(run: _Run, stop_after: int | None) -> str:
     # that prior, so the best checkpoint is never worse on val than where training started.
     if main and loop["step"] == 0:
         _validate_and_keep(run, 0)
+    pace_from = (time.perf_counter(), loop["step"])  # the bar's pace counts from here (after the step-0 validation)
     while loop["step"] < tc.max_steps:
         if loop["batch_in_epoch"] >= run.train_src.n_batches(loop["epoch"]):
             loop["epoch"], loop["batch_in_epoch"] = loop["epoch"] + 1, 0
@@ -368,7 +371,8 @@ def _run_steps(run: _Run, stop_after: int | None) -> str:
             bar.update(1)
             if time.perf_counter() - last_shown > 0.5:
                 bar.set_postfix({k: f"{record[k]:.4f}" for k in ["loss", *shown]}, refresh=False)
-                _bar_limit(bar, run, time.perf_counter() - started)
+                _bar_limit(bar, run, time.perf_counter() - started, time.perf_counter() - pace_from[0],
+                           loop["step"] - pace_from[1])
                 last_shown = time.perf_counter()
         run.step_seconds += time.perf_counter() - t0
         run.steps_run += 1
@@ -381,11 +385,13 @@ def _run_steps(run: _Run, stop_after: int | None) -> str:
     return stop_reason
 
 
-def _bar_limit(bar, run: _Run, elapsed: float) -> None:
+def _bar_limit(bar, run: _Run, elapsed: float, paced_s: float, paced_steps: int) -> None:
     """Point the progress bar's total (and so its ETA) at whichever limit ends the run first: train.max_steps,
-    or the steps train.max_minutes allows at the pace so far (validations included); say which."""
+    or the steps train.max_minutes allows (`elapsed` of it spent) at the pace of the last `paced_steps` steps
+    in `paced_s` seconds (validations included); say which."""
     tc, step = run.cfg.train, run.loop["step"]
-    by_time = step + (tc.max_minutes * 60 - elapsed) * step / max(elapsed, 1e-9) if tc.max_minutes and step else None
+    pace = paced_steps / max(paced_s, 1e-9)
+    by_time = step + (tc.max_minutes * 60 - elapsed) * pace if tc.max_minutes and paced_steps else None
     if by_time is not None and by_time < tc.max_steps:
         bar.total, limit = max(step, int(by_time)), f"{tc.max_minutes:g}-min budget"
     else:
