@@ -147,7 +147,8 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
     if env.is_main and cfg.train.memory and not cfg.train.overfit and stop_reason != "stop_after":
         from nextvec.evaluate.memory import fit_run_memory  # the run's part of the recipe: fitted on val
 
-        summary["memory"] = fit_run_memory(store, folder.root)
+        t0 = time.perf_counter()
+        summary["memory"] = {**fit_run_memory(store, folder.root), "seconds": round(time.perf_counter() - t0, 1)}
         (folder.root / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
