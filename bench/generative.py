@@ -180,7 +180,7 @@ def main() -> None:
     ap.add_argument("--rollouts", type=int, default=100)
     ap.add_argument("--runs", default=None, help="folder for the run folders (default: a temp dir)")
     ap.add_argument("--reuse", action="store_true", help="keep finished runs found in --runs instead of training")
-    ap.add_argument("--out", default="bench/generative.json")
+    ap.add_argument("--out", default="bench/continuations.json")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
