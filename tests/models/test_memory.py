@@ -197,3 +197,24 @@ def test_topic_weight_keeps_the_successors_that_fit_the_document(tmp_path):
     assert (plain[0] @ unit(e[2] + e[3]) > 0.9).any()  # S alone: the other topic's successor is a candidate
     assert (topical[0] @ unit(e[0] + e[1]) > 0.9).all()  # by topic: only this topic's successor
     assert best[0] > 0.9  # the kept matches are still close matches of S
+
+
+def test_python_and_the_cli_make_the_same_run_folder(templated, tmp_path):
+    """train.memory is the library's: `nextvec train` and `nextvec.train.loop.train` write the same files,
+    memory.json included, with the same fit."""
+    from nextvec.config import LVMConfig, load_config
+    from nextvec.train.loop import train
+
+    sets = ["train.max_steps=6", "train.val_every=3", "train.memory=true"]
+    r = CliRunner().invoke(app, ["train", str(templated.root), "--config", TINY, "--out", str(tmp_path / "cli"),
+                                 *[a for s in sets for a in ("--set", s)]])
+    assert r.exit_code == 0, r.output
+    summary = train(templated.root, load_config(LVMConfig, TINY, sets), tmp_path / "py")
+
+    def files(run):
+        return sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
+
+    assert files(tmp_path / "cli") == files(tmp_path / "py") and "memory.json" in files(tmp_path / "py")
+    fits = [json.loads((tmp_path / run / "memory.json").read_text()) for run in ("cli", "py")]
+    assert fits[0]["grid"] == fits[1]["grid"] and fits[0]["sample_grid"] == fits[1]["sample_grid"]
+    assert summary["memory"]["weight"] == fits[1]["weight"]
