@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from storekit import build_store, random_docs
 from nextvec.cli import app
 from nextvec.data.windows import gather_windows, window_targets
-from nextvec.evaluate.memory import (SAMPLE_THRESHOLDS, SAMPLE_WEIGHTS, THRESHOLDS, TOPIC_WEIGHTS, WEIGHTS, fit_memory,
-                                     save_memory)
+from nextvec.evaluate.memory import (SAMPLE_THRESHOLDS, SAMPLE_WEIGHTS, THRESHOLDS, TOPIC_TIE, TOPIC_WEIGHTS, WEIGHTS,
+                                     fit_memory, save_memory)
 from nextvec.session import load_memory
 from nextvec.models.baselines import LinearAverageBaseline
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory, combine
@@ -97,6 +97,11 @@ def test_sampling_draws_recurring_text_from_the_memory_where_it_lowers_the_energ
     # every val window continues a train template: drawing the memory's successors beats the point model
     assert fit["sample_weight"] > 0 and fit["val_energy_score"] < fit["model_val_energy_score"] - 0.1
     assert len(fit["sample_grid"]) == 1 + len(TOPIC_WEIGHTS) * len(SAMPLE_WEIGHTS) * len(SAMPLE_THRESHOLDS)
+    # among the settings one step cannot tell apart (within TOPIC_TIE of the best), the most topic-aware wins
+    best = min(g["energy_score"] for g in fit["sample_grid"])
+    close = [g for g in fit["sample_grid"] if g["energy_score"] <= best + TOPIC_TIE]
+    assert fit["topic_weight"] == max(g["topic_weight"] for g in close)
+    assert fit["val_energy_score"] <= best + TOPIC_TIE
     mp = MemoryPredictor(LinearAverageBaseline(), SuccessorMemory(templated), 0.0, 0.0, 1.0, 0.0)
     ctx, mask, tgt = gather_windows(templated, window_targets(templated, "test"), 4)
     x = mp.sample(torch.from_numpy(ctx), torch.from_numpy(mask), 6, torch.Generator().manual_seed(0)).numpy()
