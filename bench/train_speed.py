@@ -81,7 +81,8 @@ def bare_loop(cfg: LVMConfig, store: ConceptStore, steps: int) -> float:
 
 def trainer(cfg: LVMConfig, store: ConceptStore, steps: int, out: Path) -> float:
     c = cfg.model_copy(update={"train": cfg.train.model_copy(update={
-        "max_steps": steps, "val_every": 10**6, "val_max_windows": 256, "progress": False, "device": "cpu"})})
+        "max_steps": steps, "val_every": 10**6, "val_max_windows": 256, "progress": False, "device": "cpu",
+        "memory": False})})
     return train(store.root, c, out)["samples_per_s"]
 
 
