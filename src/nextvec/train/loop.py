@@ -382,6 +382,7 @@ def _run_steps(run: _Run, stop_after: int | None) -> str:
         if reason:
             stop_reason = reason
             break
+    bar.total = bar.n  # the run ends here, whatever the last projection said
     bar.close()
     return stop_reason
 
