@@ -185,3 +185,25 @@ def test_sampled_continuations_open_with_distinct_draws(onehot_store):
 def test_default_generation_is_a_10_step_sampled_continuation():
     o = GenerateOptions()
     assert (o.steps, o.samples) == (10, 1)
+
+
+class Fixed:
+    """A decoder whose candidates for every vector are the same ranked list."""
+
+    dim = D
+    spec = "fixed"
+
+    def decode(self, vectors, k=1):
+        ranked = [("Sentence e0.", 0.9), ("hub", 0.8), ("second", 0.7), ("third", 0.6)]
+        return [ranked[:k] for _ in vectors]
+
+
+def test_no_repeat_decoding_skips_what_was_already_said(onehot_store):
+    store, enc = onehot_store
+    o = GenerateOptions(steps=4, samples=0, stop_cos=1.0)
+    out = generate(Roll(), store, enc, "Sentence e0.", o, decoder=Fixed())
+    # the prompt's own sentence is never repeated; each step takes the next unsaid candidate, then the nearest
+    assert out["continuation"] == ["hub", "second", "third", "Sentence e0."]
+    assert [s["score"] for s in out["steps"]] == [0.8, 0.7, 0.6, 0.9] and len(out["steps"][0]["candidates"]) == 1
+    plain = generate(Roll(), store, enc, "Sentence e0.", o.model_copy(update={"no_repeat": False}), decoder=Fixed())
+    assert plain["continuation"] == ["Sentence e0."] * 4

@@ -36,6 +36,9 @@ def store_splitter(store) -> str:
     return (params.get("splitter") or {}).get("name", "blingfire")
 
 
+NO_REPEAT_CANDIDATES = 8  # candidates per step the no-repeat decoding may choose from
+
+
 class SampleOptions(Strict):
     """How to draw next vectors: shared by Python, `nextvec generate` and HTTP /predict and /generate.
 
@@ -69,6 +72,9 @@ class GenerateOptions(SampleOptions):
     stop_cos: float = Field(0.9, ge=-1.0, le=1.0, allow_inf_nan=False,
                             description="stop when a prediction's cosine to the previous one exceeds this")
     k: int = Field(1, ge=1, description="candidates reported per step")
+    no_repeat: bool = Field(True, description="decode each step to its best candidate (of the nearest "
+                                              f"{NO_REPEAT_CANDIDATES}) not already said in the prompt or the "
+                                              "continuation, as language models' no-repeat decoding does")
 
 
 def checked_options(cls, **values):
@@ -156,13 +162,14 @@ def generate(model, store, encoder, prompt: str, options: GenerateOptions | None
         context_length = getattr(getattr(model, "config", None), "context_length", None)
     head = {"prompt_sentences": sentences, "decoder": decoder_name(decoder), "stop_cos": o.stop_cos}
     topic = unit_rows(unit_rows(context).mean(0, keepdims=True))[0]  # the prompt's unit centroid
+    said = sentences if o.no_repeat else None
     if o.samples < 1:
         return {**head, **_decoded(*rollouts(model, context, o.steps, o.stop_cos, context_length)[0], decoder, o.k,
-                                   topic)}
+                                   topic, said)}
     import torch
 
     gen = torch.Generator().manual_seed(o.seed)
-    runs = [_decoded(*r, decoder, o.k, topic)
+    runs = [_decoded(*r, decoder, o.k, topic, said)
             for r in rollouts(model, context, o.steps, o.stop_cos, context_length, o, gen, n=o.samples)]
     return {**head, **runs[0], "samples": o.samples, "rollouts": runs}
 
@@ -182,18 +189,23 @@ def encode_prompt(store, encoder, prompt: str) -> tuple[np.ndarray, list[str]]:
     return context, sentences
 
 
-def _decoded(preds: np.ndarray, cos_prev: list, reason: str, decoder, k: int, topic: np.ndarray) -> dict:
+def _decoded(preds: np.ndarray, cos_prev: list, reason: str, decoder, k: int, topic: np.ndarray,
+             said: list[str] | None = None) -> dict:
     """Decode one rollout: steps (with candidates and topic retention: cosine of the step's vector to the
-    prompt's unit centroid `topic`), kept continuation, text, stop reason."""
-    decoded = decoder.decode(preds, k=max(1, k))
+    prompt's unit centroid `topic`), kept continuation, text, stop reason. With `said` (the prompt's
+    sentences), each step takes its best candidate not said before (the nearest one when all were)."""
+    decoded = decoder.decode(preds, k=max(1, k, NO_REPEAT_CANDIDATES if said is not None else 1))
     retention = unit_rows(preds) @ topic
+    seen = set(said or ())
     out_steps = []
     for t, (cands, c) in enumerate(zip(decoded, cos_prev)):
         kept = not (reason == "similar_to_previous" and t == len(preds) - 1)
-        text, score = cands[0] if cands else ("", None)
+        fresh = [x for x in cands if x[0] not in seen] if said is not None else cands
+        text, score = (fresh or cands)[0] if cands else ("", None)
+        seen.add(text)
         out_steps.append({"step": t + 1, "text": text, "score": None if score is None else float(score),
                           "cos_prev": c, "retention": float(retention[t]), "kept": kept,
-                          "candidates": [{"text": x, "score": float(s)} for x, s in cands]})
+                          "candidates": [{"text": x, "score": float(s)} for x, s in cands[:max(1, k)]]})
     continuation = [s["text"] for s in out_steps if s["kept"]]
     return {"steps": out_steps, "continuation": continuation, "text": " ".join(continuation),
             "stop_reason": reason, "steps_run": len(out_steps)}

@@ -38,6 +38,7 @@ def generate_cmd(
     guidance: float | None = _opt("guidance", "--guidance"),
     flow_steps: int | None = _opt("flow_steps", "--flow-steps"),
     seed: int = _opt("seed", "--seed"),
+    no_repeat: bool = _opt("no_repeat", "--no-repeat/--allow-repeats"),
 ) -> None:
     """Continue a text prompt sentence by sentence.
 
@@ -53,7 +54,8 @@ def generate_cmd(
     if not prompt.strip():  # refused before the model, store and encoder load
         raise NextvecError("--prompt is empty; give at least one sentence to continue")
     options = checked_options(GenerateOptions, steps=steps, stop_cos=stop_cos, k=k, samples=samples,
-                              temperature=temperature, guidance=guidance, flow_steps=flow_steps, seed=seed)
+                              temperature=temperature, guidance=guidance, flow_steps=flow_steps, seed=seed,
+                              no_repeat=no_repeat)
     session = Session.open(run, store, encoder=encoder, memory=memory, decoder=decoder,
                            decoder_options=DecoderOptions(split=split))
     out = session.generate(prompt, options)

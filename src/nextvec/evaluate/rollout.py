@@ -8,8 +8,8 @@ rollout is scored against the document's true chunk h steps ahead. Per horizon h
     retention   cosine of step h to the unit centroid of the prompt's vectors (topic retention), beside
                 the real continuation's
     cos_prev    cosine of step h to the step before it (step 1: to the prompt's last chunk)
-    repeats     step h decodes (nearest chunk of the train or the evaluated split, as `nextvec generate`
-                decodes) to the same text as an earlier step of its rollout, or its cosine to step h - 1
+    repeats     step h decodes (nearest chunk of the train or the evaluated split, as `nextvec generate
+                --allow-repeats` decodes) to the same text as an earlier step of its rollout, or its cosine to step h - 1
                 exceeds 0.9 (the Large Concept Model's stopping rule). The real continuation's own rate is
                 measured with its chunks decoded into the train split only (a bank without them): the share
                 of repeats that the decoder's resolution makes of text that never repeats itself
