@@ -1,25 +1,24 @@
-"""Issue 14's table: the default (sampling) recipe beside the point recipe and the sampler baselines, on the
-TEST split of each corpus, side by side in one run.
+"""The default (sampling) recipe beside the point recipe and the sampler baselines, one step and over whole
+continuations, on one split of each corpus, side by side in one run.
 
-    python bench/generative.py --store wiki=stores/wiki --store python-doc=stores/python-doc \
-        --store linux-doc=stores/linux-doc [--minutes 10] [--threads 1] [--out bench/generative.json] \
-        [--point-set model.head=point] [--rollouts 100]
+    python bench/generative.py --store wiki=stores/wiki --store austen=stores/austen [--runs DIR] \
+        [--split val|test] [--set key=value ...] [--tag T] [--no-point] [--minutes 10] [--reuse] \
+        [--out bench/continuations.json]
 
-Per corpus: `nextvec train` with the default recipe (configs/default.toml) and with the point recipe (the
-default plus --point-set overrides), each under the same `train.max_minutes`; then on the test split
+Per corpus: train the default recipe (configs/default.toml plus --set overrides, run folder RUNS/CORPUS-TAG)
+and the point recipe (the default plus --point-set, RUNS/CORPUS-point), each under the same
+`train.max_minutes`, each with its successor memory fitted on val as `train()` leaves it; then on --split
   - point accuracy (cosine of y_cos) of both,
-  - K = 8 samples per window from every predictor: the default recipe, the point recipe (its point 8 times),
-    the kNN-successor sampler and point + Gaussian (the point recipe's y_dec plus its val residual
-    covariance): fair energy score, cosine of one sample / of the mean of 8, realism beside the real next
-    vectors (pairwise cosine, cosine to the train mean direction, RankMe),
-  - 10-step rollouts from 5 real sentences of up to 100 test documents: repeat rate and distinct sentences
-    (point rollout of the point recipe, sampled rollout of the default recipe),
-  - the time to draw 8 vectors for one context (1 thread, median of 200 calls).
-and the issue's targets with PASS / FAIL. Each recipe is scored as `nextvec train` leaves it: the model
-with its successor memory fitted on val (train.memory = true); the default model alone is a row too.
-`--reuse` keeps finished runs of `--runs`. Each run samples at the temperature it was trained with (its
-checkpoint's `model.temperature`, printed per corpus); to compare temperatures, train with
-`--set model.temperature=T`, so checkpoint selection and the memory's sampling gate see the scored one.
+  - K = 8 samples per window from the default recipe, its model alone, the point recipe, the kNN-successor
+    sampler and point + Gaussian: fair energy score, cosine of one sample / of the mean of 8, realism,
+  - continuations (nextvec.evaluate.rollout): the first 5 chunks of up to --rollouts documents, K = 8
+    rollouts of 10 steps, scored per horizon against the true continuation (energy score and its ratio to
+    the kNN walk's, topic retention beside the real continuation's, cosine to the previous step, repeats),
+  - the time to draw 8 vectors for one context (1 thread, median of 200 calls),
+and the coherence targets with PASS / FAIL (fiction, --fiction, is held to 0.99 instead of 0.98). Choose
+recipes with --split val (and --no-point to save time); report --split test. `--reuse` keeps finished runs.
+Each run samples at the temperature its checkpoint carries; to compare temperatures, train with
+`--set model.temperature=T`.
 """
 
 from __future__ import annotations
