@@ -91,14 +91,14 @@ def bench_corpus(name: str, path: str, runs: Path, args) -> dict:
     s_def = train_recipe(path, runs / f"{name}-{tag}", args.minutes, args.set, args.reuse)
     default_model, default = open_recipe(path, runs / f"{name}-{tag}")
     T = default_model.config.context_length
-    extra, rollers = {"default model alone": default_model}, {"default": (default, T, False),
-                                                             "default model alone": (default_model, T, False)}
+    extra, rollers = {"default model alone": default_model}, {"default": (default, T, "sample"),
+                                                             "default model alone": (default_model, T, "sample")}
     s_pt, point_model = None, None
     if not args.no_point:
         s_pt = train_recipe(path, runs / f"{name}-point", args.minutes, args.point_set, args.reuse)
         point_model, point = open_recipe(path, runs / f"{name}-point")
         extra["point recipe"] = point
-        rollers["point recipe"] = (point, point_model.config.context_length, True)
+        rollers["point recipe"] = (point, point_model.config.context_length, "point")
     ev = evaluate_run(default, store, split, extra=extra, samples=0)
     targets, _ = select_windows(store, split, args.dist_windows, 0)
     predictors = {"default": default, **extra, **sampler_baselines(store, point_model or default_model, T, seed=0)}

@@ -29,3 +29,11 @@ def test_cosine_rows_by_hand():
 def test_cosine_rows_ignores_length():
     a = np.array([[1.0, 2.0, 2.0]], np.float32)
     assert cosine_rows(a, 10 * a)[0] == pytest.approx(1.0)
+
+
+def test_unit_centroid_counts_each_row_once_whatever_its_norm():
+    from nextvec.vecmath import unit_centroid
+
+    x = np.array([[[10.0, 0.0], [0.0, 1.0], [5.0, 5.0]]])  # (1, 3, 2)
+    assert np.allclose(unit_centroid(x[:, :2]), [[2 ** -0.5, 2 ** -0.5]])
+    assert np.allclose(unit_centroid(x, np.array([[True, False, False]])), [[1.0, 0.0]])

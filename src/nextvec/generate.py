@@ -18,7 +18,7 @@ from pydantic import Field
 
 from nextvec.config import Strict
 from nextvec.errors import NextvecError, check_fingerprint
-from nextvec.vecmath import cosine_rows, unit_rows
+from nextvec.vecmath import cosine_rows, unit_centroid, unit_rows
 
 
 def split_prompt(prompt: str, max_chars: int | None = None, splitter: str | None = None) -> list[str]:
@@ -161,7 +161,7 @@ def generate(model, store, encoder, prompt: str, options: GenerateOptions | None
     if context_length is None:  # the training context length when the model carries its config
         context_length = getattr(getattr(model, "config", None), "context_length", None)
     head = {"prompt_sentences": sentences, "decoder": decoder_name(decoder), "stop_cos": o.stop_cos}
-    topic = unit_rows(unit_rows(context).mean(0, keepdims=True))[0]  # the prompt's unit centroid
+    topic = unit_centroid(context)  # the prompt's topic
     said = sentences if o.no_repeat else None
     if o.samples < 1:
         return {**head, **_decoded(*rollouts(model, context, o.steps, o.stop_cos, context_length)[0], decoder, o.k,

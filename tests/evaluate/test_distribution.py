@@ -59,7 +59,7 @@ def test_point_plus_gaussian_fits_the_covariance_of_val_residuals(onehot):
 
 
 def test_oracle_continuations_match_the_real_one_at_every_horizon(onehot):
-    res = evaluate_rollouts({"oracle": (OracleNext(onehot), 3, False)}, onehot, "test", horizon=6, prompts=10,
+    res = evaluate_rollouts({"oracle": (OracleNext(onehot), 3, "sample")}, onehot, "test", horizon=6, prompts=10,
                             prefix=3, knn_walk=False)
     assert res["prompts"] == 3  # every test document is long enough
     o = res["predictors"]["oracle"]
@@ -71,7 +71,7 @@ def test_oracle_continuations_match_the_real_one_at_every_horizon(onehot):
 
 
 def test_a_point_rollout_of_the_mean_repeats_from_its_second_step(onehot):
-    res = evaluate_rollouts({"mean": (AlwaysMean(onehot), 3, True)}, onehot, "test", horizon=6, prompts=10, prefix=3)
+    res = evaluate_rollouts({"mean": (AlwaysMean(onehot), 3, "point")}, onehot, "test", horizon=6, prompts=10, prefix=3)
     m = res["predictors"]["mean"]
     assert m["repeats"] == [0.0] + [1.0] * 5 and m["repeat_rate"] == pytest.approx(5 / 6)
     walk = res["predictors"]["knn_walk"]
@@ -110,7 +110,7 @@ def test_rollouts_need_long_enough_documents(onehot):
     from nextvec.errors import NextvecError
 
     with pytest.raises(NextvecError, match="no test document has 20 chunks"):
-        evaluate_rollouts({"mean": (AlwaysMean(onehot), 3, True)}, onehot, "test", horizon=15, prefix=5)
+        evaluate_rollouts({"mean": (AlwaysMean(onehot), 3, "point")}, onehot, "test", horizon=15, prefix=5)
 
 
 class MeanPointRealSamples(AlwaysMean):

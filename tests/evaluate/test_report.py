@@ -57,7 +57,7 @@ def report(tmp_path_factory):
     from nextvec.evaluate.runner import evaluate_run
 
     evaluation = evaluate_run(model, store, "test", context_length=3, samples=0)
-    evaluation["rollout"] = evaluate_rollouts({"model (point)": (model, 3, True)}, store, "test", horizon=3, prefix=3)
+    evaluation["rollout"] = evaluate_rollouts({"model (point)": (model, 3, "point")}, store, "test", horizon=3, prefix=3)
     continuation = {"prompt": ["<b>a prompt</b>"], "true": [{"text": "true 1", "retention": 0.5}] * 2,
                     "continuations": {"sampled": [{"text": "step <1>", "retention": 0.4}]}}  # stopped after 1
     md = write_report(root / "run", store, out_dir=root / "rep", n_examples=4, evaluation=evaluation,

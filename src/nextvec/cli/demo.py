@@ -90,11 +90,11 @@ def demo_continuation(session, prefix: int = 5, steps: int = 10) -> dict:
     centroid of the prompt's vectors)."""
     from nextvec.evaluate.rollout import rollout_prompts
     from nextvec.generate import GenerateOptions
-    from nextvec.vecmath import unit_rows
+    from nextvec.vecmath import unit_centroid, unit_rows
 
     store = session.store
     a = int(rollout_prompts(store, "test", prefix, steps, 1, seed=0)[0])
-    topic = unit_rows(unit_rows(store.get(slice(a, a + prefix))).mean(0, keepdims=True))[0]
+    topic = unit_centroid(store.get(slice(a, a + prefix)))
     true = unit_rows(store.get(slice(a + prefix, a + prefix + steps))) @ topic
     prompt = store.texts(range(a, a + prefix))
     out = {"prompt": prompt, "true": [{"text": t, "retention": float(r)}

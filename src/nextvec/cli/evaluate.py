@@ -52,9 +52,8 @@ def evaluate_cmd(
                        batch_size=batch_size, max_windows=max_windows, seed=seed, meta=s.meta,
                        checkpoint=s.checkpoint, extra=extra, samples=samples, dist_max_windows=dist_windows)
     if rollout:
-        from nextvec.evaluate.rollout import evaluate_rollouts, run_rollout_predictors
-
         from nextvec.errors import NextvecError
+        from nextvec.evaluate.rollout import evaluate_rollouts, run_rollout_predictors
 
         try:
             res["rollout"] = evaluate_rollouts(run_rollout_predictors(s.model, s.memory, res["context_length"]),

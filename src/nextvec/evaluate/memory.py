@@ -94,8 +94,8 @@ def fit_sampling(model, store, targets: np.ndarray, context_length: int, memory:
                 mixed = mix_samples(x, succ, best, sw, th, u, order)
                 grid.append({"sample_weight": sw, "sample_threshold": th, "topic_weight": tw,
                              "energy_score": float(energy_score_np(mixed, tv).mean())})
-    best = min(g["energy_score"] for g in grid)
-    close = [g for g in grid if g["energy_score"] <= best + TOPIC_TIE]  # one step cannot tell these apart
+    lowest = min(g["energy_score"] for g in grid)
+    close = [g for g in grid if g["energy_score"] <= lowest + TOPIC_TIE]  # one step cannot tell these apart
     pick_ = max(close, key=lambda g: (g["topic_weight"], -g["energy_score"]))
     return {"sample_weight": pick_["sample_weight"], "sample_threshold": pick_["sample_threshold"] or 0.0,
             "topic_weight": pick_["topic_weight"], "val_energy_score": pick_["energy_score"],

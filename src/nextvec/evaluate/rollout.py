@@ -28,7 +28,7 @@ from nextvec.data.windows import seeded_subset
 from nextvec.errors import NextvecError
 from nextvec.evaluate.distribution import K_SAMPLES, energy_score_np
 from nextvec.models.base import sample_from, sample_rollouts
-from nextvec.vecmath import unit_rows
+from nextvec.vecmath import unit_centroid, unit_rows
 
 REPEAT_COS = 0.9
 REFERENCE = "knn_walk"  # energy scores are reported as ratios to this predictor's
@@ -46,6 +46,9 @@ def rollout_prompts(store, split: str, prefix: int, steps: int, prompts: int, se
     return np.array([store.doc_range(int(d))[0] for d in ok])
 
 
+MODES = ("sample", "point", "walk")  # how a predictor is rolled out (see `roll`)
+
+
 def predictor_draw(predictor, generator: torch.Generator, point: bool = False, **options):
     """draw(context, mask, n) for `sample_rollouts`: the predictor's samples, or (point) its y_dec n times."""
     def draw(ctx, mask, n):
@@ -53,6 +56,19 @@ def predictor_draw(predictor, generator: torch.Generator, point: bool = False, *
             return predictor.predict(ctx, mask).y_dec.float()[:, None].expand(-1, n, -1)
         return sample_from(predictor, ctx, mask, n, generator, **options).float()
     return draw
+
+
+def roll(predictor, mode: str, prompts: np.ndarray, steps: int, k: int, context_length: int | None,
+         generator: torch.Generator) -> np.ndarray:
+    """K rollouts (B, K, steps, D) of every prompt (B, L, D). mode "sample": the predictor's draws fed back;
+    "point": its y_dec fed back (one rollout, repeated K times); "walk": `predictor` is a KnnSuccessorSampler
+    walked as `KnnWalk` does."""
+    if mode not in MODES:
+        raise NextvecError(f"rollout mode {mode!r} is not one of {', '.join(MODES)}")
+    draw = KnnWalk(predictor, k, generator).draw if mode == "walk" else predictor_draw(predictor, generator, mode == "point")
+    with torch.no_grad():
+        g = sample_rollouts(torch.from_numpy(prompts), steps, 1 if mode == "point" else k, context_length, draw)
+    return np.broadcast_to(g.numpy(), (len(prompts), k, steps, prompts.shape[-1]))
 
 
 class KnnWalk:
@@ -102,15 +118,15 @@ def score_continuations(gen: np.ndarray, truth: np.ndarray, centroid: np.ndarray
                         texts: list[list[str]]) -> dict:
     """Per-horizon scores of rollouts gen (B, K, S, D) against truth (B, S, D) unit; `centroid` (B, D) the
     prompts' unit centroids, `last` (B, D) their last chunks, `texts` the decoded steps of each of the B * K
-    rollouts."""
+    rollouts. The real continuation is scored by the same function (K = 1, gen = truth)."""
     B, K, S, D = gen.shape
     u = unit_rows(gen.reshape(-1, D)).reshape(B, K, S, D)
     prev = np.concatenate([np.broadcast_to(unit_rows(last)[:, None, None], (B, K, 1, D)), u[:, :, :-1]], 2)
     rep = repeats(gen.reshape(B * K, S, D), texts).reshape(B, K, S)
     return {
         "energy": [float(energy_score_np(np.ascontiguousarray(u[:, :, h]), truth[:, h]).mean()) for h in range(S)],
-        "retention": np.einsum("bksd,bd->s", u, centroid).__truediv__(B * K).tolist(),
-        "cos_prev": np.einsum("bksd,bksd->s", u, prev).__truediv__(B * K).tolist(),
+        "retention": (np.einsum("bksd,bd->s", u, centroid) / (B * K)).tolist(),
+        "cos_prev": (np.einsum("bksd,bksd->s", u, prev) / (B * K)).tolist(),
         "repeats": rep.mean((0, 1)).tolist(),
         "repeat_rate": float(rep.mean()),
         "example": texts[0],
@@ -119,49 +135,38 @@ def score_continuations(gen: np.ndarray, truth: np.ndarray, centroid: np.ndarray
 
 def evaluate_rollouts(predictors: dict, store, split: str = "test", horizon: int = 10, prompts: int = 100,
                       prefix: int = 5, k: int = K_SAMPLES, seed: int = 0, knn_walk: bool = True) -> dict:
-    """The `rollout` section of `nextvec evaluate`. `predictors`: {name: (predictor, context_length, point)};
-    point = True rolls out y_dec (one rollout, counted K times). The kNN walk is added as the reference."""
+    """The `rollout` section of `nextvec evaluate`. `predictors`: {name: (predictor, context_length, mode)},
+    mode one of MODES (see `roll`). The kNN walk is added as the reference."""
     from nextvec.config import IndexConfig
     from nextvec.index import store_unit_index
 
     start = rollout_prompts(store, split, prefix, horizon, prompts, seed)
     D = store.dim
     prompt = np.stack([store.get(slice(s, s + prefix)) for s in start]).astype(np.float32)  # (B, P, D)
-    truth = unit_rows(np.stack([store.get(slice(s + prefix, s + prefix + horizon)) for s in start]).reshape(-1, D))
-    truth = truth.reshape(len(start), horizon, D)
-    centroid = unit_rows(unit_rows(prompt.reshape(-1, D)).reshape(prompt.shape).mean(1))
+    truth = unit_rows(np.stack([store.get(slice(s + prefix, s + prefix + horizon)) for s in start]).astype(np.float32))
+    centroid = unit_centroid(prompt)
     exact = IndexConfig(hnsw_above=IndexConfig().approx_above)  # decoded in batches: exact search is fast
     indexes = [store_unit_index(store, store.split_chunks(s), f"split-{s}", exact) for s in dict.fromkeys(("train", split))]
+
+    def scored(g: np.ndarray, banks: list) -> dict:  # g (B, K, S, D), decoded into `banks`
+        ids = decode_nearest(unit_rows(g.reshape(-1, D)), banks)
+        texts = np.array(store.texts(ids), dtype=object).reshape(-1, horizon).tolist()
+        return score_continuations(g, truth, centroid, prompt[:, -1], texts)
+
     runs = dict(predictors)
     if knn_walk:
         from nextvec.models.samplers import KnnSuccessorSampler
 
         runs[REFERENCE] = (KnnSuccessorSampler(store, k=k), 1, "walk")
-    out = {}
-    for i, (name, (pred, T, point)) in enumerate(runs.items()):
-        gen = torch.Generator().manual_seed(seed + 1000 * i)
-        draw = KnnWalk(pred, k, gen).draw if point == "walk" else predictor_draw(pred, gen, point=bool(point))
-        with torch.no_grad():
-            g = sample_rollouts(torch.from_numpy(prompt), horizon, 1 if point is True else k, T, draw)
-        g = np.broadcast_to(g.numpy(), (len(start), k, horizon, D))
-        ids = decode_nearest(unit_rows(g.reshape(-1, D)), indexes)
-        texts = np.array(store.texts(ids), dtype=object).reshape(-1, horizon).tolist()
-        out[name] = score_continuations(g, truth, centroid, prompt[:, -1], texts)
-    # the real continuation decoded the same way but without its own chunks (train split only): the scale of
-    # repeats that come from the decoder's resolution rather than from the text
-    real_ids = decode_nearest(truth.reshape(-1, D), indexes[:1])
-    real_rep = repeats(truth, np.array(store.texts(real_ids), dtype=object).reshape(-1, horizon).tolist())
+    out = {name: scored(roll(pred, mode, prompt, horizon, k, T, torch.Generator().manual_seed(seed + 1000 * i)), indexes)
+           for i, (name, (pred, T, mode)) in enumerate(runs.items())}
+    # the real continuation, its repeats decoded the same way but without its own chunks (train split only):
+    # the scale of repeats that come from the decoder's resolution rather than from the text
+    real = scored(truth[:, None], indexes[:1])
     return {"split": split, "prompts": int(len(start)), "prefix": prefix, "horizon": horizon, "k": k,
             "repeat_cos": REPEAT_COS, "reference": REFERENCE if knn_walk else None,
-            "real": {"retention": np.einsum("bhd,bd->h", truth, centroid).__truediv__(len(start)).tolist(),
-                     "cos_prev": _real_cos_prev(truth, prompt[:, -1]), "repeats": real_rep.mean(0).tolist(),
-                     "repeat_rate": float(real_rep.mean())},
+            "real": {key: real[key] for key in ("retention", "cos_prev", "repeats", "repeat_rate")},
             "predictors": out}
-
-
-def _real_cos_prev(truth: np.ndarray, last: np.ndarray) -> list[float]:
-    prev = np.concatenate([unit_rows(last)[:, None], truth[:, :-1]], 1)
-    return np.einsum("bhd,bhd->h", truth, prev).__truediv__(len(truth)).tolist()
 
 
 def shown_horizons(horizon: int) -> list[int]:
@@ -205,6 +210,6 @@ def run_rollout_predictors(model, memory, context_length: int) -> dict:
     memory, when it has one), the model alone, and the model's point rollout (y_dec fed back). A point-head
     model has only the point rollout."""
     if getattr(getattr(model, "config", None), "head", "point") == "point":
-        return {"model (point)": (model, context_length, True)}
-    out = {} if memory is None else {"model+memory": (memory, context_length, False)}
-    return {**out, "model": (model, context_length, False), "model (point)": (model, context_length, True)}
+        return {"model (point)": (model, context_length, "point")}
+    out = {} if memory is None else {"model+memory": (memory, context_length, "sample")}
+    return {**out, "model": (model, context_length, "sample"), "model (point)": (model, context_length, "point")}

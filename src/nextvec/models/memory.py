@@ -26,7 +26,7 @@ import torch
 
 from nextvec.models.base import Prediction, sample_from
 from nextvec.models.baselines import train_chunks_with_successor
-from nextvec.vecmath import unit_rows
+from nextvec.vecmath import unit_centroid, unit_rows
 
 K = 8  # neighbours averaged
 TAU = 0.05  # softmax temperature over match scores
@@ -65,8 +65,7 @@ class SuccessorMemory:
         sims, ids = self._index.search(last, pool)  # (B, pool) store ids of train chunks
         succ = unit_rows(np.asarray(st.get((ids + 1).reshape(-1)), np.float32)).reshape(len(last), pool, -1)
         if topic_weight:
-            topic = unit_rows(np.einsum("btd,bt->bd", unit_rows(context.reshape(-1, context.shape[-1]))
-                                        .reshape(context.shape), mask.astype(np.float32)))
+            topic = unit_centroid(context, mask)
             keep = np.argsort(-(sims + topic_weight * np.einsum("bkd,bd->bk", succ, topic)), 1, kind="stable")
             keep = np.sort(keep[:, :self.k], 1)  # the best k, in the order of their last-chunk match
             sims, ids = np.take_along_axis(sims, keep, 1), np.take_along_axis(ids, keep, 1)
