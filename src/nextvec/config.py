@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from nextvec.errors import NextvecError
+from nextvec.integrity import read_json
+from nextvec.store.format import write_sealed_json
 
 
 class Strict(BaseModel):
@@ -37,7 +39,7 @@ def read_config_file(path: str | Path) -> dict:
         if path.suffix in (".yaml", ".yml"):
             return yaml.safe_load(text) or {}
         if path.suffix == ".json":
-            return json.loads(text)
+            return read_json(path, sealed=None)  # a run's config.json works as a --config
     except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as e:
         raise NextvecError(f"cannot parse config {path}: {e}") from e
     raise NextvecError(f"config {path} must be .toml, .yaml/.yml or .json")
@@ -90,7 +92,8 @@ def _deep_merge(a: dict, b: dict) -> dict:
 
 
 def save_config(cfg: BaseModel, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(cfg.model_dump(mode="json"), indent=2, sort_keys=True))
+    """RUN/config.json: the resolved config, sealed with its content hash."""
+    write_sealed_json(Path(path), cfg.model_dump(mode="json"), indent=2)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -146,7 +146,7 @@ def store_unit_index(store, ids: np.ndarray, name: str, config=None, k: int = 8,
     else:  # the keys ivf and hnsw indexes have always been saved with
         meta.update(hnsw_m=config.hnsw_m, ef_construction=config.ef_construction)
     folder = Path(store.root) / "indexes"
-    index = _load_saved(folder, name, meta)
+    index = _load_saved(folder, name, meta, sealed=getattr(store, "hashed", False) or None)
     built = index is None
     if built:
         t0 = time.perf_counter()
@@ -259,33 +259,41 @@ def exact_top_k(store, ids: np.ndarray, queries: np.ndarray, k: int, block: int 
     return best_r
 
 
-def _load_saved(folder: Path, name: str, meta: dict):
+def _load_saved(folder: Path, name: str, meta: dict, sealed: bool | None = None):
+    """The saved index when it was built for these rows and parameters and its bytes are those written; else
+    None (rebuild). `sealed`: the store records content hashes, so the index's files must carry theirs."""
     import faiss
+
+    from nextvec.integrity import check_file, read_json
 
     path, meta_path = folder / f"{name}.faiss", folder / f"{name}.json"
     if not (path.is_file() and meta_path.is_file()):
         return None
     try:
-        saved = json.loads(meta_path.read_text())
-    except ValueError:
+        saved = read_json(meta_path, sealed=sealed)
+    except NextvecError as e:
+        print(f"warning: rebuilding index {name}: {e}", file=sys.stderr)
         return None
     if any(saved.get(key) != value for key, value in meta.items()):
         return None  # built for other rows, another encoder or other build parameters: rebuild
+    problem = check_file(path, saved["faiss"]) if "faiss" in saved else ("has no content hash" if sealed else None)
+    if problem:
+        print(f"warning: rebuilding index {name}: {path} is damaged ({problem})", file=sys.stderr)
+        return None
     meta.update({key: saved[key] for key in ("build_seconds", "train_seconds", "recall", "recall_queries")
                  if key in saved})
     return faiss.read_index(str(path))
 
 
 def _save(folder: Path, name: str, index, meta: dict) -> None:
+    """index.faiss, then its meta (with the .faiss file's record) as sealed JSON: the meta is the commit."""
     import faiss
 
-    from nextvec.store.format import atomic_write_json
+    from nextvec.store.format import atomic_write_bytes, write_sealed_json
 
     try:
         folder.mkdir(exist_ok=True)
-        tmp = folder / f"{name}.faiss.tmp"
-        faiss.write_index(index, str(tmp))
-        os.replace(tmp, folder / f"{name}.faiss")
-        atomic_write_json(folder / f"{name}.json", meta)
+        rec = atomic_write_bytes(folder / f"{name}.faiss", faiss.serialize_index(index))
+        write_sealed_json(folder / f"{name}.json", {**meta, "faiss": rec})
     except OSError as e:  # a read-only store still works: the index is just rebuilt next time
         print(f"warning: could not save index {name} in {folder}: {e.strerror}", file=sys.stderr)

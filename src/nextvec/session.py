@@ -12,7 +12,6 @@ store's, and a learned decoder was trained for the store's encoder.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,18 +57,17 @@ def run_index_config(run_dir):
     """The `index` section of RUN/config.json (defaults for runs saved before it existed)."""
     from nextvec.config import IndexConfig
 
-    path = Path(run_dir) / "config.json"
-    saved = json.loads(path.read_text()).get("index", {}) if path.is_file() else {}
-    return IndexConfig(**saved)
+    from nextvec.train.run_folder import read_run_json
+
+    return IndexConfig(**(read_run_json(run_dir, "config.json") or {}).get("index", {}))
 
 
 def load_memory(model, store, run_dir):
     """The model with its fitted successor memory when RUN/memory.json holds a nonzero weight, else None."""
-    path = Path(run_dir) / MEMORY_FILE
-    if not Path(run_dir).is_dir() or not path.is_file():
-        return None
-    fit = json.loads(path.read_text())
-    if not fit.get("weight") and not fit.get("sample_weight"):
+    from nextvec.train.run_folder import read_run_json
+
+    fit = read_run_json(run_dir, MEMORY_FILE) if Path(run_dir).is_dir() else None
+    if not fit or not fit.get("weight") and not fit.get("sample_weight"):
         return None
     from nextvec.models.memory import MemoryPredictor, SuccessorMemory
 

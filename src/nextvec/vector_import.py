@@ -23,9 +23,11 @@ from typing import Iterator
 import numpy as np
 
 from nextvec.errors import NextvecError
+from nextvec.integrity import digest
 from nextvec.readahead import ReadAhead
 from nextvec.store import ConceptStore, StoreWriter
 from nextvec.store.card import ensure_card
+from nextvec.store.format import read_manifest
 
 ID_COLUMN, TEXT_COLUMN = "doc_id", "text"
 NORM_TOLERANCE = 1e-2  # |norm - 1| allowed for vectors declared normalised (float16 storage rounds ~1e-3)
@@ -42,6 +44,34 @@ def parquet_files(source: str | Path) -> list[Path]:
             return files
         raise NextvecError(f"{path} holds no .parquet files")
     raise NextvecError(f"--vectors imports a .parquet file or a folder of them; {source} is neither")
+
+
+IDENTITY_BYTES = 1 << 20
+
+
+def file_identity(path: Path) -> list:
+    """[name, size, hash of its first and last MiB] of an input file: a Parquet file's footer (schema, row
+    groups, column statistics) and first pages. A file rewritten under a resumed import is told apart by
+    this, not by name and size alone; a change confined to the middle of a file over 2 MiB is not."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(IDENTITY_BYTES)
+        f.seek(max(size - IDENTITY_BYTES, 0))
+        tail = f.read(IDENTITY_BYTES)
+    return [path.name, size, digest([head, tail])]
+
+
+def _check_inputs_unchanged(out: str | Path, files: list) -> None:
+    """Refuse to resume (or rerun) an import whose input files changed since it started, naming one."""
+    manifest = read_manifest(Path(out)) if Path(out).is_dir() else None
+    before = (manifest or {}).get("params", {}).get("files")
+    if before is None or before == files:
+        return
+    old = {f[0]: f for f in before}
+    changed = [f[0] for f in files if old.get(f[0]) != f] + [name for name in old if name not in {f[0] for f in files}]
+    raise NextvecError(f"the input of {out} changed since it was imported: {', '.join(changed[:3])} "
+                       f"{'is' if len(changed) == 1 else 'are'} not the file{'s' if len(changed) > 1 else ''} it read "
+                       f"(content, size or name); import into a new folder")
 
 
 def fingerprint_for(name: str, dim: int, normalized: bool) -> dict:
@@ -96,8 +126,9 @@ def import_vectors(
     files = parquet_files(source)
     dim = _vector_dim(files[0], column)
     mode = "l2" if l2_normalize else ("declared-unit" if normalized else "none")
-    params = {"source": str(Path(source).resolve()), "files": [[p.name, p.stat().st_size] for p in files],
+    params = {"source": str(Path(source).resolve()), "files": [file_identity(p) for p in files],
               "vectors": column, "normalize": mode, "split": list(split), "seed": seed, "dtype": dtype}
+    _check_inputs_unchanged(out, params["files"])
     writer = StoreWriter(out, fingerprint_for(encoder_name, dim, mode != "none"), params, dtype=dtype)
     t0 = time.perf_counter()
     if writer.complete:

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from nextvec.cli import app
 
 ORDER = ["ingest", "train", "evaluate", "diagnose", "report", "decode", "generate", "serve",
-         "info", "demo", "train-decoder", "evaluate-decoder", "corpus"]
+         "info", "verify", "demo", "train-decoder", "evaluate-decoder", "corpus"]
 
 
 def command_rows(*args: str) -> list[list[str]]:

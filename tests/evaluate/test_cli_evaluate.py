@@ -30,11 +30,13 @@ def run_and_store(tmp_path):
     meta = {"model_config": model.config.model_dump(mode="json"), "train_config": {}, "step": 7,
             "fingerprint": store.fingerprint, "dim": 8, "context_length": 3}
     checkpoint.save_checkpoint(run / "checkpoints" / "best.safetensors", model, meta)
+    from nextvec.integrity import seal_json  # each line as RunFolder.log writes it
+
     with open(run / "metrics.jsonl", "w") as f:
         for s in range(1, 8):
-            f.write(json.dumps({"step": s, "epoch": 0, "lr": 1e-3, "loss": 2.0 / s, "mse": 1.0 / s, "cosine": 1.0 / s}) + "\n")
+            f.write(seal_json({"step": s, "epoch": 0, "lr": 1e-3, "loss": 2.0 / s, "mse": 1.0 / s, "cosine": 1.0 / s}).decode() + "\n")
             if s % 3 == 0:
-                f.write(json.dumps({"step": s, "val/cosine": 0.1 * s, "val/loss": 1.0 / s}) + "\n")
+                f.write(seal_json({"step": s, "val/cosine": 0.1 * s, "val/loss": 1.0 / s}).decode() + "\n")
     return run, store
 
 
@@ -90,9 +92,11 @@ def test_refuses_a_store_of_another_encoder(run_and_store, tmp_path):
     run, _ = run_and_store
     other = make_store(tmp_path / "other", random_docs(n_docs=10, dim=8, seed=1))
     fp = dict(other.fingerprint, name="another-encoder")
-    manifest = json.loads((other.root / "manifest.json").read_text())
+    from nextvec.store.format import read_manifest, write_sealed_json
+
+    manifest = read_manifest(other.root)
     manifest["encoder"] = fp
-    (other.root / "manifest.json").write_text(json.dumps(manifest))
+    write_sealed_json(other.root / "manifest.json", manifest)  # a store written by another encoder, whole
     res = invoke("evaluate", run, "--store", other.root)
     assert res.exit_code != 0
     assert isinstance(res.exception, FingerprintMismatch)

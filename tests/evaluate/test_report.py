@@ -52,7 +52,9 @@ def report(tmp_path_factory):
             "dim": 8, "context_length": 3}
     save_checkpoint(root / "run" / "checkpoints" / "best.safetensors", model, meta)
     records = [{"step": s, "loss": 1.0 / s, "mse": 0.5 / s} for s in range(1, 6)] + [{"step": 5, "val/cosine": 0.3}]
-    (root / "run" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    from nextvec.integrity import seal_json  # each line as RunFolder.log writes it
+
+    (root / "run" / "metrics.jsonl").write_text("".join(seal_json(r).decode() + "\n" for r in records))
     from nextvec.evaluate.rollout import evaluate_rollouts
     from nextvec.evaluate.runner import evaluate_run
 

@@ -238,7 +238,7 @@ def count_writes(corpus: Path, out: Path) -> int:
     def wrap(name, real):
         def counting(*args):
             n[0] += 1
-            real(*args)
+            return real(*args)
         return counting
 
     restore = _patched_writes(wrap)
@@ -275,7 +275,7 @@ def failing_disk_trial(corpus: Path, ref: Path, out: Path, fail_at: int, err: in
             if n[0] == fail_at:
                 _half_written(name, real, args)
                 raise OSError(err, os.strerror(err))
-            real(*args)
+            return real(*args)
         return failing
 
     restore = _patched_writes(wrap)

@@ -140,7 +140,7 @@ def test_checkpoint_for_another_encoder_or_dimension_is_refused_with_the_reason(
 
     with safe_open(str(bad), framework="pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    meta_bad.update(dim=8, fingerprint=store.fingerprint)
+    meta_bad.update(dim=8, fingerprint=store.fingerprint, format="nextvec-checkpoint/2")  # unsealed: edited by hand
     save_file(tensors, str(bad), metadata={"nextvec": json.dumps(meta_bad)})
     with pytest.raises(NextvecError, match="weights do not match"):
         load_model(bad, expected_fingerprint=store.fingerprint)

@@ -87,23 +87,48 @@ def format_info(s: dict) -> str:
         "chunks    {mean:.0f} chars mean, p50 {p50:.0f}, p95 {p95:.0f}, max {max}".format(**s["chunk_chars"]),
         "per doc   {mean:.1f} chunks mean, min {min}, max {max}".format(**s["chunks_per_doc"]),
     ]
+    if s.get("integrity"):
+        lines.append(f"integrity {s['integrity']}")
     if s.get("letterless_merged") is not None:
         lines.append(f"hygiene   {s['letterless_merged']} chunks without a letter or digit merged into a neighbour")
     return "\n".join(lines)
 
 
 def info_cmd(store: Path = typer.Argument(..., help="Store folder."),
-             as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+             as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+             check: bool = typer.Option(False, "--verify", help="Also hash every file (as `nextvec verify`).")) -> None:
     """A store's summary and data card.
 
     Documents and chunks per split, encoder and splitter, chunk
-    length histogram, very short chunks, chunk hygiene, exact duplicates and the most frequent chunks."""
+    length histogram, very short chunks, chunk hygiene, exact duplicates and the most frequent chunks.
+    Opening the store checks every file's size and the small files' hashes; --verify hashes all of them."""
     from nextvec.store import ConceptStore
     from nextvec.store.card import card_markdown, load_card
 
+    report = _verify_or_exit(store) if check else None
     st = ConceptStore(store)
     s, card = st.summary(), load_card(st)
+    s["integrity"] = ("every file hashed and as written" if report else "sizes and small files checked at open"
+                      ) if st.hashed else "none: written before nextvec recorded content hashes"
     typer.echo(json.dumps({**s, "card": card}, indent=1) if as_json else format_info(s) + "\n\n" + card_markdown(card))
+
+
+def verify_cmd(path: Path = typer.Argument(..., help="A store folder or a run folder.")) -> None:
+    """Check every file of a store or run against its hash.
+
+    Names each file that differs, with what was expected; exit 1 if any does. Opening a store already checks
+    sizes and small files, and loading a checkpoint checks it whole; this reads everything."""
+    _verify_or_exit(path)
+
+
+def _verify_or_exit(path: Path) -> dict:
+    from nextvec.verify import damaged, format_report, verify
+
+    report = verify(path)
+    typer.echo(format_report(report, path), err=True)
+    if damaged(report):
+        raise typer.Exit(1)
+    return report
 
 
 @corpus_app.command("list")

@@ -16,7 +16,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 COMMANDS = {  # name -> function, in the order of the work; a docstring's first line is its summary
     "ingest": ingest.ingest_cmd, "train": train.train_cmd, "evaluate": evaluate.evaluate_cmd,
     "diagnose": diagnose.diagnose_cmd, "report": report.report_cmd, "decode": decode.decode_cmd,
-    "generate": generate.generate_cmd, "serve": serve.serve_cmd, "info": ingest.info_cmd, "demo": demo.demo_cmd,
+    "generate": generate.generate_cmd, "serve": serve.serve_cmd, "info": ingest.info_cmd, "verify": ingest.verify_cmd, "demo": demo.demo_cmd,
     "train-decoder": decoder.train_decoder_cmd, "evaluate-decoder": decoder.evaluate_decoder_cmd,
 }
 for _name, _command in COMMANDS.items():

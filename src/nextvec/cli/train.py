@@ -30,6 +30,7 @@ def train_cmd(
     from nextvec.config import LVMConfig, load_config
     from nextvec.errors import NextvecError
     from nextvec.train.loop import train
+    from nextvec.train.run_folder import read_run_json
 
     extra = list(overrides or [])
     if model:
@@ -43,10 +44,7 @@ def train_cmd(
         saved = out / "config.json"
         if not saved.is_file():
             raise NextvecError(f"{out} has no config.json to resume; train into it first (without --resume)")
-        try:
-            base = json.loads(saved.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise NextvecError(f"{saved} is not valid JSON ({e}); it cannot be resumed") from e
+        base = read_run_json(out, "config.json")
     cfg = load_config(LVMConfig, config, extra, base=base)
     summary = train(store, cfg, out, resume=resume)
     if os.environ.get("RANK", "0") == "0":

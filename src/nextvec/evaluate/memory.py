@@ -13,7 +13,6 @@ shows only over several steps (on the val splits of four corpora it raised reten
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from nextvec.evaluate.distribution import K_SAMPLES
 from nextvec.evaluate.metrics import Bank, retrieval_ranks
 from nextvec.models.memory import SuccessorMemory, combine, mix_samples
 from nextvec.session import MEMORY_FILE
+from nextvec.store.format import write_sealed_json
 from nextvec.vecmath import cosine_rows, unit_rows
 
 WEIGHTS = (0.5, 1.0, 2.0)
@@ -104,9 +104,7 @@ def fit_sampling(model, store, targets: np.ndarray, context_length: int, memory:
 
 def save_memory(run_dir: str | Path, fit: dict) -> Path:
     path = Path(run_dir) / MEMORY_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(fit, indent=2))
-    tmp.replace(path)
+    write_sealed_json(path, fit, indent=2)
     return path
 
 

@@ -8,31 +8,21 @@ predictions decoded by retrieval beside the true next sentence.
 from __future__ import annotations
 
 import base64
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
-from nextvec.errors import NextvecError
 from nextvec.extras import require
+from nextvec.train.run_folder import read_metrics_lines
 
 _SKIP_CURVES = ("step", "epoch")
 
 
 def read_metrics(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
     """RUN/metrics.jsonl -> (train records, val records); val records are those with "val/..." keys."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return [], []
     train, val = [], []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise NextvecError(f"{path} line {n} is not JSON ({e})") from e
+    for rec in read_metrics_lines(run_dir):
         (val if any(k.startswith("val/") for k in rec) else train).append(rec)
     return train, val
 

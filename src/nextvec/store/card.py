@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 
-from nextvec.store.format import atomic_write_bytes, atomic_write_json
+from nextvec.store.format import atomic_write_bytes, atomic_write_json, record_files
 from nextvec.store.reader import SPLITS, ConceptStore
 
 CARD_JSON, CARD_MD = "card.json", "card.md"
@@ -212,16 +212,18 @@ def _cell(text: str) -> str:
 
 
 def write_card(store: ConceptStore) -> dict:
+    """Build the card and write it beside the arrays; a hashed store's manifest records both files."""
     card = build_card(store)
-    atomic_write_json(store.root / CARD_JSON, card)
-    atomic_write_bytes(store.root / CARD_MD, card_markdown(card).encode("utf-8"))
+    records = {CARD_MD: atomic_write_bytes(store.root / CARD_MD, card_markdown(card).encode("utf-8")),
+               CARD_JSON: atomic_write_json(store.root / CARD_JSON, card)}
+    record_files(store.root, records)
     return card
 
 
 def ensure_card(store: ConceptStore) -> None:
     """Write the card of a finished store unless it has one: an ingest or import killed between finalize and
-    the card gets it on the rerun."""
-    if not (store.root / CARD_JSON).exists():
+    the card gets it on the rerun (a hashed store whose manifest does not list the card yet, too)."""
+    if not (store.root / CARD_JSON).exists() or (store.hashed and CARD_JSON not in store.manifest["files"]):
         write_card(store)
 
 

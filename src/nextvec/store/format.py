@@ -22,6 +22,8 @@ import json
 import os
 from pathlib import Path
 
+from nextvec.integrity import record, seal_json
+
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SHARDS = "shards"
@@ -36,36 +38,66 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes | list) -> None:
+def atomic_write_bytes(path: Path, data: bytes | list) -> dict:
     """Write to a temporary sibling, fsync, then rename over `path`: readers see old or new, never half.
-    `data` is bytes or a list of buffers written one after the other (a header and an array, uncopied)."""
+    `data` is bytes or a list of buffers written one after the other (a header and an array, uncopied).
+    Returns the file's integrity record (size and hash of the bytes written)."""
+    parts = data if isinstance(data, list) else [data]
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        for part in data if isinstance(data, list) else [data]:
+        for part in parts:
             f.write(part)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_path(path.parent)
+    return record(parts)
 
 
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode())
+def atomic_write_json(path: Path, obj) -> dict:
+    """A JSON file whose hash the caller records (a list, or a file listed in a manifest)."""
+    return atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode())
+
+
+def write_sealed_json(path: Path, obj: dict, indent: int | None = 1) -> None:
+    """A JSON object that carries its own hash (nextvec.integrity.seal_json), written atomically."""
+    atomic_write_bytes(Path(path), seal_json(obj, indent) + b"\n")
 
 
 def read_manifest(root: Path) -> dict | None:
+    """The manifest of a store folder (None when there is none), its seal checked: a manifest written by a
+    nextvec that seals must carry a matching one (one damaged byte cannot both remove the seal and make the
+    manifest look older: an older one has no file records and no shard hashes)."""
+    from nextvec.errors import NextvecError
+    from nextvec.integrity import IntegrityError, sealed_file
+
     path = Path(root) / MANIFEST
     if not path.exists():
         return None
     try:
-        manifest = json.loads(path.read_bytes())
+        data = path.read_bytes()
+        sealed = sealed_file(data)
+        manifest = json.loads(data)
     except (OSError, ValueError) as e:  # ValueError covers bad JSON and bad UTF-8
-        from nextvec.errors import NextvecError
-
-        raise NextvecError(f"{path} is damaged or unreadable ({e}); it was not written by nextvec's atomic writer, "
-                           f"re-ingest into a new folder") from e
+        raise IntegrityError(f"{path} is damaged or unreadable ({e}); it was not written by nextvec's atomic "
+                             f"writer, re-ingest into a new folder") from e
     if not isinstance(manifest, dict) or not isinstance(manifest.get("shards", []), list):
-        from nextvec.errors import NextvecError
-
         raise NextvecError(f"{path} is not a nextvec store manifest; re-ingest into a new folder")
+    if sealed is False or (sealed is None and is_hashed(manifest)):
+        raise IntegrityError(f"{path} is damaged: it does not match its content hash; re-ingest into a new folder")
+    manifest.pop("seal", None)
     return manifest
+
+
+def is_hashed(manifest: dict) -> bool:
+    """Whether a manifest was written by a nextvec that records content hashes."""
+    return "files" in manifest or "seal" in manifest or any("vectors_xxh3" in s for s in manifest.get("shards", []))
+
+
+def record_files(root: Path, records: dict) -> None:
+    """Add file records ({name: record}) to a finished, hashed store's manifest."""
+    manifest = read_manifest(root)
+    if manifest is None or "files" not in manifest:
+        return
+    manifest["files"].update(records)
+    write_sealed_json(Path(root) / MANIFEST, manifest)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from nextvec.errors import NextvecError
+from nextvec.integrity import IntegrityError, check_file
 from nextvec.store.format import FORMAT_VERSION, read_manifest
 
 SPLITS = ("train", "val", "test")
@@ -38,6 +39,13 @@ class ConceptStore:
                 f"{self.root} is incomplete ({sum(s['chunks'] for s in manifest['shards'])} chunks in "
                 f"{len(manifest['shards'])} shards): its ingest was interrupted; rerun the same ingest command to resume"
             )
+        self.hashed = "files" in manifest  # False for a store written before nextvec recorded content hashes
+        if self.hashed:
+            bad = {name: why for name, why in file_problems(self.root, manifest, full=False).items() if why}
+            if bad:
+                name, why = next(iter(bad.items()))
+                raise IntegrityError(f"{self.root / name} is damaged ({why}); check every file with "
+                                     f"`nextvec verify {self.root}`")
         try:
             self._load(manifest)
         except (OSError, ValueError, KeyError, TypeError, EOFError) as e:  # damaged by hand or by another tool
@@ -186,6 +194,12 @@ class ConceptStore:
         if not shards or any("letterless_merged" not in s for s in shards):
             return None
         return sum(int(s["letterless_merged"]) for s in shards)
+
+
+def file_problems(root: Path, manifest: dict, full: bool = True) -> dict[str, str | None]:
+    """Each file a hashed store's manifest lists -> what is wrong with it (None: nothing). Sizes always;
+    contents of every file when `full`, else of the small ones (nextvec.integrity.SMALL_BYTES)."""
+    return {name: check_file(Path(root) / name, rec, full) for name, rec in sorted(manifest.get("files", {}).items())}
 
 
 def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

@@ -28,7 +28,9 @@ from nextvec.store.format import (
     atomic_write_json,
     fsync_path,
     read_manifest,
+    write_sealed_json,
 )
+from nextvec.integrity import IntegrityError, check_file, digest
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
@@ -102,6 +104,7 @@ class StoreWriter:
         self.row_bytes = self.dim * np.dtype(manifest["dtype"]).itemsize
         if not self.complete:
             (self.root / SHARDS).mkdir(exist_ok=True)
+            self._check_shards()
 
     @property
     def complete(self) -> bool:
@@ -118,7 +121,32 @@ class StoreWriter:
         return sum(s["chunks"] for s in self.manifest["shards"])
 
     def _save_manifest(self) -> None:
-        atomic_write_json(self.root / MANIFEST, self.manifest)
+        write_sealed_json(self.root / MANIFEST, self.manifest)
+
+    def _check_shards(self) -> None:
+        """Before resuming, hash the shards this store keeps against what was written: a damaged one is named
+        and nothing more is written."""
+        rows = text = 0
+        for s in self.manifest["shards"]:
+            if "vectors_xxh3" not in s:  # written by a nextvec that recorded no hashes
+                rows, text = s["rows_end"], s["text_end"]
+                continue
+            spans = {(VECTORS_PART, "vectors.npy"): (HEADER_BYTES + rows * self.row_bytes, (s["rows_end"] - rows) * self.row_bytes, s["vectors_xxh3"]),
+                     (TEXTS_PART, "texts.bin"): (text, s["text_end"] - text, s["texts_xxh3"])}
+            for (part, final), (offset, length, h) in spans.items():
+                path = self._part(part, final)
+                problem = check_file(path, {"bytes": path.stat().st_size if path.exists() else -1,
+                                            "parts": [[offset, length, h]]})
+                if problem is None and path.stat().st_size < offset + length:
+                    problem = "shorter than its shards"
+                if problem:
+                    raise IntegrityError(f"{path} is damaged in {s['name']} ({problem}); the store cannot be resumed: "
+                                         f"ingest into a new --out folder")
+            listing = self.root / SHARDS / f"{s['name']}.json"
+            problem = check_file(listing, s["listing_xxh3"])
+            if problem:
+                raise IntegrityError(f"{listing} is damaged ({problem}); ingest into a new --out folder")
+            rows, text = s["rows_end"], s["text_end"]
 
     def _ends(self) -> tuple[int, int]:
         """Rows and text bytes the listed shards hold (where the next shard's bytes go)."""
@@ -141,17 +169,19 @@ class StoreWriter:
         listing = {"ids": [d for d, _ in docs], "chunks": [len(c) for _, c in docs], "bytes": list(map(len, encoded))}
         rows, text_end = self._ends()
         rows_data = np.ascontiguousarray(vectors, dtype=self.dtype)
+        texts = b"".join(encoded)
         try:
             _write_at(self.root / SHARDS / VECTORS_PART, HEADER_BYTES + rows * self.row_bytes, rows_data.view(np.uint8).reshape(-1))
-            _write_at(self.root / SHARDS / TEXTS_PART, text_end, b"".join(encoded))
-            atomic_write_json(self.root / SHARDS / f"{name}.json", listing)
+            _write_at(self.root / SHARDS / TEXTS_PART, text_end, texts)
+            listing_record = atomic_write_json(self.root / SHARDS / f"{name}.json", listing)
         except OSError as e:
             _cleanup_tmp(self.root / SHARDS)
             raise NextvecError(f"could not write {name} in {self.root}: {e.strerror}; the store still holds "
                                f"{self.chunks_written} chunks and resumes from there") from e
         self.manifest["shards"].append({"name": name, "docs": len(docs), "chunks": n, "source_end": int(source_end),
                                         "letterless_merged": int(letterless_merged), "rows_end": rows + n,
-                                        "text_end": text_end + sum(listing["bytes"])})
+                                        "text_end": text_end + len(texts), "vectors_xxh3": digest(rows_data.data),
+                                        "texts_xxh3": digest(texts), "listing_xxh3": listing_record})
         try:
             self._save_manifest()
         except OSError as e:
@@ -172,7 +202,7 @@ class StoreWriter:
             doc_ids, doc_lengths, text_offsets = self._listing()
             if len(text_offsets) - 1 != n or text_offsets[-1] != text_end:
                 raise NextvecError(f"the shard listings of {self.root} disagree with its manifest; re-ingest")
-            atomic_write_bytes(self.root / "text_offsets.npy", _npy_bytes(text_offsets))
+            files = {"text_offsets.npy": atomic_write_bytes(self.root / "text_offsets.npy", _npy_bytes(text_offsets))}
             del text_offsets  # arrays are written one by one and dropped: a 20M-chunk store stays under 1 GB
             doc_offsets = np.zeros(len(doc_ids) + 1, dtype=np.int64)
             np.cumsum(doc_lengths, out=doc_offsets[1:])
@@ -182,15 +212,17 @@ class StoreWriter:
             doc_split = split_documents(len(doc_ids), fractions, seed)
             for name, arr in (("chunk_pos", chunk_pos.astype(np.int32)), ("doc_offsets", doc_offsets),
                               ("doc_split", doc_split), ("chunk_doc", chunk_doc)):
-                atomic_write_bytes(self.root / f"{name}.npy", _npy_bytes(arr))
+                files[f"{name}.npy"] = atomic_write_bytes(self.root / f"{name}.npy", _npy_bytes(arr))
             del chunk_pos
-            atomic_write_json(self.root / "doc_ids.json", doc_ids)
+            files["doc_ids.json"] = atomic_write_json(self.root / "doc_ids.json", doc_ids)
             mean, std = self._train_stats(n, doc_split[chunk_doc] == 0)
-            atomic_write_bytes(self.root / "stats.npz", _npz_bytes(mean=mean.astype(np.float32), std=std.astype(np.float32)))
-            self._place(VECTORS_PART, "vectors.npy", HEADER_BYTES + n * self.row_bytes, _npy_header(self.dtype, n, self.dim))
+            files["stats.npz"] = atomic_write_bytes(self.root / "stats.npz", _npz_bytes(mean=mean.astype(np.float32), std=std.astype(np.float32)))
+            header = _npy_header(self.dtype, n, self.dim)
+            self._place(VECTORS_PART, "vectors.npy", HEADER_BYTES + n * self.row_bytes, header)
             self._place(TEXTS_PART, "texts.bin", text_end)
+            files.update(self._appended_records(header))
             fsync_path(self.root)
-            self.manifest.update(complete=True, chunks=n, documents=len(doc_ids),
+            self.manifest.update(complete=True, chunks=n, documents=len(doc_ids), files=files,
                                  split={"fractions": list(fractions), "seed": seed})
             self._save_manifest()
         except OSError as e:
@@ -198,6 +230,20 @@ class StoreWriter:
             raise NextvecError(f"could not finalize {self.root}: {e.strerror}; its shards are intact, "
                                f"rerun the same ingest to finish") from e
         shutil.rmtree(self.root / SHARDS, ignore_errors=True)
+
+    def _appended_records(self, header: bytes) -> dict:
+        """Records of vectors.npy and texts.bin, made of the hashes each shard's bytes had when appended (a
+        store whose shards carry none gets no records: its files then go unchecked)."""
+        shards = self.manifest["shards"]
+        if not shards or any("vectors_xxh3" not in s for s in shards):
+            return {}
+        vectors, texts, rows, text = [[0, HEADER_BYTES, digest(header)]], [], 0, 0
+        for s in shards:
+            vectors.append([HEADER_BYTES + rows * self.row_bytes, (s["rows_end"] - rows) * self.row_bytes, s["vectors_xxh3"]])
+            texts.append([text, s["text_end"] - text, s["texts_xxh3"]])
+            rows, text = s["rows_end"], s["text_end"]
+        return {"vectors.npy": {"bytes": HEADER_BYTES + rows * self.row_bytes, "parts": vectors},
+                "texts.bin": {"bytes": text, "parts": texts}}
 
     def _part(self, part: str, final: str) -> Path:
         """An appended file: still in shards/, or already renamed into place by an interrupted finalize."""

@@ -17,15 +17,16 @@ checkpoints written by safetensors' save_model, whose metadata is only in the .j
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
 from nextvec.errors import NextvecError, check_fingerprint
-from nextvec.store.format import fsync_path
+from nextvec.integrity import CHECKPOINT_SEAL, check_safetensors, read_json, seal_safetensors
+from nextvec.store.format import atomic_write_bytes, write_sealed_json
 
-FORMAT = "nextvec-checkpoint/2"
+FORMAT = "nextvec-checkpoint/3-sealed"  # far from the older names: one damaged byte cannot make it look older
+UNSEALED_FORMAT = "nextvec-checkpoint/2"
 LEGACY_LVM_FORMAT = "nextvec-lvm-checkpoint/1"
 META_KEY = "nextvec"
 KINDS = {"lvm": "an LVM (next-vector model)", "decoder": "a learned-decoder"}  # kind -> what it is
@@ -36,7 +37,7 @@ LOADERS = {"lvm": "nextvec.train.checkpoint.load_model or `nextvec evaluate`",
 def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict,
                     optimizer: torch.optim.Optimizer | None = None, kind: str = "lvm") -> None:
     """Write model (+ optimizer) tensors and `meta` (+ kind, format) to `path` atomically (temp file + rename)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     if kind not in KINDS:
         raise ValueError(f"checkpoint kind {kind!r} is not one of {', '.join(KINDS)}")
@@ -54,15 +55,9 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict,
                 else:
                     scalars[f"{i}.{k}"] = v
         meta["optimizer"] = {"param_groups": sd["param_groups"], "scalars": scalars}
-    text = json.dumps(meta, sort_keys=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={META_KEY: text})
-    fsync_path(tmp)
-    os.replace(tmp, path)
-    side = path.with_suffix(".json")
-    tmp_json = side.with_name(side.name + ".tmp")
-    tmp_json.write_text(json.dumps(meta, indent=2, sort_keys=True))
-    os.replace(tmp_json, side)
+    data = save(tensors, metadata={META_KEY: json.dumps(meta, sort_keys=True), CHECKPOINT_SEAL: "0" * 32})
+    atomic_write_bytes(path, seal_safetensors(data))
+    write_sealed_json(path.with_suffix(".json"), meta, indent=2)
 
 
 def _alias_key(t: torch.Tensor) -> tuple:
@@ -105,21 +100,27 @@ def resolve_checkpoint(path: str | Path, kind: str | None = None) -> Path:
 def read_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """(tensors, meta) of a checkpoint file or run folder; refuses anything that is not a nextvec safetensors
     checkpoint, and (given `kind`) a checkpoint of the other kind."""
-    from safetensors import safe_open
+    from safetensors.torch import load
 
     path = resolve_checkpoint(path, kind)
+    data = path.read_bytes()
+    header = _header(data, path)
+    metadata = header.get("__metadata__") or {}
+    sealed = CHECKPOINT_SEAL in metadata or _declared_format(metadata) == FORMAT
+    if sealed:
+        check_safetensors(data, path)
+        if path.with_suffix(".json").is_file():  # its readable copy: damaged there means damaged here
+            read_json(path.with_suffix(".json"), sealed=True)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = load(data)
     except Exception as e:  # safetensors raises its own error types for damaged or foreign files
         raise NextvecError(f"{path} is not a readable safetensors checkpoint ({e})") from e
-    if META_KEY in header:
+    if META_KEY in metadata:
         try:
-            meta = json.loads(header[META_KEY])
+            meta = json.loads(metadata[META_KEY])
         except json.JSONDecodeError as e:
             raise NextvecError(f"{path} holds damaged nextvec metadata ({e})") from e
-        if not isinstance(meta, dict) or meta.get("format") not in (FORMAT, LEGACY_LVM_FORMAT):
+        if not isinstance(meta, dict) or meta.get("format") not in (FORMAT, UNSEALED_FORMAT, LEGACY_LVM_FORMAT):
             found = meta.get("format") if isinstance(meta, dict) else None
             raise NextvecError(f"{path} has checkpoint format {found!r}, expected {FORMAT!r}")
     else:
@@ -131,6 +132,27 @@ def read_checkpoint(path: str | Path, kind: str | None = None) -> tuple[dict[str
     meta["path"] = str(path)
     meta["run_dir"] = str(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
     return tensors, meta
+
+
+def _header(data: bytes, path: Path) -> dict:
+    """The JSON header of safetensors bytes."""
+    n = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    try:
+        if not 0 < n <= len(data) - 8:
+            raise ValueError(f"header length {n} for a file of {len(data)} bytes")
+        header = json.loads(data[8 : 8 + n])
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+    except ValueError as e:
+        raise NextvecError(f"{path} is not a readable safetensors checkpoint ({e})") from e
+    return header
+
+
+def _declared_format(metadata: dict) -> str | None:
+    try:
+        return json.loads(metadata.get(META_KEY, "{}")).get("format")
+    except (ValueError, AttributeError):
+        return None
 
 
 def checkpoint_kind(meta: dict) -> str:

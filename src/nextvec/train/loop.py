@@ -18,7 +18,6 @@ only needs weights, optimizer state and the loop position for `resume=True` to c
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from nextvec.config import LVMConfig, TrainConfig, resolve_selection
-from nextvec.data.dataset import WindowDataset
+from nextvec.data.dataset import StoreWindows, WindowDataset
 from nextvec.data.sampler import DiverseBatchSampler
 from nextvec.data.streaming import InRamWindows, StreamingWindows, use_streaming
 from nextvec.data.windows import seeded_subset, window_subset, window_targets
@@ -39,7 +38,8 @@ from nextvec.models.registry import build_model
 from nextvec.store import open_store
 from nextvec.train import distributed
 from nextvec.train.checkpoint import load_optimizer, load_weights, read_checkpoint, save_checkpoint
-from nextvec.train.run_folder import RunFolder
+from nextvec.store.format import write_sealed_json
+from nextvec.train.run_folder import RunFolder, read_run_json
 from nextvec.train.schedule import EarlyStopping, get_lr
 
 VAL_METRICS = ("val/cosine", "val/std_ratio", "val/loss", "val/energy_score",
@@ -61,7 +61,7 @@ def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.AdamW
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, ds: WindowDataset, loss_fn: CombinedLoss, batch_size: int,
+def validate(model: torch.nn.Module, ds: StoreWindows | WindowDataset, loss_fn: CombinedLoss, batch_size: int,
              store_std: np.ndarray) -> dict:
     """Mean loss terms (in-batch negatives only), cosine of y_cos, and the median per-dimension std ratio
     of y_dec to the train data (1.0 = same spread; well below 1 = collapse toward the mean)."""
@@ -90,7 +90,7 @@ def validate(model: torch.nn.Module, ds: WindowDataset, loss_fn: CombinedLoss, b
     return out
 
 
-def _val_energy_score(model, ds: WindowDataset, batch_size: int) -> float:
+def _val_energy_score(model, ds: StoreWindows | WindowDataset, batch_size: int) -> float:
     """Fair energy score (K = 8, unit vectors) of the model's samples on evenly spaced val windows, with
     the same noise at every validation."""
     from nextvec.models.heads import fair_energy_score
@@ -133,7 +133,7 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
     folder = RunFolder(out_dir)
     folder.check_resume(resume)
     if resume and config is None:
-        config = json.loads((folder.root / "config.json").read_text())
+        config = read_run_json(folder.root, "config.json")
     cfg, store = _resolve_config(config, store_path)
     start = _start_checkpoint(cfg, store, folder.last if resume else (cfg.train.init_from or None), resume)
     env = distributed.setup(cfg.train.device)
@@ -149,7 +149,7 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
 
         t0 = time.perf_counter()
         summary["memory"] = {**fit_run_memory(store, folder.root), "seconds": round(time.perf_counter() - t0, 1)}
-        (folder.root / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_sealed_json(folder.root / "summary.json", summary, indent=2)
     return summary
 
 
@@ -162,7 +162,7 @@ class _Run:
     env: distributed.DistEnv
     folder: RunFolder
     train_src: InRamWindows | StreamingWindows
-    val_ds: WindowDataset
+    val_ds: StoreWindows
     streaming: bool
     model: torch.nn.Module
     loss_fn: CombinedLoss
@@ -228,7 +228,7 @@ def _data(cfg: LVMConfig, store, env):
         train_ds = WindowDataset(store, "train", T, cfg.loss.hard_negatives, train_targets, env.device)
         train_src = InRamWindows(train_ds, DiverseBatchSampler(train_ds.doc, tc.batch_size, tc.max_windows_per_doc,
                                                                tc.seed, env.rank, env.world_size))
-    val_ds = WindowDataset(store, val_split, T, 0, val_targets, env.device)
+    val_ds = StoreWindows(store, val_split, val_targets, T, env.device)  # rows read per batch: no O(N) table
     if train_src.n_batches(0) == 0:
         raise NextvecError(f"{len(train_src)} training windows make no full batch of {tc.batch_size} per "
                            f"process; lower train.batch_size")
@@ -473,6 +473,6 @@ def _finish(run: _Run, stop_reason: str) -> dict:
         summary["warnings"] = warnings
     if env.is_main:
         run.folder.close()
-        (run.folder.root / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_sealed_json(run.folder.root / "summary.json", summary, indent=2)
     distributed.barrier(env)
     return summary

@@ -5,6 +5,10 @@
     RUN/checkpoints/last.safetensors     model + optimizer + loop position (resume from here)
     RUN/checkpoints/best.safetensors     model at the best validation
     RUN/tensorboard/                     the same records as TensorBoard scalars (with tensorboard=True)
+
+A run written by a nextvec that seals (its checkpoints' format is nextvec.train.checkpoint.FORMAT) keeps a
+content hash in each JSON file and each metrics line (nextvec.integrity); `read_run_json` and
+`read_metrics_lines` then refuse a file that lost or does not match its seal.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from nextvec.config import save_config
 from nextvec.errors import NextvecError
 from nextvec.extras import require
+from nextvec.integrity import IntegrityError, read_json, seal_json, unseal
 
 
 class RunFolder:
@@ -51,7 +56,7 @@ class RunFolder:
         self._log = open(self.metrics, "a")
 
     def log(self, record: dict, flush: bool = True) -> None:
-        self._log.write(json.dumps(record) + "\n")
+        self._log.write(seal_json(record).decode() + "\n")
         if self._tb is not None:
             for k, v in record.items():
                 if k not in ("step", "epoch") and isinstance(v, (int, float)) and math.isfinite(v):
@@ -69,6 +74,52 @@ class RunFolder:
             self._log.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def run_is_sealed(root: str | Path) -> bool:
+    """Whether a run folder was written by a nextvec that seals: a header of either checkpoint names the
+    sealed format (best and last both would have to be damaged for a sealed run to look older)."""
+    from nextvec.train.checkpoint import FORMAT
+
+    for name in ("best", "last"):
+        path = Path(root) / "checkpoints" / f"{name}.safetensors"
+        try:
+            with open(path, "rb") as f:
+                if FORMAT.encode() in f.read(8 + int.from_bytes(f.read(8), "little")):
+                    return True
+        except (OSError, ValueError, OverflowError):
+            continue
+    return False
+
+
+def read_run_json(root: str | Path, name: str) -> dict | None:
+    """RUN/name (config.json, summary.json, memory.json), its seal checked; None when the file is missing."""
+    path = Path(root) / name
+    return read_json(path, sealed=run_is_sealed(root) or None) if path.is_file() else None
+
+
+def read_metrics_lines(root: str | Path) -> list[dict]:
+    """The records of RUN/metrics.jsonl, each line's seal checked in a sealed run."""
+    path = Path(root) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    sealed, records, data = run_is_sealed(root), [], path.read_bytes()
+    if sealed and data and not data.endswith(b"\n"):
+        raise IntegrityError(f"{path} ends in a partial line; check the run with `nextvec verify {root}`")
+    for n, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        ok = unseal(line)
+        if ok is False or (ok is None and sealed):
+            raise IntegrityError(f"{path} line {n} is damaged (it {'does not match' if ok is False else 'has lost'} "
+                                 f"its content hash); check the run with `nextvec verify {root}`")
+        try:
+            rec = json.loads(line)
+        except ValueError as e:
+            raise NextvecError(f"{path} line {n} is not JSON ({e})") from e
+        rec.pop("seal", None)
+        records.append(rec)
+    return records
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
