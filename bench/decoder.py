@@ -39,8 +39,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from nextvec.decode.inverter import InverterDecoder
-    from nextvec.decode.inverter_eval import evaluate_decoder, format_table
+    from nextvec.decode.learned import LearnedDecoder
+    from nextvec.decode.learned_eval import evaluate_decoder, format_table
     from nextvec.encode import load_encoder
     from nextvec.store import open_store
 
@@ -50,16 +50,16 @@ def main(argv=None) -> int:
         if a.train_minutes <= 0:
             ap.error("give --decoder or --train-minutes")
         from nextvec.config import load_config
-        from nextvec.decode.inverter import InverterConfig
-        from nextvec.decode.inverter_train import train_decoder
+        from nextvec.decode.learned import LearnedDecoderConfig
+        from nextvec.decode.learned_train import train_decoder
 
         decoder_path = tempfile.mkdtemp(prefix="nextvec-decoder-")
-        cfg = load_config(InverterConfig, None, [f"train.max_minutes={a.train_minutes}", f"train.num_threads={a.threads}", *a.set])
+        cfg = load_config(LearnedDecoderConfig, None, [f"train.max_minutes={a.train_minutes}", f"train.num_threads={a.threads}", *a.set])
         train_decoder(store, decoder_path, cfg, progress=True)
 
     enc = load_encoder("minilm")
     torch.set_num_threads(a.threads)
-    dec = InverterDecoder.load(decoder_path, samples=a.samples, device=a.device)
+    dec = LearnedDecoder.load(decoder_path, samples=a.samples, device=a.device)
     meta = dec.meta
     t0 = time.time()
     res = evaluate_decoder(dec, store, enc, split=a.split, n=a.n, steps=a.steps, run=a.run)

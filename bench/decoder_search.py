@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from nextvec.decode.inverter import InverterDecoder
+    from nextvec.decode.learned import LearnedDecoder
     from nextvec.decode.metrics import token_f1
     from nextvec.encode import load_encoder
     from nextvec.store import open_store
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     ids = np.sort(np.random.default_rng(a.seed).choice(ids, min(a.n, len(ids)), replace=False))
     target, refs = store.get(ids), store.texts(ids)
     enc = load_encoder("minilm")
-    dec = InverterDecoder.load(a.decoder, encoder=enc)
+    dec = LearnedDecoder.load(a.decoder, encoder=enc)
     dec.check_store(store)
     tok = dec.tokenizer
     torch.set_num_threads(a.threads)

@@ -12,8 +12,6 @@ when it is built.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 from pathlib import Path

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from nextvec.cli import app
 from nextvec.config import load_config
-from nextvec.decode.inverter import InverterConfig, InverterDecoder
+from nextvec.decode.learned import LearnedDecoderConfig, LearnedDecoder
 from nextvec.decode.spec import DecoderOptions, load_decoder, parse_decoder_spec
 from nextvec.encode.hashing import HashingEncoder
 from nextvec.errors import FingerprintMismatch, NextvecError
@@ -30,7 +30,7 @@ TINY = dict(backbone="scratch", hidden=32, layers=1, heads=2, prefix_len=2, pref
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(run, store, decoder folder): a 4-step GRU and a 2-step learned decoder on one hash:16 store."""
-    from nextvec.decode.inverter_train import train_decoder
+    from nextvec.decode.learned_train import train_decoder
     from nextvec.train.loop import train
 
     torch.set_num_threads(1)
@@ -40,7 +40,7 @@ def trained(tmp_path_factory):
     train(root / "store", {"model": {"name": "gru", "context_length": 3, "hidden_dim": 16, "num_layers": 1},
                            "train": {"batch_size": 8, "max_steps": 4, "val_every": 4, "warmup_steps": 1,
                                      "progress": False, "device": "cpu", "threads": 1}}, root / "run")
-    cfg = load_config(InverterConfig, None, [f"model.{k}={v}" for k, v in TINY.items()] + [
+    cfg = load_config(LearnedDecoderConfig, None, [f"model.{k}={v}" for k, v in TINY.items()] + [
         "train.max_steps=2", "train.batch_size=4", "train.val_every=2", "train.val_size=4", "train.decode_val_size=0",
         "train.warmup_steps=1", "train.neighbours=2"])
     train_decoder(store, root / "dec", cfg, progress=False)
@@ -76,7 +76,7 @@ def test_learned_spec_is_the_trained_decoder_and_refuses_other_encoders(trained,
     _, store, dec_dir = trained
     enc = HashingEncoder(D)
     dec = load_decoder(f"learned:{dec_dir}", store, enc)
-    direct = InverterDecoder.load(dec_dir, encoder=enc)
+    direct = LearnedDecoder.load(dec_dir, encoder=enc)
     v = store.get(np.arange(4))
     assert dec.decode(v, k=2) == direct.decode(v, k=2) and dec.spec == f"learned:{dec_dir}"
     other = build_store(tmp_path / "o", random_docs(n_docs=3, dim=D), fingerprint={"name": "other", "dim": D})
@@ -91,7 +91,7 @@ def test_generate_with_the_learned_decoder_from_python_and_the_cli(trained):
     out = session.generate(PROMPT, GenerateOptions(steps=3, stop_cos=1.0, samples=0))
     context, _ = encode_prompt(session.store, session.encoder, PROMPT)
     preds, _, _ = rollouts(session.model, context, 3, stop_cos=1.0, context_length=session.context_length)[0]
-    want = [c[0][0] for c in InverterDecoder.load(dec_dir, encoder=HashingEncoder(D)).decode(preds, k=1)]
+    want = [c[0][0] for c in LearnedDecoder.load(dec_dir, encoder=HashingEncoder(D)).decode(preds, k=1)]
     assert out["decoder"] == spec and [s["text"] for s in out["steps"]] == want
     r = CliRunner().invoke(app, ["generate", str(run), "--store", str(store.root), "--prompt", PROMPT, "--steps", "3",
                                  "--stop-cos", "1.0", "--samples", "0", "--decoder", spec, "--json"])
@@ -107,7 +107,7 @@ def test_http_decode_and_generate_answer_with_the_learned_decoder(trained):
     run, store, dec_dir = trained
     spec = f"learned:{dec_dir}"
     v = store.get(np.arange(5))
-    want = [c[:2] for c in InverterDecoder.load(dec_dir, encoder=HashingEncoder(D)).decode(v, k=2)]
+    want = [c[:2] for c in LearnedDecoder.load(dec_dir, encoder=HashingEncoder(D)).decode(v, k=2)]
     with TestClient(create_app(Session.open(run, store.root, decoder=spec))) as c:
         assert c.get("/health").json()["decoder"] == spec
         r = c.post("/decode", json={"vectors": v.tolist(), "k": 2}).json()
@@ -125,5 +125,5 @@ def test_decode_cli_takes_the_same_spec(trained):
                                  "--decoder", f"learned:{dec_dir}"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
-    want = InverterDecoder.load(dec_dir, encoder=HashingEncoder(D)).decode(store.get(np.array([2])), k=1)[0][0][0]
+    want = LearnedDecoder.load(dec_dir, encoder=HashingEncoder(D)).decode(store.get(np.array([2])), k=1)[0][0][0]
     assert out["decoder"] == f"learned:{dec_dir}" and out["results"][0]["candidates"][0]["text"] == want

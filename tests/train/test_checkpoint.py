@@ -85,17 +85,17 @@ def test_sidecar_json_is_readable_metadata(tmp_path):
 
 
 def tiny_decoder():
-    from nextvec.decode.inverter import InverterModelConfig, build_inverter
+    from nextvec.decode.learned import LearnedDecoderModelConfig, build_learned_decoder
 
-    cfg = InverterModelConfig(backbone="scratch", hidden=16, layers=1, heads=2, prefix_len=1, prefix_hidden=8,
+    cfg = LearnedDecoderModelConfig(backbone="scratch", hidden=16, layers=1, heads=2, prefix_len=1, prefix_hidden=8,
                               max_tokens=8, bow_queries=0)
-    model, bcfg = build_inverter(cfg, 6)
+    model, bcfg = build_learned_decoder(cfg, 6)
     model.set_out_vocab(range(100, 140))
     return model, bcfg
 
 
 def test_every_checkpoint_names_its_kind_and_the_other_kind_is_refused(tmp_path):
-    from nextvec.decode.inverter import decoder_meta, load_checkpoint
+    from nextvec.decode.learned import decoder_meta, load_checkpoint
 
     lvm = build_model(ModelConfig(name="gru", hidden_dim=4, num_layers=1), 6)
     save_checkpoint(tmp_path / "lvm" / "checkpoints" / "best.safetensors", lvm, meta_for(lvm))
@@ -120,7 +120,7 @@ def test_checkpoints_written_before_the_kind_still_load(tmp_path):
     (metadata and optimizer state in files beside it) load, their kind told by what their metadata holds."""
     from safetensors.torch import save_file, save_model
 
-    from nextvec.decode.inverter import decoder_meta, load_checkpoint
+    from nextvec.decode.learned import decoder_meta, load_checkpoint
     from nextvec.train.checkpoint import load_optimizer
 
     lvm = build_model(ModelConfig(name="gru", hidden_dim=4, num_layers=1), 6)

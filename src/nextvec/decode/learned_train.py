@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nextvec.decode.inverter import (
+from nextvec.decode.learned import (
     TOKENIZER_SOURCE,
-    InverterConfig,
-    InverterModelConfig,
-    VectorInverter,
-    build_inverter,
+    LearnedDecoderConfig,
+    LearnedDecoderModelConfig,
+    LearnedDecoderNet,
+    build_learned_decoder,
     decoder_meta,
     load_tokenizer,
 )
@@ -110,7 +110,7 @@ class _ValSet:
 
 
 @torch.no_grad()
-def validate(model: VectorInverter, val: _ValSet, tokenizer, batch_size: int, decode_n: int) -> dict:
+def validate(model: LearnedDecoderNet, val: _ValSet, tokenizer, batch_size: int, decode_n: int) -> dict:
     """Teacher-forced loss (first pass and with a neighbour hypothesis) and greedy token F1 on val."""
     model.eval()
     dev = model.out_vocab.device
@@ -138,7 +138,7 @@ def validate(model: VectorInverter, val: _ValSet, tokenizer, batch_size: int, de
     return out
 
 
-def train_decoder(store, out: str | Path, cfg: InverterConfig, resume: bool = False, progress: bool = True) -> dict:
+def train_decoder(store, out: str | Path, cfg: LearnedDecoderConfig, resume: bool = False, progress: bool = True) -> dict:
     """Train (or resume) a learned decoder on `store`'s train split; returns the last metrics record."""
     from nextvec.store import open_store
 
@@ -172,11 +172,11 @@ def train_decoder(store, out: str | Path, cfg: InverterConfig, resume: bool = Fa
 class _Run:
     """What one decoder training run holds between its pieces."""
 
-    cfg: InverterConfig
+    cfg: LearnedDecoderConfig
     folder: RunFolder
     device: torch.device
     tokenizer: object
-    model: VectorInverter
+    model: LearnedDecoderNet
     opt: torch.optim.Optimizer
     rng: np.random.Generator  # batches, noise and hypotheses
     pairs: dict  # vectors (N, D), rows (token ids), lengths, neighbours, normalized
@@ -207,14 +207,14 @@ class _Run:
         return contextlib.nullcontext()
 
 
-def _resume_checkpoint(folder: RunFolder, store, cfg: InverterConfig, resume: bool) -> tuple[dict, dict] | None:
+def _resume_checkpoint(folder: RunFolder, store, cfg: LearnedDecoderConfig, resume: bool) -> tuple[dict, dict] | None:
     """(tensors, meta) of the last checkpoint to resume from; refuses another encoder's store or model."""
     folder.check_resume(resume)
     if not resume:
         return None
     tensors, meta = read_checkpoint(folder.last, kind="decoder")
     check_fingerprint(meta["fingerprint"], store.fingerprint, f"the store at {store.root}")
-    prev_model = InverterModelConfig.model_validate({"bow_queries": 0, **meta["model_config"]})
+    prev_model = LearnedDecoderModelConfig.model_validate({"bow_queries": 0, **meta["model_config"]})
     if prev_model != cfg.model:
         raise NextvecError(f"{folder.root} was trained with model config {prev_model.model_dump()}; resume with the "
                            f"same model settings (train.* may change)")
@@ -235,7 +235,7 @@ def _split(store, tc, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
     return tr_idx, va_idx
 
 
-def _train_pairs(store, cfg: InverterConfig, tr_idx: np.ndarray, tokenizer) -> tuple[dict, dict]:
+def _train_pairs(store, cfg: LearnedDecoderConfig, tr_idx: np.ndarray, tokenizer) -> tuple[dict, dict]:
     """The training pairs (vectors, token rows, their lengths, each row's neighbours) and what extra stores
     added."""
     tc = cfg.train
@@ -251,7 +251,7 @@ def _train_pairs(store, cfg: InverterConfig, tr_idx: np.ndarray, tokenizer) -> t
     return pairs, extra_info
 
 
-def _val_set(store, cfg: InverterConfig, va_idx: np.ndarray, tr_idx: np.ndarray, tr_vec: np.ndarray, tokenizer) -> _ValSet:
+def _val_set(store, cfg: LearnedDecoderConfig, va_idx: np.ndarray, tr_idx: np.ndarray, tr_vec: np.ndarray, tokenizer) -> _ValSet:
     """Val vectors and texts, each with the hypothesis a correction pass would see: its nearest train chunk."""
     va_vec = store.get(va_idx)
     va_texts = store.texts(va_idx)
@@ -268,7 +268,7 @@ def _val_set(store, cfg: InverterConfig, va_idx: np.ndarray, tr_idx: np.ndarray,
     return _ValSet(va_vec, va_hyp, tokenize(tokenizer, va_texts, cfg.model.max_tokens), va_texts)
 
 
-def _setup(store, folder: RunFolder, cfg: InverterConfig, resume: bool, progress: bool) -> _Run:
+def _setup(store, folder: RunFolder, cfg: LearnedDecoderConfig, resume: bool, progress: bool) -> _Run:
     """Data, model and optimizer; on resume the last checkpoint's weights, optimizer state and position."""
     from tqdm.auto import tqdm
 
@@ -285,7 +285,7 @@ def _setup(store, folder: RunFolder, cfg: InverterConfig, resume: bool, progress
     tokenizer = load_tokenizer()
     pairs, extra_info = _train_pairs(store, cfg, tr_idx, tokenizer)
     val = _val_set(store, cfg, va_idx, tr_idx, pairs["vectors"], tokenizer)
-    model, bcfg = build_inverter(cfg.model, store.dim, pretrained=prev is None)
+    model, bcfg = build_learned_decoder(cfg.model, store.dim, pretrained=prev is None)
     if prev is not None:
         model.set_out_vocab(range(int(prev[1]["out_vocab_size"])))  # sized to load; the buffer holds the ids
     else:
