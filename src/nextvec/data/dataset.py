@@ -3,7 +3,8 @@
 The vectors of every chunk the windows touch are read ONCE from the memory-mapped store into a tensor
 (plus one zero row used for padding); a batch is then a few index operations on that tensor, on whatever
 device it lives, upcast to float32 per batch. Training never calls the encoder. For splits larger than
-memory, data/streaming.py builds one such dataset per block of documents.
+memory, data/streaming.py builds one such dataset per block of documents; `StoreWindows` (validation) reads
+each batch's rows when it is asked for, so it holds no table at all.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ class WindowDataset(torch.utils.data.Dataset):
 
         ctx, mask = context_indices(store, targets, self.T)
         self.vectors = torch.from_numpy(table).to(device)  # (n_chunks + 1, D)
-        self.vector_key = torch.from_numpy(vector_keys(table)).to(device)  # (n_chunks + 1,)
+        # (n_chunks + 1,) keys that keep a repeat of the positive out of the negatives; none without negatives
+        self.vector_key = torch.from_numpy(vector_keys(table)).to(device) if self.K else None
         self.context_idx = torch.from_numpy(np.where(mask, local(np.clip(ctx, 0, None)), self.pad_row)).to(device)
         self.mask = torch.from_numpy(mask).to(device)  # (M, T)
         self.target_idx = torch.from_numpy(local(targets)).to(device)  # (M,)
@@ -167,3 +169,33 @@ class WindowDataset(torch.utils.data.Dataset):
         same = self.vector_key[idx] == self.vector_key[self.target_idx[rows]].unsqueeze(1)  # (B, K)
         valid &= ~same
         return torch.where(valid, idx, self.pad_row), valid
+
+
+class StoreWindows:
+    """Windows whose rows are read from the store when a batch is asked for: it holds only their target chunk
+    ids (M,), so it costs one batch's rows whatever the store's size. Validation uses it: its windows are drawn
+    at random from the split, so a table of their rows would hold up to T + 1 rows per window (20,000 windows
+    at T = 32 of a 20M-chunk store: ~1 GB as float32) and grow with the store until they stop overlapping.
+    A batch equals WindowDataset's for the same windows (no hard negatives): the same rows, upcast to float32.
+
+    Args:
+        store: a ConceptStore.
+        split: the split the targets belong to (not checked: they come from window_subset / a subset of it).
+        targets: (M,) target chunk ids.
+        context_length: T.
+        device: where batches are built.
+    """
+
+    def __init__(self, store, split: str, targets: np.ndarray, context_length: int,
+                 device: str | torch.device = "cpu"):
+        self.store, self.split, self.T, self.device = store, split, int(context_length), torch.device(device)
+        self.targets = np.asarray(targets, dtype=np.int64)  # (M,)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def get_batch(self, rows, generator: torch.Generator | None = None) -> WindowBatch:
+        """Windows `rows` (B,) as a WindowBatch, their rows read now (one read per contiguous run)."""
+        targets = self.targets[torch.as_tensor(rows, dtype=torch.long).cpu().numpy()]  # (B,)
+        ds = WindowDataset.of_windows(self.store, self.split, targets, self.T, 0, self.device)
+        return ds.get_batch(torch.arange(len(targets)))
