@@ -32,7 +32,7 @@ import torch
 
 from nextvec.config import LVMConfig
 from nextvec.data.dataset import WindowDataset
-from nextvec.losses import CombinedLoss
+from nextvec.losses import combined_loss, train_stats
 from nextvec.models import MODELS, build_model
 from nextvec.store import ConceptStore, StoreWriter
 from nextvec.train.loop import make_optimizer, train
@@ -62,7 +62,7 @@ def bare_loop(cfg: LVMConfig, store: ConceptStore, steps: int) -> float:
     torch.manual_seed(cfg.train.seed)
     model = build_model(cfg.model, store.dim)
     opt = make_optimizer(model, cfg.train)
-    loss_fn = CombinedLoss(cfg.loss, store.mean, store.std)
+    stats = train_stats(store.mean, store.std)
     ds = WindowDataset(store, "train", cfg.model.context_length, cfg.loss.hard_negatives)
     b = ds.get_batch(np.arange(len(ds)), torch.Generator().manual_seed(0))  # everything in memory
     ctx, mask, tgt, neg, neg_mask = b.context, b.mask, b.target, b.negatives, b.negatives_mask
@@ -71,7 +71,7 @@ def bare_loop(cfg: LVMConfig, store: ConceptStore, steps: int) -> float:
     for _ in range(steps):
         i = torch.randint(len(ds), (BATCH,), generator=g)
         pred = model(ctx[i], mask[i])
-        loss, _ = loss_fn(pred.y_dec, pred.y_cos, tgt[i], neg[i], neg_mask[i])
+        loss, _ = combined_loss(cfg.loss, stats, pred, tgt[i], neg[i], neg_mask[i])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)

@@ -1,13 +1,8 @@
-"""Losses for next-vector prediction: each is an nn.Module with
-forward(y_dec, y_cos, target, negatives=None, negatives_mask=None) -> scalar; `CombinedLoss` weights them."""
+"""Losses for next-vector prediction: plain term functions (terms.py) and their weighted sum (combined.py)."""
 
-from nextvec.losses.combined import HEAD_TERMS, TERMS, CombinedLoss
-from nextvec.losses.cosine import CosineLoss
-from nextvec.losses.covariance import CovarianceLoss, off_diagonal
-from nextvec.losses.infonce import InfoNCELoss
-from nextvec.losses.moment import MomentLoss
-from nextvec.losses.mse import MSELoss
-from nextvec.losses.variance import VarianceLoss
+from nextvec.losses.combined import HEAD_TERMS, TERMS, combined_loss
+from nextvec.losses.terms import (TrainStats, batch_std, cosine, covariance, infonce, moment, mse, off_diagonal,
+                                  train_stats, variance)
 
-__all__ = ["HEAD_TERMS", "TERMS", "CombinedLoss", "CosineLoss", "CovarianceLoss", "InfoNCELoss", "MSELoss", "MomentLoss",
-           "VarianceLoss", "off_diagonal"]
+__all__ = ["HEAD_TERMS", "TERMS", "TrainStats", "batch_std", "combined_loss", "cosine", "covariance", "infonce",
+           "moment", "mse", "off_diagonal", "train_stats", "variance"]

@@ -1,62 +1,53 @@
-"""The weighted sum of every loss term (VICReg style: the sum is written out), with a named breakdown.
+"""The training objective: the weighted sum of every loss term, written out (VICReg style), with a named
+breakdown.
 
-Every term is computed every step so it can be logged; terms with weight 0 are computed without
-gradient and do not enter the total.
+Every term is computed every step so it can be logged; a term whose weight is 0 is computed without
+gradient, so it adds exactly 0 to the total and nothing to the gradient.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from nextvec.config import LossConfig
-from nextvec.losses.cosine import CosineLoss
-from nextvec.losses.covariance import CovarianceLoss
-from nextvec.losses.infonce import InfoNCELoss
-from nextvec.losses.moment import MomentLoss
-from nextvec.losses.mse import MSELoss
-from nextvec.losses.variance import VarianceLoss
+from nextvec.losses.terms import TrainStats, cosine, covariance, infonce, moment, mse, variance
 
 TERMS = ("mse", "cosine", "infonce", "moment", "variance", "covariance")
 HEAD_TERMS = ("energy", "flow")  # computed by a sampling head (models.heads), weighted here
 
 
-class CombinedLoss(nn.Module):
-    """total = mse_w * mse + cosine_w * cosine + infonce_w * infonce + moment_w * moment
-             + variance_w * variance + covariance_w * covariance
-             [+ energy_w * energy | + flow_w * flow]   (the sampling head's own loss, when it has one)
+def combined_loss(w: LossConfig, stats: TrainStats, pred, target: torch.Tensor, negatives: torch.Tensor | None = None,
+                  negatives_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
+    """The weighted sum of the terms for one batch -> (total scalar tensor, {"loss": total, term: value} of
+    detached scalars, in the order of TERMS, then the sampling head's term when it has one).
 
     Args:
-        config: weights and InfoNCE settings (LossConfig).
-        mean, std: (D,) train statistics of the store (store.mean, store.std).
+        w: the weights and InfoNCE temperature (LossConfig).
+        stats: the store's train statistics (`train_stats(store.mean, store.std, device)`).
+        pred: the model's Prediction: y_dec (B, D), y_cos (B, D) and the sampling head's own loss in
+            head_losses ({"energy": ...} or {"flow": ...}), when it has one.
+        target (B, D); negatives (B, K, D) with negatives_mask (B, K): hard negatives for InfoNCE (None in
+            validation: in-batch negatives only).
     """
+    def term(weight: float, fn, *args) -> torch.Tensor:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and weight != 0.0):
+            return fn(*args)
 
-    def __init__(self, config: LossConfig, mean, std):
-        super().__init__()
-        self.weights = {name: float(getattr(config, name)) for name in TERMS + HEAD_TERMS}
-        self.terms = nn.ModuleDict({
-            "mse": MSELoss(),
-            "cosine": CosineLoss(),
-            "infonce": InfoNCELoss(config.temperature),
-            "moment": MomentLoss(mean, std),
-            "variance": VarianceLoss(std),
-            "covariance": CovarianceLoss(std),
-        })
-
-    def forward(self, y_dec, y_cos, target, negatives=None, negatives_mask=None,
-                head_losses: dict | None = None) -> tuple[torch.Tensor, dict]:
-        """-> (total scalar tensor, {"loss": total, term: value} of detached scalars)."""
-        total = y_dec.new_zeros(())
-        breakdown = {}
-        for name, term in self.terms.items():
-            w = self.weights[name]
-            with torch.set_grad_enabled(torch.is_grad_enabled() and w != 0.0):
-                value = term(y_dec, y_cos, target, negatives, negatives_mask)
-            if w != 0.0:
-                total = total + w * value
-            breakdown[name] = value.detach()
-        for name, value in (head_losses or {}).items():
-            total = total + self.weights[name] * value
-            breakdown[name] = value.detach()
-        breakdown = {"loss": total.detach(), **breakdown}
-        return total, breakdown
+    y_dec, y_cos = pred.y_dec, pred.y_cos
+    parts = {
+        "mse": term(w.mse, mse, y_dec, target),
+        "cosine": term(w.cosine, cosine, y_cos, target),
+        "infonce": term(w.infonce, infonce, y_cos, target, negatives, negatives_mask, w.temperature),
+        "moment": term(w.moment, moment, y_dec, stats),
+        "variance": term(w.variance, variance, y_dec, stats),
+        "covariance": term(w.covariance, covariance, y_dec, stats),
+    }
+    head = pred.head_losses or {}
+    total = (w.mse * parts["mse"] + w.cosine * parts["cosine"] + w.infonce * parts["infonce"]
+             + w.moment * parts["moment"] + w.variance * parts["variance"] + w.covariance * parts["covariance"])
+    if "energy" in head:
+        total = total + w.energy * head["energy"]
+    if "flow" in head:
+        total = total + w.flow * head["flow"]
+    parts.update(head)
+    return total, {"loss": total.detach(), **{name: value.detach() for name, value in parts.items()}}

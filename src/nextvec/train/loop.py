@@ -21,7 +21,9 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -33,7 +35,7 @@ from nextvec.data.sampler import DiverseBatchSampler
 from nextvec.data.streaming import InRamWindows, StreamingWindows, use_streaming
 from nextvec.data.windows import seeded_subset, window_subset, window_targets
 from nextvec.errors import NextvecError, check_fingerprint
-from nextvec.losses import HEAD_TERMS, TERMS, CombinedLoss
+from nextvec.losses import HEAD_TERMS, TERMS, combined_loss, train_stats
 from nextvec.models.registry import build_model
 from nextvec.store import open_store
 from nextvec.train import distributed
@@ -61,7 +63,7 @@ def make_optimizer(model: torch.nn.Module, tc: TrainConfig) -> torch.optim.AdamW
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, ds: StoreWindows | WindowDataset, loss_fn: CombinedLoss, batch_size: int,
+def validate(model: torch.nn.Module, ds: StoreWindows | WindowDataset, loss_fn: Callable, batch_size: int,
              store_std: np.ndarray) -> dict:
     """Mean loss terms (in-batch negatives only), cosine of y_cos, and the median per-dimension std ratio
     of y_dec to the train data (1.0 = same spread; well below 1 = collapse toward the mean)."""
@@ -71,7 +73,7 @@ def validate(model: torch.nn.Module, ds: StoreWindows | WindowDataset, loss_fn: 
     for i in range(0, len(ds), batch_size):
         b = ds.get_batch(torch.arange(i, min(i + batch_size, len(ds))))
         pred = model(b.context, b.mask, b.target)
-        _, parts = loss_fn(pred.y_dec, pred.y_cos, b.target, head_losses=pred.head_losses)
+        _, parts = loss_fn(pred, b.target)
         parts["cosine_sim"] = F.cosine_similarity(pred.y_cos, b.target, dim=-1).mean()
         for k, v in parts.items():
             sums[k] = sums.get(k, 0.0) + float(v) * len(b.target)
@@ -145,7 +147,7 @@ def train(store_path, config: LVMConfig | dict | None, out_dir, resume: bool = F
     finally:
         distributed.teardown(env)
     if env.is_main and cfg.train.memory and not cfg.train.overfit and stop_reason != "stop_after":
-        from nextvec.evaluate.memory import fit_run_memory  # the run's part of the recipe: fitted on val
+        from nextvec.train.memory import fit_run_memory  # the run's part of the recipe: fitted on val
 
         t0 = time.perf_counter()
         summary["memory"] = {**fit_run_memory(store, folder.root), "seconds": round(time.perf_counter() - t0, 1)}
@@ -165,7 +167,7 @@ class _Run:
     val_ds: StoreWindows
     streaming: bool
     model: torch.nn.Module
-    loss_fn: CombinedLoss
+    loss_fn: Callable  # combined_loss with the run's weights and train statistics bound
     optimizer: torch.optim.Optimizer
     stopping: EarlyStopping
     # where the loop is: global step, epoch, batch within it, step of the best validation, seconds run
@@ -242,7 +244,7 @@ def _setup(cfg: LVMConfig, store, env, folder: RunFolder, start, resume: bool) -
     train_src, val_ds, streaming = _data(cfg, store, env)
     torch.manual_seed(tc.seed)
     model = build_model(cfg.model).to(env.device)
-    loss_fn = CombinedLoss(cfg.loss, store.mean, store.std).to(env.device)
+    loss_fn = partial(combined_loss, cfg.loss, train_stats(store.mean, store.std, env.device))
     run = _Run(cfg, store, env, folder, train_src, val_ds, streaming, model, loss_fn, make_optimizer(model, tc),
                EarlyStopping(tc.select_mode, tc.patience))
     if start is not None:
@@ -326,8 +328,7 @@ def _train_step(run: _Run, gen: torch.Generator) -> dict:
         group["lr"] = lr
 
     pred = run.ddp_model(batch.context, batch.mask, batch.target, run.cfg.loss.energy_samples)
-    loss, parts = run.loss_fn(pred.y_dec, pred.y_cos, batch.target, batch.negatives, batch.negatives_mask,
-                              head_losses=pred.head_losses)
+    loss, parts = run.loss_fn(pred, batch.target, batch.negatives, batch.negatives_mask)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), tc.grad_clip if tc.grad_clip > 0 else math.inf)
