@@ -10,6 +10,7 @@ Every encoder has `encode(list[str]) -> float32 (N, D)`, `dim` and `fingerprint(
     hash[:DIM]                bag-of-words feature hashing: no model, for smoke and crash tests
 """
 
-from nextvec.encode.base import Encoder, encoder_spec_for, load_encoder, resolve_devices
+from nextvec.encode.base import Encoder
+from nextvec.encode.registry import encoder_spec_for, load_encoder, resolve_devices
 
 __all__ = ["Encoder", "encoder_spec_for", "load_encoder", "resolve_devices"]
