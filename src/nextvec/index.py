@@ -28,8 +28,8 @@ IVFPQ_MAX_NLIST = 4096  # default nlist cap for ivfpq: assigning N vectors to nl
 class VectorIndex:
     """Exact top-k by inner product over `vectors` (N, D); row i of the index is `ids[i]`.
 
-    For unit vectors inner product equals cosine. `kind="hnsw"` or `"ivf"` trades exactness for speed
-    on large banks (see `resolve_kind`). An index with a `store` (ivfpq, made by `store_unit_index`) re-ranks: it
+    For unit vectors inner product equals cosine. `store_unit_index` also wraps the approximate FAISS
+    indexes (hnsw, ivf, ivfpq; see `resolve_kind`) in this class. An index with a `store` (ivfpq) re-ranks: it
     takes `candidates(k)` rows from the FAISS index, reads them from the store and returns the top k by
     exact inner product with their unit rows.
     """
@@ -37,7 +37,7 @@ class VectorIndex:
     store = None  # the store whose rows re-score the FAISS index's candidates; None = FAISS scores are exact
     rerank = 0  # candidates re-scored per query; 0 = max(128, 16k)
 
-    def __init__(self, vectors: np.ndarray, ids: np.ndarray | None = None, kind: str = "flat", fingerprint: dict | None = None):
+    def __init__(self, vectors: np.ndarray, ids: np.ndarray | None = None, fingerprint: dict | None = None):
         import faiss
 
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -46,17 +46,7 @@ class VectorIndex:
         self.dim = vectors.shape[1]
         self.ids = np.arange(len(vectors)) if ids is None else np.asarray(ids)
         self.fingerprint = fingerprint
-        if kind == "flat":
-            self.index = faiss.IndexFlatIP(self.dim)
-        elif kind == "hnsw":
-            self.index = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
-        elif kind == "ivf":
-            nlist = max(1, int(np.sqrt(len(vectors))))
-            self.index = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
-            self.index.train(vectors)
-            self.index.nprobe = min(16, nlist)
-        else:
-            raise NextvecError(f"unknown index kind {kind!r}; use flat, hnsw or ivf")
+        self.index = faiss.IndexFlatIP(self.dim)
         self.index.add(vectors)
 
     def __len__(self) -> int:
@@ -135,13 +125,13 @@ def store_unit_index(store, ids: np.ndarray, name: str, config=None, k: int = 8,
     ids = np.asarray(ids, dtype=np.int64)
     kind = resolve_kind(config, len(ids))
     if kind == "flat":
-        return VectorIndex(unit_rows_of(store, ids), ids=ids, kind="flat", fingerprint=store.fingerprint)
+        return VectorIndex(unit_rows_of(store, ids), ids=ids, fingerprint=store.fingerprint)
     nlist = _nlist(config, len(ids), kind)
     meta = {"name": name, "kind": kind, "fingerprint": store.fingerprint, "n": int(len(ids)),
             "ids_sum": int(ids.sum()), "nlist": nlist}
     if kind == "ivfpq":
         meta.update(pq_m=_pq_m(config.pq_m, store.dim), pq_bits=PQ_BITS)
-    else:  # the keys ivf and hnsw indexes have always been saved with
+    else:  # ivf and hnsw share one meta, HNSW build parameters included; _load_saved reuses an exact match only
         meta.update(hnsw_m=config.hnsw_m, ef_construction=config.ef_construction)
     folder = Path(store.root) / "indexes"
     index = _load_saved(folder, name, meta, sealed=getattr(store, "hashed", False) or None)
