@@ -40,7 +40,8 @@ def main(argv=None) -> int:
     import torch
 
     from nextvec.decode.learned import LearnedDecoder
-    from nextvec.decode.learned_eval import evaluate_decoder, format_table
+    from nextvec.decode.learned_eval import DecoderEvalOptions, evaluate_decoder, format_table
+    from nextvec.session import Session
     from nextvec.encode import load_encoder
     from nextvec.store import open_store
 
@@ -62,7 +63,8 @@ def main(argv=None) -> int:
     dec = LearnedDecoder.load(decoder_path, samples=a.samples, device=a.device)
     meta = dec.meta
     t0 = time.time()
-    res = evaluate_decoder(dec, store, enc, split=a.split, n=a.n, steps=a.steps, run=a.run)
+    lvm = None if a.run is None else Session.open(a.run, store, encoder=None)
+    res = evaluate_decoder(dec, store, enc, DecoderEvalOptions(split=a.split, n=a.n, steps=a.steps), run=lvm)
     secs = time.time() - t0
 
     trained = float(meta.get("elapsed_minutes", float("nan")))

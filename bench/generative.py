@@ -34,9 +34,10 @@ import torch
 
 from nextvec.config import LVMConfig, load_config
 from nextvec.evaluate import evaluate_run, write_json
-from nextvec.evaluate.memory import fit_run_memory
+from nextvec.train.memory import fit_run_memory
 from nextvec.evaluate.distribution import evaluate_distributions, format_distribution
-from nextvec.evaluate.rollout import energy_ratios, evaluate_rollouts, format_rollout, shown_horizons
+from nextvec.evaluate.rollout import RolloutOptions, energy_ratios, evaluate_rollouts, format_rollout, shown_horizons
+from nextvec.evaluate.runner import EvaluateOptions
 from nextvec.data.windows import select_windows
 from nextvec.evaluate.runner import sampler_baselines
 from nextvec.store import open_store
@@ -99,11 +100,12 @@ def bench_corpus(name: str, path: str, runs: Path, args) -> dict:
         point_model, point = open_recipe(path, runs / f"{name}-point")
         extra["point recipe"] = point
         rollers["point recipe"] = (point, point_model.config.context_length, "point")
-    ev = evaluate_run(default, store, split, extra=extra, samples=0)
+    ev = evaluate_run(Session.assemble(default, {"context_length": T}, store),
+                      EvaluateOptions(split=split, samples=0, rollout=0), extra=extra)
     targets, _ = select_windows(store, split, args.dist_windows, 0)
     predictors = {"default": default, **extra, **sampler_baselines(store, point_model or default_model, T, seed=0)}
     dist = evaluate_distributions(predictors, store, targets, T)
-    ro = evaluate_rollouts(rollers, store, split, horizon=10, prompts=args.rollouts, prefix=5)
+    ro = evaluate_rollouts(rollers, store, RolloutOptions(split=split, horizon=10, prompts=args.rollouts, prefix=5))
     return {"corpus": name, "store": path, "split": split, "temperature": default_model.config.temperature,
             "context_length": T, "overrides": args.set, "train": {"default": s_def, "point": s_pt},
             "memory": json.loads((runs / f"{name}-{tag}" / "memory.json").read_text()),

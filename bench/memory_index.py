@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 
 from nextvec.evaluate import evaluate_run, write_json
+from nextvec.evaluate.runner import EvaluateOptions
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory
-from nextvec.session import MEMORY_FILE, Session, run_index_config
+from nextvec.session import Session
+from nextvec.train.run_folder import MEMORY_FILE, read_run_json, run_index_config
 
 from generative import sample_ms
 
@@ -33,7 +35,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).with_name("memory_index.json")))
     args = ap.parse_args()
     s = Session.open(args.run, args.store, encoder="none")
-    fit = json.loads((Path(args.run) / MEMORY_FILE).read_text())
+    fit = read_run_json(args.run, MEMORY_FILE)
     base = run_index_config(args.run)
     rows = []
     for kind in args.kinds.split(","):
@@ -43,7 +45,8 @@ def main() -> None:
         pred = MemoryPredictor(s.model, memory, fit["weight"], fit["threshold"], fit.get("sample_weight", 0.0),
                                fit.get("sample_threshold", 0.0))
         t0 = time.perf_counter()
-        ev = evaluate_run(pred, s.store, "test", baselines=False, samples=0, context_length=s.context_length)
+        ev = evaluate_run(Session.assemble(pred, {"context_length": s.context_length}, s.store),
+                          EvaluateOptions(baselines=False, samples=0, rollout=0))
         row = ev["rows"][0]
         rows.append({"kind": kind, "keys": len(memory._index), "build_s": round(build_s, 1),
                      "recall_at_8": getattr(memory._index, "meta", {}).get("recall", 1.0),

@@ -29,7 +29,10 @@ import torch
 
 from nextvec.config import LVMConfig, load_config
 from nextvec.evaluate import evaluate_run, write_json
-from nextvec.evaluate.memory import fit_memory, save_memory
+from nextvec.evaluate.runner import EvaluateOptions
+from nextvec.session import Session
+from nextvec.models.memory_fit import fit_memory
+from nextvec.train.run_folder import save_memory
 from nextvec.models import MODELS
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory
 from nextvec.store import open_store
@@ -100,7 +103,8 @@ def main() -> None:
                 fit_s = round(time.perf_counter() - t)
                 if fit["weight"]:
                     extra["model+memory"] = MemoryPredictor(model, memory, fit["weight"], fit["threshold"])
-            res = evaluate_run(model, store, "test", context_length=T, baselines=T not in baselines_at, meta=meta, extra=extra)
+            res = evaluate_run(Session.assemble(model, meta, store), EvaluateOptions(baselines=T not in baselines_at, rollout=0),
+                               extra=extra)
             rows = {r["name"]: r for r in res["rows"]}
             if T not in baselines_at:
                 baselines_at[T] = {k: v for k, v in rows.items() if not k.startswith("model")}

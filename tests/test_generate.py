@@ -7,6 +7,17 @@ from fake_encoder import HashEncoder, OneHotEncoder
 from nextvec.errors import FingerprintMismatch, NextvecError
 from nextvec.generate import GenerateOptions, checked_options, generate, split_prompt
 from nextvec.models.base import Prediction
+from nextvec.session import Session
+
+
+def session(model, store, enc, context_length=None, decoder=None):
+    """The model as an opened run (the encoder checked against the store), with an optional decoder."""
+    from nextvec.decode.spec import attach_decoder
+
+    s = Session.assemble(model, {"context_length": context_length} if context_length else None, store, encoder=enc)
+    if decoder is not None:
+        attach_decoder(s, decoder)
+    return s
 
 D = 8
 
@@ -49,7 +60,7 @@ def onehot_store(tmp_path):
 def test_rollout_appends_each_prediction(onehot_store):
     store, enc = onehot_store
     model = Roll()
-    out = generate(model, store, enc, "Sentence e0. Sentence e1.", GenerateOptions(steps=3))
+    out = generate(session(model, store, enc), "Sentence e0. Sentence e1.", GenerateOptions(steps=3))
     assert out["prompt_sentences"] == ["Sentence e0.", "Sentence e1."]
     # e1 -> e2 -> e3 -> e4 only if each prediction becomes the next step's last context vector.
     assert out["continuation"] == ["Sentence e2.", "Sentence e3.", "Sentence e4."]
@@ -63,13 +74,13 @@ def test_rollout_appends_each_prediction(onehot_store):
 def test_context_length_keeps_only_the_latest_vectors(onehot_store):
     store, enc = onehot_store
     model = Roll()
-    generate(model, store, enc, "Sentence e0. Sentence e1. Sentence e2.", GenerateOptions(steps=3), context_length=2)
+    generate(session(model, store, enc, context_length=2), "Sentence e0. Sentence e1. Sentence e2.", GenerateOptions(steps=3))
     assert model.seen == [2, 2, 2]
 
 
 def test_stops_when_the_prediction_stops_moving(onehot_store):
     store, enc = onehot_store
-    out = generate(Constant(), store, enc, "Sentence e0.", GenerateOptions(steps=5, stop_cos=0.9))
+    out = generate(session(Constant(), store, enc), "Sentence e0.", GenerateOptions(steps=5, stop_cos=0.9))
     # step 2 has cosine ~1 with step 1: stop there and drop it as a repeat
     assert out["stop_reason"] == "similar_to_previous" and out["steps_run"] == 2
     assert out["steps"][1]["cos_prev"] > 0.9 and out["steps"][1]["kept"] is False
@@ -78,7 +89,7 @@ def test_stops_when_the_prediction_stops_moving(onehot_store):
 
 def test_threshold_of_one_never_stops_early(onehot_store):
     store, enc = onehot_store
-    out = generate(Constant(), store, enc, "Sentence e0.", GenerateOptions(steps=4, stop_cos=1.0))
+    out = generate(session(Constant(), store, enc), "Sentence e0.", GenerateOptions(steps=4, stop_cos=1.0))
     assert out["stop_reason"] == "max_steps" and out["steps_run"] == 4 and len(out["continuation"]) == 4
 
 
@@ -91,7 +102,7 @@ def test_candidates_and_custom_decoder(onehot_store):
         def decode(self, vectors, k=1):
             return [[(f"dim{int(np.argmax(v))}", 0.5)] * k for v in vectors]
 
-    out = generate(Roll(), store, enc, "Sentence e5.", GenerateOptions(steps=2, k=2), decoder=Echo())
+    out = generate(session(Roll(), store, enc, decoder=Echo()), "Sentence e5.", GenerateOptions(steps=2, k=2))
     assert out["continuation"] == ["dim6", "dim7"]
     assert len(out["steps"][0]["candidates"]) == 2
 
@@ -99,9 +110,9 @@ def test_candidates_and_custom_decoder(onehot_store):
 def test_refuses_mismatched_encoder_and_empty_prompt(onehot_store):
     store, enc = onehot_store
     with pytest.raises(FingerprintMismatch):
-        generate(Roll(), store, HashEncoder(dim=D), "Sentence e0.")
+        generate(session(Roll(), store, HashEncoder(dim=D)), "Sentence e0.")
     with pytest.raises(NextvecError, match="empty"):
-        generate(Roll(), store, enc, "   ")
+        generate(session(Roll(), store, enc), "   ")
     with pytest.raises(NextvecError, match="steps"):
         checked_options(GenerateOptions, steps=0)
 
@@ -117,7 +128,7 @@ def test_refuses_a_model_of_another_dimension(onehot_store):
             return Prediction(y, y)
 
     with pytest.raises(NextvecError, match="9-d"):
-        generate(Wide(), store, enc, "Sentence e0.")
+        generate(session(Wide(), store, enc), "Sentence e0.")
 
 
 def test_split_prompt_uses_a_real_sentence_splitter():
@@ -137,7 +148,7 @@ def test_default_context_length_comes_from_the_model_config(onehot_store):
     store, enc = onehot_store
     model = Roll()
     model.config = type("C", (), {"context_length": 2})()
-    generate(model, store, enc, "Sentence e0. Sentence e1. Sentence e2.", GenerateOptions(steps=2))
+    generate(session(model, store, enc), "Sentence e0. Sentence e1. Sentence e2.", GenerateOptions(steps=2))
     assert model.seen == [2, 2]
 
 
@@ -174,11 +185,11 @@ class Deck(torch.nn.Module):
 def test_sampled_continuations_open_with_distinct_draws(onehot_store):
     """N continuations draw their first steps together, so a sampler without replacement gives N openings."""
     store, enc = onehot_store
-    out = generate(Deck(), store, enc, "Sentence e0.", GenerateOptions(steps=3, samples=4, seed=1))
+    out = generate(session(Deck(), store, enc), "Sentence e0.", GenerateOptions(steps=3, samples=4, seed=1))
     firsts = [r["steps"][0]["text"] for r in out["rollouts"]]
     assert len(set(firsts)) == 4 and out["text"] == out["rollouts"][0]["text"]
     assert all(len(r["steps"]) == 3 and "retention" in r["steps"][0] for r in out["rollouts"])
-    again = generate(Deck(), store, enc, "Sentence e0.", GenerateOptions(steps=3, samples=4, seed=1))
+    again = generate(session(Deck(), store, enc), "Sentence e0.", GenerateOptions(steps=3, samples=4, seed=1))
     assert [r["text"] for r in again["rollouts"]] == [r["text"] for r in out["rollouts"]]  # the seed repeats them
 
 
@@ -201,9 +212,9 @@ class Fixed:
 def test_no_repeat_decoding_skips_what_was_already_said(onehot_store):
     store, enc = onehot_store
     o = GenerateOptions(steps=4, samples=0, stop_cos=1.0)
-    out = generate(Roll(), store, enc, "Sentence e0.", o, decoder=Fixed())
+    out = generate(session(Roll(), store, enc, decoder=Fixed()), "Sentence e0.", o)
     # the prompt's own sentence is never repeated; each step takes the next unsaid candidate, then the nearest
     assert out["continuation"] == ["hub", "second", "third", "Sentence e0."]
     assert [s["score"] for s in out["steps"]] == [0.8, 0.7, 0.6, 0.9] and len(out["steps"][0]["candidates"]) == 1
-    plain = generate(Roll(), store, enc, "Sentence e0.", o.model_copy(update={"no_repeat": False}), decoder=Fixed())
+    plain = generate(session(Roll(), store, enc, decoder=Fixed()), "Sentence e0.", o.model_copy(update={"no_repeat": False}))
     assert plain["continuation"] == ["Sentence e0."] * 4

@@ -13,7 +13,7 @@ from storekit import build_store, random_docs
 from nextvec.cli import app
 from nextvec.config import IndexConfig, LVMConfig, load_config
 from nextvec.errors import NextvecError
-from nextvec.evaluate.memory import save_memory
+from nextvec.train.run_folder import save_memory
 from nextvec.index import store_unit_index
 from nextvec.integrity import IntegrityError, seal_json, sealed_file
 from nextvec.store import ConceptStore, StoreWriter
@@ -140,7 +140,7 @@ def test_an_import_refuses_an_input_file_that_changed_under_it(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from nextvec.vector_import import import_vectors
+    from nextvec.vector_import import ImportOptions, import_vectors
 
     def write(n, seed):
         v = np.random.default_rng(seed).normal(size=(n, 4)).astype(np.float32)
@@ -150,12 +150,11 @@ def test_an_import_refuses_an_input_file_that_changed_under_it(tmp_path):
 
     (tmp_path / "in").mkdir()
     write(200, 0)
-    import_vectors(tmp_path / "in", tmp_path / "s", encoder_name="x", normalized=False, shard_chunks=50,
-                   progress=False)
+    options = ImportOptions(encoder_name="x", normalized=False, shard_chunks=50, progress=False)
+    import_vectors(tmp_path / "in", tmp_path / "s", options)
     write(200, 1)  # same name and size, other content
     with pytest.raises(NextvecError, match="a.parquet"):
-        import_vectors(tmp_path / "in", tmp_path / "s", encoder_name="x", normalized=False, shard_chunks=50,
-                       progress=False)
+        import_vectors(tmp_path / "in", tmp_path / "s", options)
 
 
 def test_folders_from_before_hashes_still_load_and_say_so(tmp_path):

@@ -1,9 +1,9 @@
 """Multi-step generation: text prompt -> sentence vectors -> predicted vectors -> text.
 
-    from nextvec.generate import GenerateOptions
+    from nextvec.generate import GenerateOptions, generate
     from nextvec.session import Session
-    s = Session.open("runs/demo", "stores/demo", decoder="retrieval")
-    print(s.generate("First sentence. Second one.")["text"])  # 10 steps, one sampled continuation
+    s = Session.open("runs/demo", "stores/demo")
+    print(generate(s, "First sentence. Second one.")["text"])  # 10 steps, one sampled continuation
 
 Each step feeds the model the prompt's vectors plus every vector generated so far (a draw of the sampling
 head by default; with samples = 0 the raw point `y_dec`), decodes it, and stops early when it barely moves:
@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from nextvec.config import Strict
-from nextvec.errors import NextvecError, check_fingerprint
+from nextvec.errors import NextvecError
 from nextvec.vecmath import cosine_rows, unit_centroid, unit_rows
 
 
@@ -130,19 +130,16 @@ def _stopped(preds: np.ndarray, stop_cos: float) -> tuple[np.ndarray, list, str]
     return preds, cos_prev, "max_steps"
 
 
-def generate(model, store, encoder, prompt: str, options: GenerateOptions | None = None, decoder=None,
-             context_length: int | None = None) -> dict:
-    """Continue `prompt` by up to `options.steps` sentences (`Session.generate` calls this with its parts).
+def generate(session, prompt: str, options: GenerateOptions | None = None) -> dict:
+    """Continue `prompt` by up to `options.steps` sentences with the session's predictor (the model, with
+    its memory when one is attached), feeding it at most `session.context_length` recent vectors (all when
+    unknown), and decode each step with the session's decoder (attach one with
+    `nextvec.decode.spec.attach_decoder`; retrieval over every store chunk when it has none).
 
     Args:
-        model: a Predictor (e.g. `Session.open(...).predictor`).
-        store: the ConceptStore the model was trained on (its encoder fingerprint must match `encoder`).
-        encoder: encodes the prompt's sentences.
+        session: an opened run (nextvec.session.Session) with an encoder for the prompt.
         options: GenerateOptions (steps, stop_cos, k, and samples / temperature / guidance / seed: with
             samples = N >= 1, N sampled continuations).
-        decoder: anything with `decode(vectors, k)`; default the retrieval decoder over all store chunks.
-        context_length: feed the model at most this many most recent vectors (default: the model's
-            `config.context_length` when it has one, else all).
 
     Returns a dict: prompt_sentences, steps (per step: step, text, score, cos_prev, retention (cosine to the
     prompt's unit centroid), kept, candidates),
@@ -150,16 +147,12 @@ def generate(model, store, encoder, prompt: str, options: GenerateOptions | None
     "max_steps"), steps_run, decoder (which decoder answered); sampled, also `samples` (N) and `rollouts`
     (N dicts of steps, continuation, text, stop_reason, steps_run: the first is the top-level one).
     """
-    from nextvec.decode.spec import decoder_name
+    from nextvec.decode.spec import attach_decoder, decoder_name
 
     o = options or GenerateOptions()
-    context, sentences = encode_prompt(store, encoder, prompt)
-    if decoder is None:
-        from nextvec.decode.nearest import RetrievalDecoder
-
-        decoder = RetrievalDecoder(store)
-    if context_length is None:  # the training context length when the model carries its config
-        context_length = getattr(getattr(model, "config", None), "context_length", None)
+    model, context_length = session.predictor, session.context_length
+    context, sentences = encode_prompt(session.store, session.need_encoder(), prompt)
+    decoder = session.decoder or attach_decoder(session, "retrieval")
     head = {"prompt_sentences": sentences, "decoder": decoder_name(decoder), "stop_cos": o.stop_cos}
     topic = unit_centroid(context)  # the prompt's topic
     said = sentences if o.no_repeat else None
@@ -175,8 +168,8 @@ def generate(model, store, encoder, prompt: str, options: GenerateOptions | None
 
 
 def encode_prompt(store, encoder, prompt: str) -> tuple[np.ndarray, list[str]]:
-    """Prompt -> (its sentence vectors (L, D), the sentences), split the way the store was chunked."""
-    check_fingerprint(store.fingerprint, encoder.fingerprint(), "the prompt encoder")
+    """Prompt -> (its sentence vectors (L, D), the sentences), split the way the store was chunked (the
+    encoder is the store's: the session checked it)."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise NextvecError("the prompt is empty; give at least one sentence")
     max_chars = store.manifest.get("params", {}).get("max_chars") if hasattr(store, "manifest") else None

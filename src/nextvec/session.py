@@ -1,13 +1,17 @@
-"""The one place a trained run is opened: model, metadata, store, encoder, memory and decoder, checked once.
+"""The one place a trained run is opened: model, metadata, store, encoder and memory, checked once.
 
+    from nextvec.decode.spec import attach_decoder
+    from nextvec.generate import generate
     from nextvec.session import Session
-    s = Session.open("runs/demo", "stores/demo", decoder="learned:runs/decoder")
-    print(s.generate("First sentence. Second one.")["text"])
+    s = Session.open("runs/demo", "stores/demo")
+    attach_decoder(s, "learned:runs/decoder")
+    print(generate(s, "First sentence. Second one.")["text"])
 
-`serve`, `evaluate`, `diagnose`, `generate`, `report` and the decoder evaluation all call `Session.open`;
-`Session.assemble` does the same checks for parts already in memory (tests, embedding in other code).
-Checks: the store was made by the checkpoint's encoder (fingerprint and dimension), the encoder is the
-store's, and a learned decoder was trained for the store's encoder.
+A Session is the value everything downstream takes: `evaluate_run`, `diagnose_run`, `write_report`,
+`generate`, the server and the decoder evaluation. `Session.open` loads a run; `Session.assemble` makes one
+from parts already in memory (tests, baselines, embedding in other code). The checks happen here, once: the
+store was made by the checkpoint's encoder (fingerprint and dimension) and the encoder is the store's.
+The run-level files (memory.json, the index section of config.json) are read and written here too.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from pathlib import Path
 
 from nextvec.errors import NextvecError, check_fingerprint
 
-MEMORY_FILE = "memory.json"
 DEFAULT_CONTEXT_LENGTH = 5
 
 
@@ -53,18 +56,9 @@ def resolve_context_length(model, context_length: int | None, meta: dict | None 
     return known_context_length(model, meta) or DEFAULT_CONTEXT_LENGTH
 
 
-def run_index_config(run_dir):
-    """The `index` section of RUN/config.json (defaults for runs saved before it existed)."""
-    from nextvec.config import IndexConfig
-
-    from nextvec.train.run_folder import read_run_json
-
-    return IndexConfig(**(read_run_json(run_dir, "config.json") or {}).get("index", {}))
-
-
 def load_memory(model, store, run_dir):
     """The model with its fitted successor memory when RUN/memory.json holds a nonzero weight, else None."""
-    from nextvec.train.run_folder import read_run_json
+    from nextvec.train.run_folder import MEMORY_FILE, read_run_json, run_index_config
 
     fit = read_run_json(run_dir, MEMORY_FILE) if Path(run_dir).is_dir() else None
     if not fit or not fit.get("weight") and not fit.get("sample_weight"):
@@ -98,30 +92,26 @@ class Session:
     checkpoint: str = ""
 
     @classmethod
-    def open(cls, run, store, encoder="auto", memory: bool = False, decoder=None, decoder_options=None,
-             device: str = "cpu") -> Session:
+    def open(cls, run, store, encoder="auto", memory: bool = False, device: str = "cpu") -> Session:
         """Load RUN (a run folder: its best checkpoint, else last; or a checkpoint file) for STORE.
 
         encoder: "auto" (the store's), "none"/None, a `load_encoder` spec or an encoder object.
         memory: attach the run's fitted successor memory (memory.json), when it has one.
-        decoder: None, a spec (retrieval | vec2text[:PATH] | learned:PATH, see nextvec.decode.spec) or an
-            object with decode(vectors, k); decoder_options: a DecoderOptions for the spec.
+        A decoder is attached by `nextvec.decode.spec.attach_decoder`.
         """
         from nextvec.train.checkpoint import load_model
 
         store = _open_store(store)
         model, meta = load_model(run, device=device)  # `assemble` checks the store's fingerprint, once
         run_dir = Path(meta.get("run_dir") or run)
-        s = cls.assemble(model, meta, store, encoder=encoder, decoder=decoder, decoder_options=decoder_options,
-                         run_dir=run_dir if run_dir.is_dir() else None)
+        s = cls.assemble(model, meta, store, encoder=encoder, run_dir=run_dir if run_dir.is_dir() else None)
         if memory:  # after the checks: the memory indexes the store's train split
             s.memory = load_memory(model, s.store, run_dir)
         return s
 
     @classmethod
-    def assemble(cls, model, meta: dict | None, store, encoder=None, decoder=None, decoder_options=None,
-                 memory=None, run_dir=None) -> Session:
-        """A session from parts already loaded; the same checks as `open`."""
+    def assemble(cls, model, meta: dict | None, store, encoder=None, memory=None, run_dir=None) -> Session:
+        """A session from parts already loaded (any Predictor as `model`); the same checks as `open`."""
         store, meta = _open_store(store), dict(meta or {})
         if meta.get("fingerprint"):
             check_fingerprint(meta["fingerprint"], store.fingerprint, f"the store at {store.root}")
@@ -129,23 +119,9 @@ class Session:
             raise NextvecError(f"the model works in {meta['dim']}-d vectors but the store at {store.root} is {store.dim}-d")
         if hasattr(model, "eval"):
             model.eval()
-        s = cls(model, meta, store, open_encoder(store, encoder), memory=memory, run_dir=run_dir,
-                context_length=known_context_length(model, meta),
-                checkpoint=str(meta.get("path", run_dir or "")))
-        if decoder is not None:
-            s.attach_decoder(decoder, decoder_options)
-        return s
-
-    def attach_decoder(self, decoder, options=None):
-        """Set the decoder from a spec string (or an object with decode(vectors, k)); returns it."""
-        if isinstance(decoder, str):
-            from nextvec.decode.spec import load_decoder
-
-            decoder = load_decoder(decoder, self.store, self.encoder, options)
-        elif not getattr(decoder, "spec", None):
-            decoder.spec = type(decoder).__name__  # what responses name as the decoder that answered
-        self.decoder = decoder
-        return decoder
+        return cls(model, meta, store, open_encoder(store, encoder), memory=memory, run_dir=run_dir,
+                   context_length=known_context_length(model, meta),
+                   checkpoint=str(meta.get("path", run_dir or "")))
 
     @property
     def predictor(self):
@@ -159,10 +135,3 @@ class Session:
         if self.encoder is None:
             raise NextvecError("this session has no encoder (encoder='none'): give vectors, not texts")
         return self.encoder
-
-    def generate(self, prompt: str, options=None) -> dict:
-        """`nextvec.generate.generate` with this session's predictor, store, encoder and decoder."""
-        from nextvec.generate import generate
-
-        return generate(self.predictor, self.store, self.need_encoder(), prompt, options, decoder=self.decoder,
-                        context_length=self.context_length)

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 from nextvec.cli import app
 from nextvec.config import load_config
 from nextvec.decode.learned import LearnedDecoderConfig, LearnedDecoder
-from nextvec.decode.spec import DecoderOptions, load_decoder, parse_decoder_spec
+from nextvec.decode.spec import DecoderOptions, attach_decoder, load_decoder, parse_decoder_spec
 from nextvec.encode.hashing import HashingEncoder
 from nextvec.errors import FingerprintMismatch, NextvecError
-from nextvec.generate import GenerateOptions, encode_prompt, rollouts
+from nextvec.generate import GenerateOptions, encode_prompt, generate, rollouts
 from nextvec.serve.app import create_app
 from nextvec.session import Session
 from tests.conftest import build_store, random_docs
@@ -87,8 +87,9 @@ def test_learned_spec_is_the_trained_decoder_and_refuses_other_encoders(trained,
 def test_generate_with_the_learned_decoder_from_python_and_the_cli(trained):
     run, store, dec_dir = trained
     spec = f"learned:{dec_dir}"
-    session = Session.open(run, store.root, decoder=spec)
-    out = session.generate(PROMPT, GenerateOptions(steps=3, stop_cos=1.0, samples=0))
+    session = Session.open(run, store.root)
+    attach_decoder(session, spec)
+    out = generate(session, PROMPT, GenerateOptions(steps=3, stop_cos=1.0, samples=0))
     context, _ = encode_prompt(session.store, session.encoder, PROMPT)
     preds, _, _ = rollouts(session.model, context, 3, stop_cos=1.0, context_length=session.context_length)[0]
     want = [c[0][0] for c in LearnedDecoder.load(dec_dir, encoder=HashingEncoder(D)).decode(preds, k=1)]
@@ -108,7 +109,9 @@ def test_http_decode_and_generate_answer_with_the_learned_decoder(trained):
     spec = f"learned:{dec_dir}"
     v = store.get(np.arange(5))
     want = [c[:2] for c in LearnedDecoder.load(dec_dir, encoder=HashingEncoder(D)).decode(v, k=2)]
-    with TestClient(create_app(Session.open(run, store.root, decoder=spec))) as c:
+    session = Session.open(run, store.root)
+    attach_decoder(session, spec)
+    with TestClient(create_app(session)) as c:
         assert c.get("/health").json()["decoder"] == spec
         r = c.post("/decode", json={"vectors": v.tolist(), "k": 2}).json()
         g = c.post("/generate", json={"prompt": PROMPT, "steps": 2}).json()

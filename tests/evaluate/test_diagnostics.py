@@ -10,7 +10,8 @@ import pytest
 from evalkit import AlwaysMean, OracleNext, make_store, random_docs
 from nextvec.evaluate import diagnose_run, format_diagnosis, write_json
 from nextvec.decode.nearest import RetrievalDecoder
-from nextvec.evaluate.diagnostics import decoder_abc, retrieval_decoder
+from nextvec.evaluate.diagnostics import DiagnoseOptions, decoder_abc, retrieval_decoder
+from nextvec.session import Session
 
 DIAGNOSE_KEYS = {"std_ratio_median", "rankme_pred", "rankme_target", "pairwise_cos_pred", "pairwise_cos_target",
                  "mean_baseline_cosine", "model_cosine", "abc", "collapsed", "verdict", "checks", "thresholds"}
@@ -22,7 +23,7 @@ def store(tmp_path):
 
 
 def test_always_mean_is_collapsed(store):
-    d = diagnose_run(AlwaysMean(store), store, "test", context_length=3, n_decode=20)
+    d = diagnose_run(Session.assemble(AlwaysMean(store), {"context_length": 3}, store), DiagnoseOptions(n_decode=20))
     assert d["collapsed"] is True
     assert d["verdict"].startswith("COLLAPSED")
     status = {c["check"]: c["status"] for c in d["checks"]}
@@ -34,7 +35,7 @@ def test_always_mean_is_collapsed(store):
 
 
 def test_noisy_oracle_is_healthy(store):
-    d = diagnose_run(OracleNext(store, noise=0.05), store, "test", context_length=3, n_decode=40)
+    d = diagnose_run(Session.assemble(OracleNext(store, noise=0.05), {"context_length": 3}, store), DiagnoseOptions(n_decode=40))
     assert d["collapsed"] is False
     assert d["verdict"].startswith("not collapsed")
     assert 0.9 < d["std_ratio_median"] < 1.25
@@ -44,7 +45,7 @@ def test_noisy_oracle_is_healthy(store):
 
 
 def test_schema_and_strict_json(store, tmp_path):
-    d = diagnose_run(OracleNext(store, noise=0.05), store, "test", context_length=3, n_decode=10)
+    d = diagnose_run(Session.assemble(OracleNext(store, noise=0.05), {"context_length": 3}, store), DiagnoseOptions(n_decode=10))
     assert DIAGNOSE_KEYS <= set(d)
     for test in ("A", "B", "C"):
         assert {"exact_match", "cosine"} <= set(d["abc"][test])

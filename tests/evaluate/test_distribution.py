@@ -7,9 +7,11 @@ import torch
 from evalkit import AlwaysMean, OracleNext, make_store, one_hot_docs, random_docs
 from nextvec.data.windows import window_targets
 from nextvec.evaluate.distribution import evaluate_distributions, frechet_distance
-from nextvec.evaluate.rollout import KnnWalk, evaluate_rollouts, format_rollout, rollout_prompts, sample_rollouts
+from nextvec.evaluate.diagnostics import DiagnoseOptions
+from nextvec.evaluate.rollout import KnnWalk, RolloutOptions, evaluate_rollouts, format_rollout, rollout_prompts, sample_rollouts
 from nextvec.models.baselines import CopyLastBaseline
 from nextvec.models.samplers import KnnSuccessorSampler, residual_covariance
+from nextvec.session import Session
 
 SPLITS = [0] * 6 + [1] * 3 + [2] * 3  # 6 train, 3 val, 3 test documents
 
@@ -59,8 +61,8 @@ def test_point_plus_gaussian_fits_the_covariance_of_val_residuals(onehot):
 
 
 def test_oracle_continuations_match_the_real_one_at_every_horizon(onehot):
-    res = evaluate_rollouts({"oracle": (OracleNext(onehot), 3, "sample")}, onehot, "test", horizon=6, prompts=10,
-                            prefix=3, knn_walk=False)
+    res = evaluate_rollouts({"oracle": (OracleNext(onehot), 3, "sample")}, onehot, RolloutOptions(horizon=6, prompts=10,
+                            prefix=3, knn_walk=False))
     assert res["prompts"] == 3  # every test document is long enough
     o = res["predictors"]["oracle"]
     assert all(e < 1e-4 for e in o["energy"]) and o["repeat_rate"] == 0.0
@@ -71,7 +73,7 @@ def test_oracle_continuations_match_the_real_one_at_every_horizon(onehot):
 
 
 def test_a_point_rollout_of_the_mean_repeats_from_its_second_step(onehot):
-    res = evaluate_rollouts({"mean": (AlwaysMean(onehot), 3, "point")}, onehot, "test", horizon=6, prompts=10, prefix=3)
+    res = evaluate_rollouts({"mean": (AlwaysMean(onehot), 3, "point")}, onehot, RolloutOptions(horizon=6, prompts=10, prefix=3))
     m = res["predictors"]["mean"]
     assert m["repeats"] == [0.0] + [1.0] * 5 and m["repeat_rate"] == pytest.approx(5 / 6)
     walk = res["predictors"]["knn_walk"]
@@ -110,7 +112,7 @@ def test_rollouts_need_long_enough_documents(onehot):
     from nextvec.errors import NextvecError
 
     with pytest.raises(NextvecError, match="no test document has 20 chunks"):
-        evaluate_rollouts({"mean": (AlwaysMean(onehot), 3, "point")}, onehot, "test", horizon=15, prefix=5)
+        evaluate_rollouts({"mean": (AlwaysMean(onehot), 3, "point")}, onehot, RolloutOptions(horizon=15, prefix=5))
 
 
 class MeanPointRealSamples(AlwaysMean):
@@ -129,8 +131,8 @@ class MeanPointRealSamples(AlwaysMean):
 def test_diagnose_judges_a_sampler_on_its_samples_and_a_point_model_on_its_point(onehot):
     from nextvec.evaluate.diagnostics import diagnose_run
 
-    sampler = diagnose_run(MeanPointRealSamples(onehot), onehot, "test", context_length=3, n_decode=5)
-    point = diagnose_run(AlwaysMean(onehot), onehot, "test", context_length=3, n_decode=5)
+    sampler = diagnose_run(Session.assemble(MeanPointRealSamples(onehot), {"context_length": 3}, onehot), DiagnoseOptions(n_decode=5))
+    point = diagnose_run(Session.assemble(AlwaysMean(onehot), {"context_length": 3}, onehot), DiagnoseOptions(n_decode=5))
     assert sampler["judged_on"] == "samples" and not sampler["collapsed"]
     assert sampler["verdict"].startswith("not collapsed (judged on samples: realistic")
     assert point["judged_on"] == "point" and point["collapsed"] and point["verdict"].startswith("COLLAPSED")

@@ -55,14 +55,17 @@ def report(tmp_path_factory):
     from nextvec.integrity import seal_json  # each line as RunFolder.log writes it
 
     (root / "run" / "metrics.jsonl").write_text("".join(seal_json(r).decode() + "\n" for r in records))
-    from nextvec.evaluate.rollout import evaluate_rollouts
-    from nextvec.evaluate.runner import evaluate_run
+    from nextvec.evaluate.report import ReportOptions
+    from nextvec.evaluate.rollout import RolloutOptions, evaluate_rollouts
+    from nextvec.evaluate.runner import EvaluateOptions, evaluate_run
+    from nextvec.session import Session
 
-    evaluation = evaluate_run(model, store, "test", context_length=3, samples=0)
-    evaluation["rollout"] = evaluate_rollouts({"model (point)": (model, 3, "point")}, store, "test", horizon=3, prefix=3)
+    session = Session.open(root / "run", store, encoder=None)
+    evaluation = evaluate_run(session, EvaluateOptions(samples=0, rollout=0))
+    evaluation["rollout"] = evaluate_rollouts({"model (point)": (model, 3, "point")}, store, RolloutOptions(horizon=3, prefix=3))
     continuation = {"prompt": ["<b>a prompt</b>"], "true": [{"text": "true 1", "retention": 0.5}] * 2,
                     "continuations": {"sampled": [{"text": "step <1>", "retention": 0.4}]}}  # stopped after 1
-    md = write_report(root / "run", store, out_dir=root / "rep", n_examples=4, evaluation=evaluation,
+    md = write_report(session, ReportOptions(out=root / "rep", examples=4), evaluation=evaluation,
                       continuation=continuation)
     return md, md.with_suffix(".html")
 

@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from storekit import build_store, random_docs
 from nextvec.cli import app
 from nextvec.data.windows import gather_windows, window_targets
-from nextvec.evaluate.memory import (SAMPLE_THRESHOLDS, SAMPLE_WEIGHTS, THRESHOLDS, TOPIC_TIE, TOPIC_WEIGHTS, WEIGHTS,
-                                     fit_memory, save_memory)
+from nextvec.models.memory_fit import (SAMPLE_THRESHOLDS, SAMPLE_WEIGHTS, THRESHOLDS, TOPIC_TIE, TOPIC_WEIGHTS,
+                                       WEIGHTS, fit_memory)
+from nextvec.train.run_folder import save_memory
 from nextvec.session import load_memory
 from nextvec.models.baselines import LinearAverageBaseline
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory, combine

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from storekit import build_store
 from fake_encoder import HashEncoder
+from nextvec.decode.spec import attach_decoder
 from nextvec.errors import FingerprintMismatch, NextvecError
 from nextvec.models.base import Prediction
 from nextvec.generate import GenerateOptions
@@ -123,7 +124,8 @@ def test_generate_matches_the_library(parts):
     with make_client(parts) as c:
         r = c.post("/generate", json={"prompt": "The cat sat on the mat. It purred all night.", "steps": 3})
     assert r.status_code == 200, r.text
-    want = generate(Roll(), store, enc, "The cat sat on the mat. It purred all night.", GenerateOptions(steps=3), context_length=4)
+    want = generate(Session.assemble(Roll(), {"context_length": 4}, store, encoder=enc),
+                    "The cat sat on the mat. It purred all night.", GenerateOptions(steps=3))
     got = r.json()
     assert got["continuation"] == want["continuation"] and got["stop_reason"] == want["stop_reason"]
     assert got["prompt_sentences"] == ["The cat sat on the mat.", "It purred all night."]
@@ -273,7 +275,9 @@ def test_concurrent_decodes_share_one_search_and_keep_their_own_k(parts):
             time.sleep(0.05)
             return inner.decode(vectors, k)
 
-    app = create_app(Session.assemble(Roll(), meta, store, encoder=enc, decoder=Slow()))
+    session = Session.assemble(Roll(), meta, store, encoder=enc)
+    attach_decoder(session, Slow())
+    app = create_app(session)
     texts = [t for d in DOCS for t in d]
 
     async def main():

@@ -21,10 +21,10 @@ def demo_cmd(
     decoded by retrieval, and write a report. Rerunning reuses the finished store and run."""
     from nextvec.config import LVMConfig, load_config
     from nextvec.corpus import get_corpus
-    from nextvec.decode.spec import DecoderOptions
+    from nextvec.decode.spec import DecoderOptions, attach_decoder
     from nextvec.evaluate import diagnose_run, evaluate_run, format_diagnosis, format_table, write_json
-    from nextvec.evaluate.report import write_report
-    from nextvec.evaluate.rollout import evaluate_rollouts, format_rollout, run_rollout_predictors
+    from nextvec.evaluate.report import ReportOptions, write_report
+    from nextvec.evaluate.rollout import format_rollout
     from nextvec.ingest import ingest
     from nextvec.session import Session
     from nextvec.train.loop import train
@@ -38,7 +38,7 @@ def demo_cmd(
     typer.secho("[2/6] ingest (sentences -> all-MiniLM-L6-v2 vectors -> concept store + data card)", bold=True)
     from nextvec.cli.ingest import format_info
 
-    typer.echo(format_info(ingest(corpus, store_path, encoder="minilm")))
+    typer.echo(format_info(ingest(corpus, store_path)))
 
     typer.secho(f"[3/6] train the default recipe for up to {minutes} min", bold=True)
     if (run_path / "summary.json").is_file():
@@ -49,15 +49,10 @@ def demo_cmd(
         typer.echo(json.dumps({k: summary[k] for k in summary if not isinstance(summary[k], (dict, list))}, indent=1))
         for w in summary.get("warnings", []):
             typer.secho(f"warning: {w}", fg="yellow")
-    # decode against TRAIN chunks only: the prompts of step 6 (and their true continuations) are test documents
-    session = Session.open(run_path, store_path, decoder="retrieval", decoder_options=DecoderOptions(split="train"),
-                           memory=True)
-    model, meta, store = session.model, session.meta, session.store
+    session = Session.open(run_path, store_path, memory=True)
 
     typer.secho("[4/6] evaluate on the test split (documents never seen in training), beside every baseline", bold=True)
-    res = evaluate_run(model, store, "test", context_length=meta["context_length"], meta=meta,
-                       extra={} if session.memory is None else {"model+memory": session.memory})
-    res["rollout"] = evaluate_rollouts(run_rollout_predictors(model, session.memory, res["context_length"]), store)
+    res = evaluate_run(session)
     write_json(res, workdir / "evaluate.json")
     typer.echo(format_table(res))
     from nextvec.evaluate.distribution import format_distribution
@@ -67,11 +62,13 @@ def demo_cmd(
     typer.echo(format_rollout(res["rollout"]))
 
     typer.secho("[5/6] collapse diagnostics", bold=True)
-    diag = diagnose_run(model, store, "test", context_length=meta["context_length"], meta=meta)
+    diag = diagnose_run(session)
     write_json(diag, workdir / "diagnose.json")
     typer.echo(format_diagnosis(diag))
 
     typer.secho("[6/6] generate 10 steps from a test document's first 5 sentences; write the report", bold=True)
+    # decode against TRAIN chunks only: the prompts (and their true continuations) are test documents
+    attach_decoder(session, "retrieval", DecoderOptions(split="train"))
     example = demo_continuation(session)
     write_json(example, workdir / "continuation.json")
     typer.echo(f"prompt (a test document): {' '.join(example['prompt'])}")
@@ -79,7 +76,7 @@ def demo_cmd(
         typer.echo(f" {name} (retention = cosine to the prompt's centroid):")
         for h, st in enumerate(steps, 1):
             typer.echo(f"  {h:2d} ({st['retention']:.2f}) {st['text']}")
-    report = write_report(run_path, store, out_dir=workdir / "report", evaluation=res, diagnosis=diag,
+    report = write_report(session, ReportOptions(out=workdir / "report"), evaluation=res, diagnosis=diag,
                           continuation=example)
     typer.secho(f"report: {report}", bold=True)
 
@@ -89,7 +86,7 @@ def demo_continuation(session, prefix: int = 5, steps: int = 10) -> dict:
     sampled (seed 0) and point continuations, each step with its topic retention (cosine to the unit
     centroid of the prompt's vectors)."""
     from nextvec.evaluate.rollout import rollout_prompts
-    from nextvec.generate import GenerateOptions
+    from nextvec.generate import GenerateOptions, generate
     from nextvec.vecmath import unit_centroid, unit_rows
 
     store = session.store
@@ -101,6 +98,6 @@ def demo_continuation(session, prefix: int = 5, steps: int = 10) -> dict:
                                       for t, r in zip(store.texts(range(a + prefix, a + prefix + steps)), true)],
            "continuations": {}}
     for label, samples in (("sampled (seed 0)", 1), ("point (y_dec fed back)", 0)):
-        gen = session.generate(" ".join(prompt), GenerateOptions(steps=steps, samples=samples))
+        gen = generate(session, " ".join(prompt), GenerateOptions(steps=steps, samples=samples))
         out["continuations"][label] = [{"text": s["text"], "retention": s["retention"]} for s in gen["steps"] if s["kept"]]
     return out

@@ -30,14 +30,15 @@ def diagnose_cmd(
     A/B/C, RankMe and mean pairwise cosine of predictions vs targets, and a verdict per check with its
     thresholds."""
     from nextvec.errors import NextvecError
+    from nextvec.decode.spec import attach_decoder
     from nextvec.evaluate import diagnose_run, format_diagnosis, write_json
+    from nextvec.evaluate.diagnostics import DiagnoseOptions
     from nextvec.evaluate.report import plot_std_ratio_hist
     from nextvec.session import Session
 
-    s = Session.open(run, store, encoder=None if decoder == "retrieval" else encoder, decoder=decoder)
-    res = diagnose_run(s.model, s.store, split, context_length=s.context_length, max_windows=max_windows,
-                       n_decode=n_decode, decoder=s.decoder, encoder=s.encoder, meta=s.meta, checkpoint=s.checkpoint,
-                       samples=samples)
+    s = Session.open(run, store, encoder=None if decoder == "retrieval" else encoder)
+    attach_decoder(s, decoder)
+    res = diagnose_run(s, DiagnoseOptions(split=split, max_windows=max_windows, n_decode=n_decode, samples=samples))
     typer.echo(format_diagnosis(res))
     if json_path is not None:
         typer.echo(f"results written to {write_json(res, json_path)}")

@@ -44,23 +44,13 @@ def evaluate_cmd(
     the previous step and repeats, for the model with its memory, the model alone, its point rollout and the
     kNN walk."""
     from nextvec.evaluate import evaluate_run, format_summary, format_table, write_json
+    from nextvec.evaluate.runner import EvaluateOptions
     from nextvec.session import Session
 
-    s = Session.open(run, store, encoder=None, memory=memory)
-    extra = {} if s.memory is None else {"model+memory": s.memory}
-    res = evaluate_run(s.model, s.store, split, context_length=s.context_length, baselines=baselines,
-                       batch_size=batch_size, max_windows=max_windows, seed=seed, meta=s.meta,
-                       checkpoint=s.checkpoint, extra=extra, samples=samples, dist_max_windows=dist_windows)
-    if rollout:
-        from nextvec.errors import NextvecError
-        from nextvec.evaluate.rollout import evaluate_rollouts, run_rollout_predictors
-
-        try:
-            res["rollout"] = evaluate_rollouts(run_rollout_predictors(s.model, s.memory, res["context_length"]),
-                                               s.store, split, horizon=rollout, prompts=rollouts, prefix=prefix,
-                                               k=samples or 8, seed=seed)
-        except NextvecError as e:  # documents too short: the one-step tables stand; say why there is no rollout
-            res["rollout"] = {"skipped": str(e)}
+    options = EvaluateOptions(split=split, baselines=baselines, max_windows=max_windows, batch_size=batch_size,
+                              seed=seed, samples=samples, dist_windows=dist_windows, rollout=rollout,
+                              rollouts=rollouts, prefix=prefix)
+    res = evaluate_run(Session.open(run, store, encoder=None, memory=memory), options)
     typer.echo(format_summary(res))
     typer.echo("")
     typer.echo(format_table(res))

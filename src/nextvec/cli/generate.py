@@ -1,4 +1,4 @@
-"""`nextvec generate`: a thin wrapper over Session.open + Session.generate."""
+"""`nextvec generate`: a thin wrapper over Session.open + nextvec.generate.generate."""
 
 from __future__ import annotations
 
@@ -47,8 +47,9 @@ def generate_cmd(
     Stops early when a prediction's cosine to the previous one exceeds --stop-cos (Large Concept Model
     criterion); each step prints the decoder's score (retrieval: cosine to the nearest store chunk).
     """
-    from nextvec.decode.spec import DecoderOptions
+    from nextvec.decode.spec import DecoderOptions, attach_decoder
     from nextvec.errors import NextvecError
+    from nextvec.generate import generate
     from nextvec.session import Session
 
     if not prompt.strip():  # refused before the model, store and encoder load
@@ -56,9 +57,9 @@ def generate_cmd(
     options = checked_options(GenerateOptions, steps=steps, stop_cos=stop_cos, k=k, samples=samples,
                               temperature=temperature, guidance=guidance, flow_steps=flow_steps, seed=seed,
                               no_repeat=no_repeat)
-    session = Session.open(run, store, encoder=encoder, memory=memory, decoder=decoder,
-                           decoder_options=DecoderOptions(split=split))
-    out = session.generate(prompt, options)
+    session = Session.open(run, store, encoder=encoder, memory=memory)
+    attach_decoder(session, decoder, DecoderOptions(split=split))
+    out = generate(session, prompt, options)
     if as_json:
         typer.echo(json.dumps(out, indent=2))
         return

@@ -57,10 +57,10 @@ def evaluate_decoder_cmd(
     Token F1, BLEU, exact match and round-trip cosine of the learned decoder beside the retrieval decoder,
     on exact, noised (sigma 0.01, 0.05) and (with --run) model-predicted vectors."""
     require("sacrebleu", "decoder-eval", "nextvec evaluate-decoder")  # BLEU; fail before loading any model
-    from nextvec.decode.learned_eval import evaluate_decoder, format_table
+    from nextvec.decode.learned_eval import DecoderEvalOptions, evaluate_decoder, format_table
     from nextvec.decode.spec import DecoderOptions, load_decoder, parse_decoder_spec
     from nextvec.errors import NextvecError
-    from nextvec.session import open_encoder
+    from nextvec.session import Session, open_encoder
     from nextvec.store import open_store
 
     if parse_decoder_spec(decoder)[0] != "learned":
@@ -69,8 +69,9 @@ def evaluate_decoder_cmd(
     enc = open_encoder(st, encoder)
     options = DecoderOptions(device=device, no_repeat_ngram=no_repeat_ngram, samples=samples, seed=seed)
     dec = load_decoder(decoder, st, enc, options)
-    res = evaluate_decoder(dec, st, enc, split=split, n=n, steps=steps, run=run,
-                           retrieval_split=None if retrieval_split == "all" else retrieval_split, seed=seed)
+    lvm = None if run is None else Session.open(run, st, encoder=None)
+    res = evaluate_decoder(dec, st, enc, DecoderEvalOptions(split=split, n=n, steps=steps, seed=seed,
+                           retrieval_split=None if retrieval_split == "all" else retrieval_split), run=lvm)
     typer.echo(format_table(res))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,9 @@ def report_cmd(
 
     Training curves of every loss term and val metric, the evaluate table, the collapse diagnosis with
     its std-ratio histogram, and example predictions decoded by retrieval beside the true next sentence."""
-    from nextvec.evaluate.report import write_report
+    from nextvec.evaluate.report import ReportOptions, write_report
+    from nextvec.session import Session
 
-    path = write_report(run, store, out_dir=out, split=split, max_windows=max_windows, n_examples=examples)
+    path = write_report(Session.open(run, store, encoder=None),
+                        ReportOptions(out=out, split=split, max_windows=max_windows, examples=examples))
     typer.echo(f"report written to {path} (and {path.with_suffix('.html')})")

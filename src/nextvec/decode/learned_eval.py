@@ -13,7 +13,9 @@ The retrieval decoder searches the TRAIN split by default, so a held-out sentenc
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
+from nextvec.config import Strict
 from nextvec.decode.learned import LearnedDecoder
 from nextvec.decode.learned_train import noisy
 from nextvec.decode.metrics import text_metrics
@@ -27,13 +29,27 @@ def _summary(texts, refs, cos) -> dict:
     return {**text_metrics(texts, refs), "round_trip_cosine": float(np.mean(cos)) if len(cos) else float("nan")}
 
 
-def predicted_vectors(run, store, split: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n, D) next-vector predictions (y_cos) of an LVM run on `split`, and the target chunk ids."""
+class DecoderEvalOptions(Strict):
+    """What `nextvec evaluate-decoder` (and `evaluate_decoder`) measures; the CLI's flags are these fields."""
+
+    split: str = Field("test", description="train | val | test.")
+    n: int = Field(300, ge=1, description="Held-out chunks to decode (sampled with --seed).")
+    steps: int | None = Field(None, ge=0, description="Correction passes after the first (vec2text style; default "
+                                                      "the decoder's).")
+    retrieval_split: str | None = Field("train", description="Bank of the retrieval decoder: train | val | test "
+                                                             "(None: every chunk).")
+    seed: int = Field(0, description="Seed of the sample and the noise.")
+    noise_levels: tuple[float, ...] = NOISE_LEVELS
+    examples: int = Field(10, ge=0, description="Decoded examples kept in the result.")
+
+
+def predicted_vectors(session, split: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, D) next-vector predictions (y_cos) of an opened LVM run on `split`, and the target chunk ids."""
     from nextvec.data.windows import window_targets
     from nextvec.models.base import predict_windows
-    from nextvec.session import Session, resolve_context_length
+    from nextvec.session import resolve_context_length
 
-    session = Session.open(run, store, encoder=None)
+    store = session.store
     targets = window_targets(store, split)
     if len(targets) == 0:
         raise NextvecError(f"split {split!r} of {store.root} has no windows to predict")
@@ -44,17 +60,19 @@ def predicted_vectors(run, store, split: str, n: int, seed: int) -> tuple[np.nda
     return y_cos, targets
 
 
-def evaluate_decoder(decoder: LearnedDecoder, store, encoder, split: str = "test", n: int = 300, steps: int | None = None,
-                     noise_levels=NOISE_LEVELS, run=None, retrieval_split: str | None = "train", seed: int = 0,
-                     n_examples: int = 10) -> dict:
-    """Metrics of `decoder` (with `steps` correction passes) and the retrieval decoder on `split` of `store`."""
+def evaluate_decoder(decoder: LearnedDecoder, store, encoder, options: DecoderEvalOptions | None = None,
+                     run=None) -> dict:
+    """Metrics of `decoder` (with `options.steps` correction passes) and the retrieval decoder on a split of
+    `store`; `run`, an opened LVM Session on the same store, adds its predicted next vectors."""
     from nextvec.decode.nearest import RetrievalDecoder
 
+    o = options or DecoderEvalOptions()
+    split, n, seed, retrieval_split = o.split, o.n, o.seed, o.retrieval_split
     decoder.check_store(store)
     check_fingerprint(store.fingerprint, encoder.fingerprint(), "the encoder")
     if decoder.encoder is None:
         decoder.encoder = encoder
-    steps = decoder.steps if steps is None else steps
+    steps = decoder.steps if o.steps is None else o.steps
     ids = store.split_chunks(split)
     if len(ids) == 0:
         raise NextvecError(f"split {split!r} of {store.root} is empty")
@@ -64,10 +82,10 @@ def evaluate_decoder(decoder: LearnedDecoder, store, encoder, split: str = "test
     refs = store.texts(ids)
     normalized = bool(store.fingerprint.get("normalized", False))
     conditions: dict[str, tuple[np.ndarray, list[str]]] = {"exact": (exact, refs)}
-    for sigma in noise_levels:
+    for sigma in o.noise_levels:
         conditions[f"noise_{sigma:g}"] = (noisy(exact, float(sigma), np.random.default_rng([seed, int(sigma * 1e6)]), normalized), refs)
     if run is not None:
-        pv, targets = predicted_vectors(run, store, split, n, seed)
+        pv, targets = predicted_vectors(run, split, n, seed)
         conditions["predicted"] = (pv, store.texts(targets))
 
     retrieval = RetrievalDecoder(store, split=retrieval_split)
@@ -82,11 +100,11 @@ def evaluate_decoder(decoder: LearnedDecoder, store, encoder, split: str = "test
         r_cos = cosine_rows(vecs, encoder.encode(r_texts))
         block = {"learned": dict(per_step[-1], per_step=per_step), "retrieval": _summary(r_texts, rf, r_cos), "n": len(vecs)}
         if name == "predicted":
-            block["run"] = str(run)
+            block["run"] = run.checkpoint
         result[name] = block
         if name == "exact":
             examples = [{"reference": r, "learned": t, "learned_cos": float(c), "retrieval": rt, "retrieval_cos": float(rc)}
-                        for r, t, c, rt, rc in zip(rf, passes[-1]["texts"], passes[-1]["scores"], r_texts, r_cos)][:n_examples]
+                        for r, t, c, rt, rc in zip(rf, passes[-1]["texts"], passes[-1]["scores"], r_texts, r_cos)][:o.examples]
     for key in ("token_f1", "bleu", "exact_match", "round_trip_cosine"):
         result[key] = result["exact"]["learned"][key]
     result["examples"] = examples

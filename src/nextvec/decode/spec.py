@@ -80,6 +80,17 @@ def load_decoder(spec: str, store, encoder=None, options: DecoderOptions | None 
     return decoder
 
 
+def attach_decoder(session, decoder, options: DecoderOptions | None = None):
+    """Give `session` its decoder: a spec (built by `load_decoder` for the session's store and encoder) or
+    an object with decode(vectors, k) (named by its class in responses). Returns the decoder."""
+    if isinstance(decoder, str):
+        decoder = load_decoder(decoder, session.store, session.encoder, options)
+    elif not getattr(decoder, "spec", None):
+        decoder.spec = type(decoder).__name__
+    session.decoder = decoder
+    return decoder
+
+
 def decoder_name(decoder) -> str:
     """What a response reports as the decoder that answered: its spec, else its class name."""
     return getattr(decoder, "spec", None) or type(decoder).__name__

@@ -12,9 +12,10 @@
 from __future__ import annotations
 
 import numpy as np
+from pydantic import Field
 
+from nextvec.config import Strict
 from nextvec.decode.metrics import exact_match, token_f1
-from nextvec.errors import check_fingerprint
 from nextvec.evaluate.collapse import mean_pairwise_cosine, moment_matching, rankme, std_ratio
 from nextvec.evaluate.metrics import Bank, retrieval_ranks
 from nextvec.models.base import predict_windows
@@ -206,35 +207,44 @@ def judge_samples(d: dict, dist: dict, has_sampler: bool) -> None:
         d["verdict"] = verdict(d["checks"], d)
 
 
-def diagnose_run(model, store, split: str = "test", context_length: int | None = None, batch_size: int = 512,
-                 max_windows: int | None = None, n_decode: int = 500, decoder=None, encoder=None, seed: int = 0,
-                 meta: dict | None = None, checkpoint: str | None = None, samples: int = 8,
-                 sample_windows: int = 5000) -> dict:
-    """All collapse tests of `model` on a split. Returns the JSON of `nextvec diagnose`.
+class DiagnoseOptions(Strict):
+    """What `nextvec diagnose` (and `diagnose_run`) checks; the CLI's flags are these fields."""
+
+    split: str = Field("test", description="Split to diagnose on: test | val | train.")
+    max_windows: int | None = Field(None, ge=1, description="Diagnose a fixed random subset of this many windows.")
+    batch_size: int = Field(512, ge=1, description="Windows per forward pass.")
+    n_decode: int = Field(500, ge=1, description="Windows for the decoder A/B/C tests.")
+    seed: int = Field(0, description="Seed of the window subsets.")
+    samples: int = Field(8, ge=0, description="K samples per window for the samples' realism check; 0 = off.")
+    sample_windows: int = Field(5000, ge=1, description="Judge samples on a seeded subset of at most this many windows.")
+
+
+def diagnose_run(session, options: DiagnoseOptions | None = None) -> dict:
+    """All collapse tests of the session's model on a split, decoder A/B/C with the session's decoder
+    (retrieval when it has none) and encoder. Returns the JSON of `nextvec diagnose`.
 
     Keys include std_ratio_median, rankme_pred, rankme_target, pairwise_cos_pred, pairwise_cos_target,
     mean_baseline_cosine, model_cosine, abc (A/B/C on `n_decode` windows), checks, verdict, collapsed and
     thresholds. `std_ratio_per_dim` holds the per-dimension ratios (NaN on constant dimensions).
     """
-    if meta and meta.get("fingerprint"):
-        check_fingerprint(store.fingerprint, meta["fingerprint"], f"checkpoint {checkpoint or meta.get('run_dir', '')}".strip())
-    T = resolve_context_length(model, context_length, meta)
-    targets, total = select_windows(store, split, max_windows, seed)
-    y_dec, y_cos, _ = predict_windows({"model": model}, store, targets, T, batch_size)["model"]
+    o, model, store = options or DiagnoseOptions(), session.model, session.store
+    split, seed = o.split, o.seed
+    T = resolve_context_length(model, session.context_length)
+    targets, total = select_windows(store, split, o.max_windows, seed)
+    y_dec, y_cos, _ = predict_windows({"model": model}, store, targets, T, o.batch_size)["model"]
     d = diagnose_predictions(y_dec, y_cos, store.get(targets), store.mean)
-    if samples:
+    if o.samples:
+        from nextvec.data.windows import seeded_subset
         from nextvec.evaluate.distribution import evaluate_distributions
 
-        from nextvec.data.windows import seeded_subset
-
-        dist = evaluate_distributions({"model": model}, store, seeded_subset(targets, sample_windows, seed), T,
-                                      samples, seed)
+        dist = evaluate_distributions({"model": model}, store, seeded_subset(targets, o.sample_windows, seed), T,
+                                      o.samples, seed)
         judge_samples(d, dist, getattr(model, "sampler", None) is not None)
-    pick = np.sort(np.random.default_rng(seed).choice(len(targets), size=min(n_decode, len(targets)), replace=False))
-    d["abc"] = decoder_abc(store, targets[pick], y_dec[pick], decoder=decoder, encoder=encoder)
+    pick = np.sort(np.random.default_rng(seed).choice(len(targets), size=min(o.n_decode, len(targets)), replace=False))
+    d["abc"] = decoder_abc(store, targets[pick], y_dec[pick], decoder=session.decoder, encoder=session.encoder)
     d.update(split=split, windows=int(len(targets)), windows_total=int(total), context_length=T,
              model_name=getattr(model, "name", type(model).__name__), store=str(store.root),
-             fingerprint=dict(store.fingerprint), checkpoint=checkpoint, step=(meta or {}).get("step"),
+             fingerprint=dict(store.fingerprint), checkpoint=session.checkpoint or None, step=session.meta.get("step"),
              thresholds={k: {kk: list(vv) if isinstance(vv, tuple) else vv for kk, vv in v.items()}
                          for k, v in THRESHOLDS.items()})
     return d

@@ -22,39 +22,14 @@ and the set of first samples is compared with the set of real next vectors ("rea
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from nextvec.data.windows import gather_windows
 from nextvec.evaluate.collapse import rankme
-from nextvec.models.base import sample_from
+from nextvec.scoring import K_SAMPLES, draw_samples, energy_score_np
 from nextvec.vecmath import unit_rows
 
-K_SAMPLES = 8
 REALISM_ROWS = 2000  # rows of a set used for the pairwise and nearest-train statistics
 DIST_KEYS = ("energy_score", "cos_one", "cos_mean", "cos_best", "pairwise", "mean_dir", "nearest_train",
              "rankme", "frechet")
-
-
-def energy_score_np(samples: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Fair energy score per row of unit samples (M, K, D) against unit targets (M, D) -> (M,)."""
-    from nextvec.models.heads import fair_energy_score
-
-    return fair_energy_score(torch.from_numpy(samples), torch.from_numpy(target)).numpy()
-
-
-def draw_samples(predictors: dict, store, targets: np.ndarray, context_length: int, k: int = K_SAMPLES,
-                 seed: int = 0, batch_size: int = 256) -> dict:
-    """{name: unit samples (M, k, D) float32} of every predictor on the same windows, seeded."""
-    out = {n: [] for n in predictors}
-    gens = {n: torch.Generator().manual_seed(seed) for n in predictors}
-    with torch.no_grad():
-        for s in range(0, len(targets), batch_size):
-            ctx, mask, _ = gather_windows(store, targets[s:s + batch_size], context_length)
-            ctx_t, mask_t = torch.from_numpy(ctx), torch.from_numpy(mask)
-            for name, p in predictors.items():
-                x = sample_from(p, ctx_t, mask_t, k, gens[name]).float().cpu().numpy()
-                out[name].append(unit_rows(x.reshape(-1, x.shape[-1])).reshape(x.shape))
-    return {n: np.concatenate(v) for n, v in out.items()}
 
 
 def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:

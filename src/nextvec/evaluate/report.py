@@ -12,7 +12,9 @@ import math
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field
 
+from nextvec.config import Strict
 from nextvec.extras import require
 from nextvec.train.run_folder import read_metrics_lines
 
@@ -318,16 +320,23 @@ def _continuation_blocks(example: dict | None) -> list[dict]:
             _b("table", head=["step", "true continuation", *names], rows=rows)]
 
 
-def write_report(run_dir: str | Path, store, out_dir: str | Path | None = None, split: str = "test",
-                 max_windows: int | None = None, n_examples: int = 10, n_decode: int = 500, seed: int = 0,
-                 evaluation: dict | None = None, diagnosis: dict | None = None,
-                 continuation: dict | None = None) -> Path:
-    """Evaluate and diagnose the run's model, plot, and write report.md + report.html (+ PNGs, JSON).
+class ReportOptions(Strict):
+    """What `nextvec report` (and `write_report`) writes; the CLI's flags are these fields."""
+
+    out: Path | None = Field(None, description="Output folder (default RUN/report).")
+    split: str = Field("test", description="Split to evaluate and diagnose on.")
+    max_windows: int | None = Field(None, ge=1, description="Use a fixed random subset of this many windows.")
+    examples: int = Field(10, ge=0, description="Example predictions decoded by retrieval.")
+    seed: int = Field(0, description="Seed of the window subsets and the examples.")
+
+
+def write_report(session, options: ReportOptions | None = None, evaluation: dict | None = None,
+                 diagnosis: dict | None = None, continuation: dict | None = None) -> Path:
+    """Evaluate and diagnose the session's model, plot, and write report.md + report.html (+ PNGs, JSON).
 
     Args:
-        run_dir: a run folder (or a checkpoint file; then no training curves).
-        store: a ConceptStore or its path (made by the same encoder as the run's training store).
-        out_dir: where to write; default RUN/report.
+        session: an opened run; its run folder gives the training curves (none for a bare checkpoint file).
+        options: ReportOptions (out folder, split, windows, examples, seed).
         evaluation, diagnosis: precomputed results of evaluate_run / diagnose_run to reuse (an evaluation
             with a `rollout` section adds the continuation table and plot).
         continuation: one prompt's generated continuations beside its true one ({prompt, true,
@@ -335,28 +344,26 @@ def write_report(run_dir: str | Path, store, out_dir: str | Path | None = None, 
     Returns the path of report.md.
     """
     from nextvec.evaluate import write_json
-    from nextvec.evaluate.diagnostics import diagnose_run
-    from nextvec.evaluate.runner import evaluate_run, format_summary, format_table
-    from nextvec.session import Session, resolve_context_length
+    from nextvec.evaluate.diagnostics import DiagnoseOptions, diagnose_run
+    from nextvec.evaluate.runner import EvaluateOptions, evaluate_run, format_summary, format_table
+    from nextvec.session import resolve_context_length
 
-    session = Session.open(run_dir, store, encoder=None)
-    model, meta, store = session.model, session.meta, session.store
-    run = Path(meta.get("run_dir") or run_dir)
-    out = Path(out_dir) if out_dir is not None else run / "report"
+    o = options or ReportOptions()
+    model, meta, store, split, seed = session.model, session.meta, session.store, o.split, o.seed
+    run = Path(meta.get("run_dir") or session.run_dir or Path(session.checkpoint).parent)
+    out = o.out if o.out is not None else run / "report"
     out.mkdir(parents=True, exist_ok=True)
     T = resolve_context_length(model, session.context_length)
     ckpt = session.checkpoint
     if evaluation is None:
-        evaluation = evaluate_run(model, store, split, context_length=T, max_windows=max_windows, seed=seed,
-                                  meta=meta, checkpoint=ckpt)
+        evaluation = evaluate_run(session, EvaluateOptions(split=split, max_windows=o.max_windows, seed=seed))
     if diagnosis is None:
-        diagnosis = diagnose_run(model, store, split, context_length=T, max_windows=max_windows, n_decode=n_decode,
-                                 seed=seed, meta=meta, checkpoint=ckpt)
+        diagnosis = diagnose_run(session, DiagnoseOptions(split=split, max_windows=o.max_windows, seed=seed))
     write_json(evaluation, out / "evaluate.json")
     write_json(diagnosis, out / "diagnose.json")
     curves = plot_training_curves(run, out / "training_curves.png")
     hist = plot_std_ratio_hist(diagnosis["std_ratio_per_dim"], out / "std_ratio_hist.png")
-    examples = example_predictions(model, store, split, T, n=n_examples, seed=seed)
+    examples = example_predictions(model, store, split, T, n=o.examples, seed=seed)
     rollout = evaluation.get("rollout")
     ro_plot = plot_rollout(rollout, out / "rollout.png") if rollout and "skipped" not in rollout else None
 

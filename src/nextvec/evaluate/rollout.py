@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from pydantic import Field
 
+from nextvec.config import Strict
 from nextvec.data.windows import seeded_subset
 from nextvec.errors import NextvecError
 from nextvec.evaluate.distribution import K_SAMPLES, energy_score_np
@@ -133,14 +135,27 @@ def score_continuations(gen: np.ndarray, truth: np.ndarray, centroid: np.ndarray
     }
 
 
-def evaluate_rollouts(predictors: dict, store, split: str = "test", horizon: int = 10, prompts: int = 100,
-                      prefix: int = 5, k: int = K_SAMPLES, seed: int = 0, knn_walk: bool = True) -> dict:
+class RolloutOptions(Strict):
+    """Which continuations `evaluate_rollouts` scores (`nextvec evaluate --rollout H` fills these)."""
+
+    split: str = "test"
+    horizon: int = Field(10, ge=1, description="steps of each continuation")
+    prompts: int = Field(100, ge=1, description="documents whose first `prefix` chunks are the prompts")
+    prefix: int = Field(5, ge=1, description="chunks of each document given as the prompt")
+    k: int = Field(K_SAMPLES, ge=1, description="rollouts per prompt")
+    seed: int = 0
+    knn_walk: bool = Field(True, description="add the kNN walk as the reference")
+
+
+def evaluate_rollouts(predictors: dict, store, options: RolloutOptions | None = None) -> dict:
     """The `rollout` section of `nextvec evaluate`. `predictors`: {name: (predictor, context_length, mode)},
     mode one of MODES (see `roll`). The kNN walk is added as the reference."""
     from nextvec.config import IndexConfig
     from nextvec.index import store_unit_index
 
-    start = rollout_prompts(store, split, prefix, horizon, prompts, seed)
+    o = options or RolloutOptions()
+    split, horizon, prefix, k, seed = o.split, o.horizon, o.prefix, o.k, o.seed
+    start = rollout_prompts(store, split, prefix, horizon, o.prompts, seed)
     D = store.dim
     prompt = np.stack([store.get(slice(s, s + prefix)) for s in start]).astype(np.float32)  # (B, P, D)
     truth = unit_rows(np.stack([store.get(slice(s + prefix, s + prefix + horizon)) for s in start]).astype(np.float32))
@@ -154,7 +169,7 @@ def evaluate_rollouts(predictors: dict, store, split: str = "test", horizon: int
         return score_continuations(g, truth, centroid, prompt[:, -1], texts)
 
     runs = dict(predictors)
-    if knn_walk:
+    if o.knn_walk:
         from nextvec.models.samplers import KnnSuccessorSampler
 
         runs[REFERENCE] = (KnnSuccessorSampler(store, k=k), 1, "walk")
@@ -164,7 +179,7 @@ def evaluate_rollouts(predictors: dict, store, split: str = "test", horizon: int
     # the scale of repeats that come from the decoder's resolution rather than from the text
     real = scored(truth[:, None], indexes[:1])
     return {"split": split, "prompts": int(len(start)), "prefix": prefix, "horizon": horizon, "k": k,
-            "repeat_cos": REPEAT_COS, "reference": REFERENCE if knn_walk else None,
+            "repeat_cos": REPEAT_COS, "reference": REFERENCE if o.knn_walk else None,
             "real": {key: real[key] for key in ("retention", "cos_prev", "repeats", "repeat_rate")},
             "predictors": out}
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from pydantic import Field
+
+from nextvec.config import Strict
 from nextvec.data.windows import seeded_subset, select_windows
-from nextvec.errors import NextvecError, check_fingerprint
+from nextvec.errors import NextvecError
 from nextvec.session import resolve_context_length
 from nextvec.evaluate.metrics import MARGIN_DEFINITION, PRIMARY_METRIC, Bank, score_predictions
 from nextvec.models.base import predict_windows
@@ -21,36 +24,50 @@ TABLE_COLUMNS = (("cosine", "cosine", True), ("r@1", "R@1", True), ("r@5", "R@5"
                  ("std_ratio", "std ratio", None))
 
 
-def evaluate_run(model, store, split: str = "test", context_length: int | None = None, baselines: bool = True,
-                 batch_size: int = 512, max_windows: int | None = None, seed: int = 0, meta: dict | None = None,
-                 checkpoint: str | None = None, extra: dict | None = None, samples: int = 8,
-                 dist_max_windows: int | None = 5000) -> dict:
-    """Evaluate `model` (any Predictor, or None for baselines only) and the baselines on one split.
+class EvaluateOptions(Strict):
+    """What `nextvec evaluate` (and `evaluate_run`) scores; the CLI's flags are these fields."""
 
-    Every predictor sees the same windows (context length from `context_length`, else `meta`, else the
-    model) and is ranked against the same bank: every chunk of the split, context chunks included.
-    `extra` adds named predictors (rows after the model's). With `samples` K > 0 every predictor, plus the
-    sampler baselines, also draws K samples per window on (a seeded subset of at most `dist_max_windows`
-    of) the same windows: the `distribution` section (see evaluate.distribution). Returns the JSON of
-    `nextvec evaluate`: split, windows, bank_size, rows (one per predictor, model first, keys ROW_KEYS and
-    more), distribution, the store's fingerprint and the checkpoint.
+    split: str = Field("test", description="Split to evaluate on: test | val | train.")
+    baselines: bool = Field(True, description="Evaluate the four baselines beside the model.")
+    max_windows: int | None = Field(None, ge=1, description="Evaluate a fixed random subset of this many windows.")
+    batch_size: int = Field(512, ge=1, description="Windows per forward pass.")
+    seed: int = Field(0, description="Seed of the --max-windows subset, the samples and the rollout prompts.")
+    samples: int = Field(8, ge=0, description="K samples per window for the distribution table (energy score, "
+                                               "realism); 0 = off.")
+    dist_windows: int = Field(5000, ge=1, description="Score samples on a seeded subset of at most this many windows.")
+    rollout: int = Field(10, ge=0, description="Continue held-out documents this many steps and score every step "
+                                              "against the real continuation (0 = off).")
+    rollouts: int = Field(100, ge=1, description="Documents (prompts) in the rollout evaluation.")
+    prefix: int = Field(5, ge=1, description="Chunks of each document given as the rollout prompt.")
+
+
+def evaluate_run(session, options: EvaluateOptions | None = None, extra: dict | None = None) -> dict:
+    """Evaluate the session's model (its `model`; None for baselines only), the model with its memory when
+    the session has one ("model+memory"), `extra` named predictors and the baselines on one split.
+
+    Every predictor sees the same windows (the session's context length, else 5) and is ranked against the
+    same bank: every chunk of the split, context chunks included. With `samples` K > 0 every predictor, plus
+    the sampler baselines, also draws K samples per window on (a seeded subset of at most `dist_windows` of)
+    the same windows: the `distribution` section (see evaluate.distribution). With `rollout` H > 0, the
+    `rollout` section (see evaluate.rollout). Returns the JSON of `nextvec evaluate`: split, windows,
+    bank_size, rows (one per predictor, model first, keys ROW_KEYS and more), distribution, rollout, the
+    store's fingerprint and the checkpoint.
     """
-    if meta and meta.get("fingerprint"):
-        check_fingerprint(store.fingerprint, meta["fingerprint"], f"checkpoint {checkpoint or meta.get('run_dir', '')}".strip())
-    T = resolve_context_length(model, context_length, meta)
-    predictors = {}
-    if model is not None:
-        predictors["model"] = model
-    predictors.update(extra or {})  # e.g. {"model+memory": MemoryPredictor}, rows right after the model's
-    if baselines:
+    o, model, store = options or EvaluateOptions(), session.model, session.store
+    T = resolve_context_length(model, session.context_length)
+    predictors = {} if model is None else {"model": model}
+    if session.memory is not None:
+        predictors["model+memory"] = session.memory
+    predictors.update(extra or {})  # rows right after the model's
+    if o.baselines:
         from nextvec.models.baselines import build_baselines
 
         predictors.update(build_baselines(store))
     if not predictors:
         raise NextvecError("nothing to evaluate: no model and baselines switched off")
-    targets, total = select_windows(store, split, max_windows, seed)
-    bank = Bank.for_split(store, split)
-    preds = predict_windows(predictors, store, targets, T, batch_size)
+    targets, total = select_windows(store, o.split, o.max_windows, o.seed)
+    bank = Bank.for_split(store, o.split)
+    preds = predict_windows(predictors, store, targets, T, o.batch_size)
     from nextvec.evaluate.collapse import rankme
 
     rk_target = rankme(store.get(targets))
@@ -61,12 +78,12 @@ def evaluate_run(model, store, split: str = "test", context_length: int | None =
             row["model_name"] = getattr(model, "name", type(model).__name__)
         rows.append(row)
     distribution = None
-    if samples:
-        distribution = _distributions(predictors, model, store, targets, T, samples, dist_max_windows, seed,
-                                      with_samplers=baselines)
+    if o.samples:
+        distribution = _distributions(predictors, model, store, targets, T, o)
     return {
         "distribution": distribution,
-        "split": split,
+        "rollout": _rollout(session, T, o) if o.rollout and model is not None else None,
+        "split": o.split,
         "windows": int(len(targets)),
         "windows_total": int(total),
         "bank_size": len(bank),
@@ -76,10 +93,23 @@ def evaluate_run(model, store, split: str = "test", context_length: int | None =
         "rank_definition": RANK_DEFINITION,
         "store": str(store.root),
         "fingerprint": dict(store.fingerprint),
-        "checkpoint": checkpoint,
-        "step": (meta or {}).get("step"),
+        "checkpoint": session.checkpoint or None,
+        "step": session.meta.get("step"),
         "rows": rows,
     }
+
+
+def _rollout(session, T: int, o: EvaluateOptions) -> dict:
+    """The rollout section of a run (its default sampler, the model alone, its point rollout, the kNN
+    walk), or why there is none (documents too short for prefix + horizon)."""
+    from nextvec.evaluate.rollout import RolloutOptions, evaluate_rollouts, run_rollout_predictors
+
+    try:
+        return evaluate_rollouts(run_rollout_predictors(session.model, session.memory, T), session.store,
+                                 RolloutOptions(split=o.split, horizon=o.rollout, prompts=o.rollouts, prefix=o.prefix,
+                                                k=o.samples or 8, seed=o.seed))
+    except NextvecError as e:  # the one-step tables stand; say why there is no rollout
+        return {"skipped": str(e)}
 
 
 def sampler_baselines(store, point, context_length: int, seed: int = 0) -> dict:
@@ -93,16 +123,14 @@ def sampler_baselines(store, point, context_length: int, seed: int = 0) -> dict:
     return out
 
 
-def _distributions(predictors: dict, model, store, targets, T: int, k: int, max_windows: int | None, seed: int,
-                   with_samplers: bool) -> dict:
+def _distributions(predictors: dict, model, store, targets, T: int, o: EvaluateOptions) -> dict:
     from nextvec.evaluate.distribution import evaluate_distributions
 
-    if max_windows is not None:
-        targets = seeded_subset(targets, max_windows, seed)
+    targets = seeded_subset(targets, o.dist_windows, o.seed)
     predictors = dict(predictors)
-    if with_samplers:
-        predictors.update(sampler_baselines(store, model, T, seed))
-    return evaluate_distributions(predictors, store, targets, T, k, seed)
+    if o.baselines:
+        predictors.update(sampler_baselines(store, model, T, o.seed))
+    return evaluate_distributions(predictors, store, targets, T, o.samples, o.seed)
 
 
 def format_table(result: dict) -> str:

@@ -13,7 +13,7 @@ way (kNN-LM's interpolation, for samples): each of the model's samples is replac
 sample_weight * sigmoid((s_1 - sample_threshold) / 0.05), by one of the k successors, drawn uniformly
 without replacement. `y_dec` is the model's
 (the memory is a retrieval aid, and the decoder output keeps the model's spread). `weight` and
-`threshold` are fitted on the val split (`nextvec.evaluate.memory.fit_memory`); weight 0 is the model.
+`threshold` are fitted on the val split (`nextvec.models.memory_fit.fit_memory`); weight 0 is the model.
 
 Test and val documents are never in the memory (a document is in exactly one split), so a window cannot
 retrieve its own continuation.

@@ -10,11 +10,12 @@ same locks, so one model, encoder and decoder call runs at a time.
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import torch
 
-from nextvec.decode.spec import decoder_name
+from nextvec.decode.spec import attach_decoder, decoder_name
 from nextvec.models.base import model_device
 from nextvec.serve.batching import MicroBatcher
 
@@ -56,11 +57,13 @@ class InferenceService:
 
     def __init__(self, session, max_batch: int = 32):
         if session.decoder is None:
-            session.attach_decoder("retrieval")
+            attach_decoder(session, "retrieval")
         self.session, self.dim = session, session.store.dim
         locks = threading.Lock(), threading.Lock(), threading.Lock()
         self.model, self.decoder = Locked(session.predictor, locks[0]), Locked(session.decoder, locks[1])
         self.encoder = None if session.encoder is None else Locked(session.encoder, locks[2])
+        # the session as generation sees it: every part behind its lock (the memory is inside the predictor)
+        self.locked = replace(session, model=self.model, memory=None, encoder=self.encoder, decoder=self.decoder)
         self.device = model_device(session.predictor)
         # OpenMP's thread count is per thread: the workers copy this thread's (set by `nextvec serve --threads`).
         omp, torch_threads = omp_threads(), torch.get_num_threads()
@@ -125,9 +128,7 @@ class InferenceService:
     def generate(self, prompt: str, options) -> dict:
         from nextvec.generate import generate
 
-        self.session.need_encoder()
-        return generate(self.model, self.session.store, self.encoder, prompt, options, decoder=self.decoder,
-                        context_length=self.session.context_length)
+        return generate(self.locked, prompt, options)
 
     def health(self) -> dict:
         s = self.session

@@ -41,13 +41,13 @@ def freeze_heap() -> None:
 def build_app(run: str, store: str, threads: int = 0, encoder: str = "auto", api_key: str | None = None,
               limits: dict | None = None, decoder: str = "retrieval", index_kind: str = "auto", memory: bool = False):
     """One server process's app: thread counts, `Session.open`, `create_app`, then the heap frozen."""
-    from nextvec.decode.spec import DecoderOptions
+    from nextvec.decode.spec import DecoderOptions, attach_decoder
     from nextvec.serve.app import create_app
     from nextvec.session import Session
 
     set_threads(threads)
-    session = Session.open(run, store, encoder=encoder, memory=memory, decoder=decoder,
-                           decoder_options=DecoderOptions(index_kind=index_kind))
+    session = Session.open(run, store, encoder=encoder, memory=memory)
+    attach_decoder(session, decoder, DecoderOptions(index_kind=index_kind))
     app = create_app(session, api_key=api_key, limits=limits)
     freeze_heap()
     return app

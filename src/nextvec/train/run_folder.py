@@ -22,6 +22,7 @@ from nextvec.config import save_config
 from nextvec.errors import NextvecError
 from nextvec.extras import require
 from nextvec.integrity import IntegrityError, read_json, seal_json, unseal
+from nextvec.store.format import write_sealed_json
 
 
 class RunFolder:
@@ -74,6 +75,23 @@ class RunFolder:
             self._log.close()
         if self._tb is not None:
             self._tb.close()
+
+
+MEMORY_FILE = "memory.json"
+
+
+def save_memory(root: str | Path, fit: dict) -> Path:
+    """Write a fitted successor memory (nextvec.models.memory_fit) as RUN/memory.json, sealed."""
+    path = Path(root) / MEMORY_FILE
+    write_sealed_json(path, fit, indent=2)
+    return path
+
+
+def run_index_config(root: str | Path):
+    """The `index` section of RUN/config.json (defaults for a run whose config has none)."""
+    from nextvec.config import IndexConfig
+
+    return IndexConfig(**(read_run_json(root, "config.json") or {}).get("index", {}))
 
 
 def run_is_sealed(root: str | Path) -> bool:

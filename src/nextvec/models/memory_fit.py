@@ -8,22 +8,17 @@ successors) is fitted the same way by the val energy score of K samples (`fit_sa
 the weight of the topic in the memory's candidates (`topic_weight`): among the settings within TOPIC_TIE of
 the best val energy score, which one step cannot tell apart, the most topic-aware one wins, because drift
 shows only over several steps (on the val splits of four corpora it raised retention at h = 10 by
-0.006-0.06). The result is written beside the checkpoints as memory.json.
+0.006-0.06). Training writes the result beside the checkpoints as memory.json (nextvec.train.run_folder).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from nextvec.data.windows import gather_windows, seeded_subset, select_windows
-from nextvec.evaluate.distribution import K_SAMPLES
-from nextvec.evaluate.metrics import Bank, retrieval_ranks
 from nextvec.models.memory import SuccessorMemory, combine, mix_samples
-from nextvec.session import MEMORY_FILE
-from nextvec.store.format import write_sealed_json
+from nextvec.scoring import K_SAMPLES, Bank, draw_samples, energy_score_np, retrieval_ranks
 from nextvec.vecmath import cosine_rows, unit_rows
 
 WEIGHTS = (0.5, 1.0, 2.0)
@@ -76,8 +71,6 @@ def fit_sampling(model, store, targets: np.ndarray, context_length: int, memory:
     """Grid-search the sampling gate on (a seeded subset of) the val windows by the fair energy score of K
     samples: the same model samples and the same uniform draws for every setting, so settings differ only
     by the gate. Weight 0 (the model's own samples) is a candidate; the lowest energy score wins."""
-    from nextvec.evaluate.distribution import draw_samples, energy_score_np
-
     targets = seeded_subset(targets, max_windows, seed)
     x = draw_samples({"model": model}, store, targets, context_length, k, seed)["model"]  # (M, k, D) unit
     rng = np.random.default_rng(seed + 1)
@@ -100,24 +93,3 @@ def fit_sampling(model, store, targets: np.ndarray, context_length: int, memory:
     return {"sample_weight": pick_["sample_weight"], "sample_threshold": pick_["sample_threshold"] or 0.0,
             "topic_weight": pick_["topic_weight"], "val_energy_score": pick_["energy_score"],
             "model_val_energy_score": grid[0]["energy_score"], "sample_windows": int(len(targets)), "sample_grid": grid}
-
-
-def save_memory(run_dir: str | Path, fit: dict) -> Path:
-    path = Path(run_dir) / MEMORY_FILE
-    write_sealed_json(path, fit, indent=2)
-    return path
-
-
-def fit_run_memory(store, run_dir: str | Path) -> dict:
-    """Fit the successor memory of a run's best model on val and save it as RUN/memory.json (what `nextvec
-    train` does after training); returns a short summary for the run JSON."""
-    from nextvec.data.windows import window_targets
-    from nextvec.session import Session, run_index_config
-
-    s = Session.open(run_dir, store, encoder=None)
-    if len(window_targets(s.store, "val")) == 0:
-        return {"fitted": False, "reason": "the store has no val windows"}
-    fit = fit_memory(s.model, s.store, int(s.context_length), index=run_index_config(run_dir))
-    save_memory(run_dir, fit)
-    return {k: fit[k] for k in ("weight", "threshold", "val_cosine", "val_mrr", "model_val_cosine", "model_val_mrr",
-                                "sample_weight", "sample_threshold", "topic_weight", "val_energy_score", "model_val_energy_score")}
