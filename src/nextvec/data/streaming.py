@@ -128,9 +128,11 @@ class StreamingWindows:
         ends = np.cumsum(self.windows_per_doc[mine])
         cuts = np.searchsorted(ends, np.arange(self.buffer, ends[-1] if len(ends) else 0, self.buffer), "left") + 1
         carry, batch, total = np.zeros(0, np.int64), 0, self.n_batches(epoch)
-        for group in np.split(mine, np.unique(np.clip(cuts, 0, len(mine)))):
+        bounds = np.unique(np.clip(cuts, 0, len(mine)))  # each group [a, b) read in turn: no list of all of them
+        for a, b in zip(np.append(0, bounds), np.append(bounds, len(mine))):
             if batch >= total:
                 return
+            group = mine[a:b]
             if group.size == 0:
                 continue
             d = self.docs[group]
