@@ -21,7 +21,7 @@ from pathlib import Path
 
 from nextvec.corpus import get_corpus
 from nextvec.encode import load_encoder
-from nextvec.ingest import ingest
+from nextvec.ingest import IngestOptions, ingest
 from nextvec.text import DEFAULT_SPLITTER, Document, document_chunks
 
 
@@ -57,7 +57,7 @@ def main() -> None:
         bare.append(time.perf_counter() - t)
         out = tmp / f"store{r}"
         t = time.perf_counter()
-        summary = ingest(str(tmp / "docs.jsonl"), out, encoder=enc, progress=False, log=lambda m: None)
+        summary = ingest(str(tmp / "docs.jsonl"), out, IngestOptions(progress=False), encoder=enc, log=lambda m: None)
         full.append(time.perf_counter() - t)
         assert summary["chunks"] == len(texts), (summary["chunks"], len(texts))
         shutil.rmtree(out)

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from nextvec.errors import FingerprintMismatch, NextvecError
-from nextvec.ingest import ingest
+from nextvec.ingest import IngestOptions, ingest
 from nextvec.store import ConceptStore
 
 
@@ -48,7 +48,7 @@ def write_corpus(path, n_docs=30, bad=True):
 
 def test_ingest_jsonl_counts_splits_and_skips(tmp_path, capsys):
     src = write_corpus(tmp_path / "c.jsonl")
-    summary = ingest(str(src), tmp_path / "s", encoder=HashEncoder(), shard_chunks=40, progress=False)
+    summary = ingest(str(src), tmp_path / "s", IngestOptions(shard_chunks=40, progress=False), encoder=HashEncoder())
     store = ConceptStore(tmp_path / "s")
     assert summary["skipped"] == 3 and store.n_docs == 30
     assert len(store) == sum(6 + d % 5 for d in range(30))
@@ -60,7 +60,7 @@ def test_ingest_jsonl_counts_splits_and_skips(tmp_path, capsys):
 def test_killed_ingest_resumes_without_duplicates(tmp_path):
     """Simulate a kill: the encoder dies on its 3rd shard; rerunning finishes with the same store."""
     src = write_corpus(tmp_path / "c.jsonl", bad=False)
-    ingest(str(src), tmp_path / "ref", encoder=HashEncoder(), shard_chunks=40, progress=False)
+    ingest(str(src), tmp_path / "ref", IngestOptions(shard_chunks=40, progress=False), encoder=HashEncoder())
 
     class Dying(HashEncoder):
         def encode(self, texts, **kw):
@@ -69,11 +69,11 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path):
             return super().encode(texts, **kw)
 
     with pytest.raises(KeyboardInterrupt):
-        ingest(str(src), tmp_path / "s", encoder=Dying(), shard_chunks=40, progress=False)
+        ingest(str(src), tmp_path / "s", IngestOptions(shard_chunks=40, progress=False), encoder=Dying())
     with pytest.raises(NextvecError, match="incomplete"):
         ConceptStore(tmp_path / "s")
     second = HashEncoder()
-    ingest(str(src), tmp_path / "s", encoder=second, shard_chunks=40, progress=False)
+    ingest(str(src), tmp_path / "s", IngestOptions(shard_chunks=40, progress=False), encoder=second)
     a, b = ConceptStore(tmp_path / "ref"), ConceptStore(tmp_path / "s")
     assert a.texts(range(len(a))) == b.texts(range(len(b)))
     np.testing.assert_array_equal(a.get(slice(None)), b.get(slice(None)))
@@ -83,31 +83,31 @@ def test_killed_ingest_resumes_without_duplicates(tmp_path):
 
 def test_rerun_of_complete_store_is_a_no_op(tmp_path):
     src = write_corpus(tmp_path / "c.jsonl", n_docs=5, bad=False)
-    ingest(str(src), tmp_path / "s", encoder=HashEncoder(), progress=False)
+    ingest(str(src), tmp_path / "s", IngestOptions(progress=False), encoder=HashEncoder())
     enc = HashEncoder()
-    ingest(str(src), tmp_path / "s", encoder=enc, progress=False)
+    ingest(str(src), tmp_path / "s", IngestOptions(progress=False), encoder=enc)
     assert enc.calls == 0
 
 
 def test_other_encoder_refused(tmp_path):
     src = write_corpus(tmp_path / "c.jsonl", n_docs=5, bad=False)
-    ingest(str(src), tmp_path / "s", encoder=HashEncoder(), progress=False)
+    ingest(str(src), tmp_path / "s", IngestOptions(progress=False), encoder=HashEncoder())
     with pytest.raises(FingerprintMismatch, match="other-encoder"):
-        ingest(str(src), tmp_path / "s", encoder=HashEncoder("other-encoder"), progress=False)
+        ingest(str(src), tmp_path / "s", IngestOptions(progress=False), encoder=HashEncoder("other-encoder"))
 
 
 def test_source_with_no_usable_document(tmp_path):
     src = tmp_path / "bad.jsonl"
     src.write_text("{nope\n" + json.dumps({"id": 1, "text": ""}) + "\n")
     with pytest.raises(NextvecError, match="no usable document"):
-        ingest(str(src), tmp_path / "s", encoder=HashEncoder(), progress=False)
+        ingest(str(src), tmp_path / "s", IngestOptions(progress=False), encoder=HashEncoder())
 
 
 def test_cli_info_json(tmp_path):
     from nextvec.cli import app
 
     src = write_corpus(tmp_path / "c.jsonl", n_docs=6, bad=False)
-    ingest(str(src), tmp_path / "s", encoder=HashEncoder(), progress=False)
+    ingest(str(src), tmp_path / "s", IngestOptions(progress=False), encoder=HashEncoder())
     r = CliRunner().invoke(app, ["info", str(tmp_path / "s"), "--json"])
     assert r.exit_code == 0, r.output
     info = json.loads(r.output)
@@ -127,7 +127,7 @@ def test_real_encoder_ingest_of_a_folder(tmp_path):
     docs.mkdir()
     (docs / "a.txt").write_text("The river rose after the storm. Farmers moved their cattle uphill. The water fell a week later.")
     (docs / "b.md").write_text("# Notes\n\nCompilers translate source code. Linkers join object files into programs.")
-    summary = ingest(str(docs), tmp_path / "s", encoder="minilm", progress=False)
+    summary = ingest(str(docs), tmp_path / "s", IngestOptions(encoder="minilm", progress=False))
     store = ConceptStore(tmp_path / "s")
     assert summary["chunks"] == 6 and store.dim == 384
     assert store.fingerprint["name"] == "sentence-transformers/all-MiniLM-L6-v2"

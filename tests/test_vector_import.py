@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from nextvec.errors import FingerprintMismatch, NextvecError, check_fingerprint
 from nextvec.store import ConceptStore
-from nextvec.vector_import import import_vectors
+from nextvec.vector_import import ImportOptions, import_vectors
 
 
 def make_docs(n_docs=40, dim=8, seed=0, unit=True):
@@ -63,7 +63,7 @@ def imp(src, out, **kw):
     kw.setdefault("encoder_name", "remote-encoder")
     kw.setdefault("normalized", True)
     kw.setdefault("progress", False)
-    return import_vectors(src, out, **kw)
+    return import_vectors(src, out, ImportOptions(**kw))
 
 
 @pytest.mark.parametrize("value_type,fixed", [(pa.float16(), False), (pa.float32(), True)])
@@ -212,13 +212,13 @@ def test_normalisation_must_be_declared(tmp_path):
 IMPORT_SCRIPT = """
 import sys
 import numpy, pyarrow.compute, pyarrow.parquet, tqdm  # imported before the baseline: code, not data
-from nextvec.vector_import import import_vectors
+from nextvec.vector_import import ImportOptions, import_vectors
 def status_mb(key):  # VmHWM is this process's own peak (ru_maxrss also counts the parent's at fork)
     line = next(x for x in open("/proc/self/status") if x.startswith(key + ":"))
     return int(line.split()[1]) / 1024
 before = status_mb("VmRSS")
-s = import_vectors(sys.argv[1], sys.argv[2], encoder_name="remote-encoder", normalized=False, dtype="float16",
-                   shard_chunks=int(sys.argv[3]), batch_rows=int(sys.argv[4]), progress=False)
+s = import_vectors(sys.argv[1], sys.argv[2], ImportOptions(encoder_name="remote-encoder", normalized=False,
+                  dtype="float16", shard_chunks=int(sys.argv[3]), batch_rows=int(sys.argv[4]), progress=False))
 print("RSS_GROWTH_MB", status_mb("VmHWM") - before, s["chunks"])
 """
 
@@ -268,8 +268,8 @@ def test_memory_stays_bounded_on_a_file_larger_than_the_budget(tmp_path):
 
 def test_resume_after_a_real_kill_gives_the_same_store(tmp_path):
     src = _big_file(tmp_path / "in.parquet", 150_000, 16, doc_len=7)
-    import_vectors(src, tmp_path / "ref", encoder_name="remote-encoder", normalized=False, shard_chunks=3000,
-                   progress=False)
+    import_vectors(src, tmp_path / "ref", ImportOptions(encoder_name="remote-encoder", normalized=False,
+                                                        shard_chunks=3000, progress=False))
     proc = subprocess.Popen([sys.executable, "-c", IMPORT_SCRIPT, str(src), str(tmp_path / "s"), "3000", "512"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     manifest = tmp_path / "s" / "manifest.json"
@@ -280,8 +280,8 @@ def test_resume_after_a_real_kill_gives_the_same_store(tmp_path):
     proc.wait()
     state = json.loads(manifest.read_text())
     assert not state["complete"] and 3 <= len(state["shards"]) < 50, "the kill came too late to test a resume"
-    import_vectors(src, tmp_path / "s", encoder_name="remote-encoder", normalized=False, dtype="float16",
-                   shard_chunks=3000, progress=False)
+    import_vectors(src, tmp_path / "s", ImportOptions(encoder_name="remote-encoder", normalized=False,
+                                                      dtype="float16", shard_chunks=3000, progress=False))
     a, b = ConceptStore(tmp_path / "ref"), ConceptStore(tmp_path / "s")
     assert a.doc_ids == b.doc_ids and a.texts(range(len(a))) == b.texts(range(len(b)))
     np.testing.assert_array_equal(a.get(slice(None)).astype(np.float16), b.vectors[:])

@@ -248,3 +248,12 @@ def resolve_selection(train: TrainConfig, head: str) -> TrainConfig:
         metric = "val/cosine" if head == "point" else "val/energy_score"
     mode = train.select_mode if train.select_mode != "auto" else ("max" if metric == "val/cosine" else "min")
     return train.model_copy(update={"select_metric": metric, "select_mode": mode})
+
+
+class StoreOptions(Strict):
+    """What every way of writing a concept store shares (ingest.IngestOptions, vector_import.ImportOptions)."""
+
+    split: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train,val,test fractions of DOCUMENTS.")
+    seed: int = Field(0, description="Seed of the document split.")
+    dtype: str = Field("float32", description="float32 or float16 vectors on disk.")
+    progress: bool = Field(True, description="Show a progress bar on stderr.")

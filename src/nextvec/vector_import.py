@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from pydantic import Field
 
+from nextvec.config import StoreOptions
 from nextvec.errors import NextvecError
 from nextvec.integrity import digest
 from nextvec.readahead import ReadAhead
@@ -100,36 +102,44 @@ class Pending:
     rows: int = 0
 
 
-def import_vectors(
-    source: str | Path,
-    out: str | Path,
-    column: str = "vector",
-    encoder_name: str | None = None,
-    normalized: bool | None = None,
-    l2_normalize: bool = False,
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1),
-    seed: int = 0,
-    dtype: str = "float32",
-    shard_chunks: int = 50_000,
-    batch_rows: int = 8192,
-    progress: bool = True,
-    log=None,
-) -> dict:
+class ImportOptions(StoreOptions):
+    """Everything `import_vectors` takes besides the source and the store folder; `nextvec ingest --vectors`
+    builds it. encoder_name and the normalisation (normalized, or l2_normalize) must be given."""
+
+    column: str = Field("vector", description="the Parquet column holding the vectors (a list of float16 or "
+                                              "float32 per row)")
+    encoder_name: str | None = Field(None, description="the name of the model that made them (stored as the "
+                                                       "fingerprint; later use must match).")
+    normalized: bool | None = Field(None, description="declare whether they are unit length (--normalized is "
+                                                      "checked per vector).")
+    l2_normalize: bool = Field(False, description="L2-normalise them on import.")
+    shard_chunks: int = Field(50_000, ge=1, description="Chunks per durable shard: a kill loses at most one shard "
+                                                        "of work.")
+    batch_rows: int = Field(8192, ge=1, description="Parquet rows read (and checked) per batch")
+
+    @property
+    def normalize_mode(self) -> str:
+        """l2 (normalised on import) | declared-unit (checked) | none, as the manifest records it."""
+        return "l2" if self.l2_normalize else ("declared-unit" if self.normalized else "none")
+
+
+def import_vectors(source: str | Path, out: str | Path, options: ImportOptions, log=None) -> dict:
     """Import `source` into the store at `out` (resuming an interrupted import). Returns the store summary
     plus `skipped` (always 0: bad rows are refused, not skipped), `seconds` and `vectors_per_s`."""
+    o = options
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    if not encoder_name:
+    if not o.encoder_name:
         raise NextvecError("--vectors needs --encoder-name NAME: the name of the model that computed the vectors")
-    if normalized is None and not l2_normalize:
+    if o.normalized is None and not o.l2_normalize:
         raise NextvecError("declare the vectors' normalisation: --normalized (unit length, checked), "
                            "--not-normalized, or --l2-normalize (normalise on import)")
     files = parquet_files(source)
-    dim = _vector_dim(files[0], column)
-    mode = "l2" if l2_normalize else ("declared-unit" if normalized else "none")
+    dim = _vector_dim(files[0], o.column)
+    mode = o.normalize_mode
     params = {"source": str(Path(source).resolve()), "files": [file_identity(p) for p in files],
-              "vectors": column, "normalize": mode, "split": list(split), "seed": seed, "dtype": dtype}
+              "vectors": o.column, "normalize": mode, "split": list(o.split), "seed": o.seed, "dtype": o.dtype}
     _check_inputs_unchanged(out, params["files"])
-    writer = StoreWriter(out, fingerprint_for(encoder_name, dim, mode != "none"), params, dtype=dtype)
+    writer = StoreWriter(out, fingerprint_for(o.encoder_name, dim, mode != "none"), params, dtype=o.dtype)
     t0 = time.perf_counter()
     if writer.complete:
         log(f"{out} is already complete; nothing to do")
@@ -137,8 +147,8 @@ def import_vectors(
         start = writer.source_consumed
         if start:
             log(f"resuming: {writer.chunks_written} vectors from {start} source rows already stored")
-        _stream_into(writer, files, column, mode, start, shard_chunks, batch_rows, progress, dtype)
-        writer.finalize(split, seed)
+        _stream_into(writer, files, o, start)
+        writer.finalize(o.split, o.seed)
     store = ConceptStore(out)
     ensure_card(store)
     seconds = time.perf_counter() - t0
@@ -147,23 +157,22 @@ def import_vectors(
     return summary
 
 
-def _stream_into(writer: StoreWriter, files: list[Path], column: str, mode: str, start: int,
-                 shard_chunks: int, batch_rows: int, progress: bool, dtype: str) -> None:
+def _stream_into(writer: StoreWriter, files: list[Path], o: ImportOptions, start: int) -> None:
     from tqdm import tqdm
 
     seen = _ids_before(files, start)
     pending = Pending()
-    bar = tqdm(desc="import", unit=" vectors", disable=not progress, file=sys.stderr, dynamic_ncols=True,
+    bar = tqdm(desc="import", unit=" vectors", disable=not o.progress, file=sys.stderr, dynamic_ncols=True,
                unit_scale=True, initial=start)
     end = start
     # Parquet decoding and validation run one thread ahead of the shard writes (both mostly outside the GIL)
-    batches = ReadAhead(_batches(files, column, writer.dim, mode, start, batch_rows, dtype), ahead=2)
+    batches = ReadAhead(_batches(files, o.column, writer.dim, o.normalize_mode, start, o.batch_rows, o.dtype), ahead=2)
     try:
         for where, batch in batches:
             _take(pending, batch, seen, where)
             end = batch.row + len(batch.texts)
             complete_rows = pending.rows - pending.counts[-1]
-            if complete_rows >= shard_chunks:
+            if complete_rows >= o.shard_chunks:
                 _flush(writer, pending, complete_rows, end - pending.counts[-1])
             bar.update(len(batch.texts))
     finally:

@@ -212,10 +212,10 @@ def crash_train_trial(store: Path, ref_run: Path, run: Path, window: float, rng:
 
 def ingest_inprocess(corpus: Path, out: Path, shard_chunks: int = 40) -> dict:
     from nextvec.encode.hashing import HashingEncoder
-    from nextvec.ingest import ingest
+    from nextvec.ingest import IngestOptions, ingest
 
-    return ingest(str(corpus), out, encoder=HashingEncoder(64), max_chars=120, shard_chunks=shard_chunks,
-                  progress=False, log=lambda msg: None)
+    return ingest(str(corpus), out, IngestOptions(max_chars=120, shard_chunks=shard_chunks, progress=False),
+                  encoder=HashingEncoder(64), log=lambda msg: None)
 
 
 WRITE_POINTS = ("atomic_write_bytes", "_write_at", "_finish_file")  # every way the store writer writes

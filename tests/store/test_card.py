@@ -140,7 +140,7 @@ def test_an_import_writes_the_card_and_info_shows_it(tmp_path):
     from nextvec.cli import app
     from nextvec.store import ConceptStore
     from nextvec.store.format import read_manifest, write_sealed_json
-    from nextvec.vector_import import import_vectors
+    from nextvec.vector_import import ImportOptions, import_vectors
 
     docs = mixed_docs(20, seed=3)
     texts = [t for d in docs for t in d]
@@ -148,7 +148,8 @@ def test_an_import_writes_the_card_and_info_shows_it(tmp_path):
     pq.write_table(pa.table({"doc_id": [f"doc{d}" for d, ts in enumerate(docs) for _ in ts], "text": texts,
                              "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), 8)}),
                    tmp_path / "in.parquet")
-    import_vectors(tmp_path / "in.parquet", tmp_path / "s", encoder_name="remote", normalized=False, progress=False)
+    options = ImportOptions(encoder_name="remote", normalized=False, progress=False)
+    import_vectors(tmp_path / "in.parquet", tmp_path / "s", options)
     store = ConceptStore(tmp_path / "s")
     card = json.loads((store.root / "card.json").read_text())
     assert card == counter_card(store) and card["encoder"]["name"] == "remote"
@@ -163,5 +164,5 @@ def test_an_import_writes_the_card_and_info_shows_it(tmp_path):
     for name in ("card.json", "card.md"):
         del manifest["files"][name]
     write_sealed_json(store.root / "manifest.json", manifest)
-    import_vectors(tmp_path / "in.parquet", tmp_path / "s", encoder_name="remote", normalized=False, progress=False)
+    import_vectors(tmp_path / "in.parquet", tmp_path / "s", options)
     assert json.loads((store.root / "card.json").read_text()) == card

@@ -7,7 +7,7 @@ import pytest
 
 from fake_encoder import HashEncoder
 from nextvec.errors import FingerprintMismatch, NextvecError, SplitterVersionWarning, check_fingerprint
-from nextvec.ingest import ingest
+from nextvec.ingest import IngestOptions, ingest
 
 TEXT = "Dr. Perry said so. Mrs. Weston agreed. Mr. Knightley came to call at noon. The day was fine."
 
@@ -20,7 +20,8 @@ def source(tmp_path):
 
 
 def _ingest(source, out, splitter):
-    return ingest(str(source), out, encoder=HashEncoder(), splitter=splitter, progress=False, log=lambda m: None)
+    return ingest(str(source), out, IngestOptions(splitter=splitter, progress=False), encoder=HashEncoder(),
+                  log=lambda m: None)
 
 
 def test_store_records_its_splitter_and_a_mismatch_is_refused(source, tmp_path):

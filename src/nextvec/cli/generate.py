@@ -7,16 +7,9 @@ from pathlib import Path
 
 import typer
 
+from nextvec.cli.options import flag
 from nextvec.decode.spec import SPEC_HELP
 from nextvec.generate import GenerateOptions, checked_options
-
-
-F = GenerateOptions.model_fields
-
-
-def _opt(name: str, flag: str):
-    """A CLI option declared by the GenerateOptions field `name` (its default and help)."""
-    return typer.Option(F[name].default, flag, help=F[name].description)
 
 
 def generate_cmd(
@@ -30,15 +23,15 @@ def generate_cmd(
     memory: bool = typer.Option(True, "--memory/--no-memory",
                                 help="predict and sample with the run's fitted successor memory (memory.json), as the "
                                      "default recipe is evaluated"),
-    steps: int = _opt("steps", "--steps"),
-    stop_cos: float = _opt("stop_cos", "--stop-cos"),
-    k: int = _opt("k", "--k"),
-    samples: int = _opt("samples", "--samples"),
-    temperature: float | None = _opt("temperature", "--temperature"),
-    guidance: float | None = _opt("guidance", "--guidance"),
-    flow_steps: int | None = _opt("flow_steps", "--flow-steps"),
-    seed: int = _opt("seed", "--seed"),
-    no_repeat: bool = _opt("no_repeat", "--no-repeat/--allow-repeats"),
+    steps: int = flag(GenerateOptions, "steps", "--steps"),
+    stop_cos: float = flag(GenerateOptions, "stop_cos", "--stop-cos"),
+    k: int = flag(GenerateOptions, "k", "--k"),
+    samples: int = flag(GenerateOptions, "samples", "--samples"),
+    temperature: float | None = flag(GenerateOptions, "temperature", "--temperature"),
+    guidance: float | None = flag(GenerateOptions, "guidance", "--guidance"),
+    flow_steps: int | None = flag(GenerateOptions, "flow_steps", "--flow-steps"),
+    seed: int = flag(GenerateOptions, "seed", "--seed"),
+    no_repeat: bool = flag(GenerateOptions, "no_repeat", "--no-repeat/--allow-repeats"),
 ) -> None:
     """Continue a text prompt sentence by sentence.
 

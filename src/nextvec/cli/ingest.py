@@ -8,8 +8,11 @@ from typing import Optional
 
 import typer
 
+from nextvec.cli.options import flag
 from nextvec.errors import NextvecError
-from nextvec.text.splitters import DEFAULT_SPLITTER, SPLITTERS
+from nextvec.ingest import IngestOptions
+from nextvec.text.splitters import DEFAULT_SPLITTER
+from nextvec.vector_import import ImportOptions
 
 corpus_app = typer.Typer(help="List and fetch the demo corpora.", no_args_is_help=True)
 
@@ -28,25 +31,23 @@ def ingest_cmd(
     source: str = typer.Argument(..., help="Folder of .txt/.md/.html, a .jsonl or .parquet file, or a demo corpus name; "
                                  "with --vectors, a .parquet file or a folder of them."),
     out: Path = typer.Option(..., "--out", "-o", help="Store folder (created; an interrupted ingest resumes)."),
-    encoder: str = typer.Option("minilm", help="minilm (embedded default) | st:NAME_OR_PATH | gtr[:PATH] | gtr-l2[:PATH]"),
-    max_chars: int = typer.Option(400, help="Cap on chunk length; longer sentences split at clause/word boundaries."),
-    split: str = typer.Option("0.8,0.1,0.1", help="train,val,test fractions of DOCUMENTS."),
-    seed: int = typer.Option(0, help="Seed of the document split."),
-    dtype: str = typer.Option("float32", help="float32 or float16 vectors on disk."),
-    batch_size: int = typer.Option(64, help="Encoder batch size (raise it on a GPU, e.g. 512)."),
-    device: str = typer.Option("cpu", help="cpu | cuda (every GPU) | cuda:N | cuda:N,M: fp16 on GPUs, several "
-                               "GPUs through a multi-process pool."),
-    shard_chunks: Optional[int] = typer.Option(None, min=1, help="Chunks per durable shard: a kill loses at most one "
-                                               "shard of work. Default 2048 (text), 50000 (--vectors)."),
+    encoder: str = flag(IngestOptions, "encoder"),
+    max_chars: int = flag(IngestOptions, "max_chars"),
+    split: str = flag(IngestOptions, "split"),
+    seed: int = flag(IngestOptions, "seed"),
+    dtype: str = flag(IngestOptions, "dtype"),
+    batch_size: int = flag(IngestOptions, "batch_size"),
+    device: str = flag(IngestOptions, "device"),
+    shard_chunks: Optional[int] = flag(IngestOptions, "shard_chunks", default=None, min=1, help=(
+        f"{IngestOptions.model_fields['shard_chunks'].description} Default {IngestOptions().shard_chunks} (text), "
+        f"{ImportOptions.model_fields['shard_chunks'].default} (--vectors).")),
     vectors: Optional[str] = typer.Option(None, help="Import precomputed vectors from this column of the Parquet "
                                           "SOURCE (with doc_id and text columns) instead of encoding text."),
-    encoder_name: Optional[str] = typer.Option(None, help="With --vectors: the name of the model that made them "
-                                               "(stored as the fingerprint; later use must match)."),
-    normalized: Optional[bool] = typer.Option(None, "--normalized/--not-normalized", help="With --vectors: declare "
-                                              "whether they are unit length (--normalized is checked per vector)."),
-    l2_normalize: bool = typer.Option(False, "--l2-normalize", help="With --vectors: L2-normalise them on import."),
-    splitter: str = typer.Option(DEFAULT_SPLITTER, help=f"Sentence splitter: {' | '.join(SPLITTERS)}. "
-                                 "Recorded in the store; stores split differently are never mixed."),
+    encoder_name: Optional[str] = flag(ImportOptions, "encoder_name", prefix="With --vectors: "),
+    normalized: Optional[bool] = flag(ImportOptions, "normalized", "--normalized/--not-normalized",
+                                      prefix="With --vectors: "),
+    l2_normalize: bool = flag(ImportOptions, "l2_normalize", "--l2-normalize", prefix="With --vectors: "),
+    splitter: str = flag(IngestOptions, "splitter"),
 ) -> None:
     """Split and encode documents into a concept store.
 
@@ -55,12 +56,13 @@ def ingest_cmd(
 
     A chunk with no letter or digit is merged into its neighbour in the same document; ingest reports
     how many were merged."""
+    shards = {} if shard_chunks is None else {"shard_chunks": shard_chunks}  # None: the model's default
     if vectors is not None:
         from nextvec.vector_import import import_vectors
 
-        summary = import_vectors(source, out, column=vectors, encoder_name=encoder_name, normalized=normalized,
-                                 l2_normalize=l2_normalize, split=parse_split(split), seed=seed, dtype=dtype,
-                                 shard_chunks=shard_chunks or 50_000)
+        summary = import_vectors(source, out, ImportOptions(
+            column=vectors, encoder_name=encoder_name, normalized=normalized, l2_normalize=l2_normalize,
+            split=parse_split(split), seed=seed, dtype=dtype, **shards))
         typer.echo(format_info(summary))
         typer.echo(f"imported in {summary['seconds']} s ({summary['vectors_per_s']} vectors/s)")
         return
@@ -68,9 +70,9 @@ def ingest_cmd(
         raise NextvecError("--encoder-name, --normalized/--not-normalized and --l2-normalize apply to --vectors imports")
     from nextvec.ingest import ingest
 
-    summary = ingest(source, out, encoder=encoder, max_chars=max_chars, split=parse_split(split), seed=seed,
-                     dtype=dtype, batch_size=batch_size, shard_chunks=shard_chunks or 2048, device=device,
-                     splitter=splitter)
+    summary = ingest(source, out, IngestOptions(encoder=encoder, max_chars=max_chars, split=parse_split(split),
+                                                seed=seed, dtype=dtype, batch_size=batch_size, device=device,
+                                                splitter=splitter, **shards))
     typer.echo(format_info(summary))
     typer.echo(f"ingested in {summary['seconds']} s; {summary['skipped']} records skipped; data card in "
                f"{Path(summary['path']) / 'card.md'}")
