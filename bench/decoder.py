@@ -40,7 +40,8 @@ def main(argv=None) -> int:
     import torch
 
     from nextvec.decode.learned import LearnedDecoder
-    from nextvec.decode.learned_eval import DecoderEvalOptions, evaluate_decoder, format_table
+    from nextvec.decode.learned_eval import evaluate_decoder, format_table
+    from nextvec.options import DecoderEvalOptions
     from nextvec.session import Session
     from nextvec.encode import load_encoder
     from nextvec.store import open_store

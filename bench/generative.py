@@ -36,8 +36,9 @@ from nextvec.config import LVMConfig, load_config
 from nextvec.evaluate import evaluate_run, write_json
 from nextvec.train.memory import fit_run_memory
 from nextvec.evaluate.distribution import evaluate_distributions, format_distribution
-from nextvec.evaluate.rollout import RolloutOptions, energy_ratios, evaluate_rollouts, format_rollout, shown_horizons
-from nextvec.evaluate.runner import EvaluateOptions
+from nextvec.evaluate.rollout import energy_ratios, evaluate_rollouts, format_rollout, shown_horizons
+from nextvec.options import RolloutOptions
+from nextvec.options import EvaluateOptions
 from nextvec.data.windows import select_windows
 from nextvec.evaluate.runner import sampler_baselines
 from nextvec.store import open_store

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from nextvec.evaluate import evaluate_run, write_json
-from nextvec.evaluate.runner import EvaluateOptions
+from nextvec.options import EvaluateOptions
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory
 from nextvec.session import Session
 from nextvec.train.run_folder import MEMORY_FILE, read_run_json, run_index_config

@@ -29,7 +29,7 @@ import torch
 
 from nextvec.config import LVMConfig, load_config
 from nextvec.evaluate import evaluate_run, write_json
-from nextvec.evaluate.runner import EvaluateOptions
+from nextvec.options import EvaluateOptions
 from nextvec.session import Session
 from nextvec.models.memory_fit import fit_memory
 from nextvec.train.run_folder import save_memory

@@ -205,6 +205,10 @@ class TrainConfig(Strict):
                                            "split) on val and write memory.json; evaluate adds a model+memory row")
 
 
+INDEX_HELP = ("index of the retrieval decoder: auto (exact up to 100k chunks, HNSW up to 1M, IVF above, IVF-PQ "
+              "above 4M) | flat | ivf | ivfpq | hnsw")
+
+
 class IndexConfig(Strict):
     """Nearest-neighbour indexes over store vectors (successor memory, kNN-successor, retrieval decoder)."""
 

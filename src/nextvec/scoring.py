@@ -10,9 +10,9 @@ import torch
 from nextvec.data.windows import gather_windows
 from nextvec.errors import NextvecError
 from nextvec.models.base import sample_from
+from nextvec.options import K_SAMPLES
 from nextvec.vecmath import unit_rows
 
-K_SAMPLES = 8
 _BLOCK_FLOATS = 8_000_000  # (queries x bank) scores held at once: 32 MB of float32
 
 

@@ -45,3 +45,29 @@ def test_every_summary_is_one_short_line():
 def test_command_help_keeps_the_rest_of_the_docstring():
     res = CliRunner().invoke(app, ["report", "--help"], env={"COLUMNS": "100"})
     assert "Markdown and HTML report of a run" in res.output and "Training curves of every loss term" in res.output
+
+
+def option_lists() -> str:
+    """One line per command: its arguments (upper case) and options (every name of each), in declaration order."""
+    lines = []
+
+    def walk(cmd, prefix):
+        if hasattr(cmd, "commands"):
+            for name, sub in sorted(cmd.commands.items()):
+                walk(sub, prefix + [name])
+            return
+        names = [p.name.upper() if p.param_type_name == "argument" else "/".join(p.opts + p.secondary_opts)
+                 for p in cmd.params]
+        lines.append(" ".join(prefix) + ": " + " ".join(names))
+
+    walk(typer.main.get_command(app), [])
+    return "\n".join(lines) + "\n"
+
+
+def test_every_command_keeps_its_options():
+    """The options of every command are those in tests/cli/options.txt: a flag is added, renamed or dropped
+    on purpose only (regenerate the file with `python -c "from tests.cli.test_help import option_lists;
+    print(option_lists(), end='')" > tests/cli/options.txt` and say why in the commit)."""
+    from pathlib import Path
+
+    assert option_lists() == (Path(__file__).with_name("options.txt")).read_text()

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from nextvec.cli import app
 from nextvec.config import load_config
 from nextvec.decode.learned import LearnedDecoderConfig, LearnedDecoder
-from nextvec.decode.spec import DecoderOptions, attach_decoder, load_decoder, parse_decoder_spec
+from nextvec.decode.spec import attach_decoder, load_decoder, parse_decoder_spec
+from nextvec.options import DecoderOptions
 from nextvec.encode.hashing import HashingEncoder
 from nextvec.errors import FingerprintMismatch, NextvecError
 from nextvec.generate import GenerateOptions, encode_prompt, generate, rollouts

@@ -82,7 +82,7 @@ def test_tiny_decoder_overfits_20_sentences_exactly():
         loss.backward()
         opt.step()
     model.eval()
-    out, _ = model.generate(vecs, None, tok.cls_token_id, tok.sep_token_id)
+    out, _ = model.generate(vecs, None, (tok.cls_token_id, tok.sep_token_id))
     expect = [r[1:-1] for r in rows]  # without [CLS] / [SEP]
     assert out == expect
     assert tok.decode(out[3]) == SENTENCES[3].lower()
@@ -113,7 +113,7 @@ def test_cached_greedy_matches_full_recompute():
     model, _ = tiny_model()
     model.eval()
     t = torch.randn(3, 16)
-    got, _ = model.generate(t, None, 101, 102, max_tokens=7)
+    got, _ = model.generate(t, None, (101, 102), max_tokens=7)
     seq = torch.full((3, 1), 101)
     for _ in range(6):
         logits = model.forward(t, None, torch.cat([seq, seq[:, :1]], 1), torch.ones(3, seq.shape[1] + 1, dtype=torch.long))
@@ -152,7 +152,7 @@ def test_checkpoint_round_trip(tmp_path):
     assert loaded.lm.cls.predictions.decoder.weight.data_ptr() == loaded.lm.bert.embeddings.word_embeddings.weight.data_ptr()
     model.eval()
     t = torch.randn(2, 16)
-    assert model.generate(t, None, 101, 102, 6)[0] == loaded.generate(t, None, 101, 102, 6)[0]
+    assert model.generate(t, None, (101, 102), 6)[0] == loaded.generate(t, None, (101, 102), 6)[0]
     with pytest.raises(NextvecError, match="does not exist"):
         load_checkpoint(tmp_path / "nothing")
     (tmp_path / "empty").mkdir()

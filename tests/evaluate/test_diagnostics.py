@@ -10,7 +10,8 @@ import pytest
 from evalkit import AlwaysMean, OracleNext, make_store, random_docs
 from nextvec.evaluate import diagnose_run, format_diagnosis, write_json
 from nextvec.decode.nearest import RetrievalDecoder
-from nextvec.evaluate.diagnostics import DiagnoseOptions, decoder_abc, retrieval_decoder
+from nextvec.evaluate.diagnostics import decoder_abc, retrieval_decoder
+from nextvec.options import DiagnoseOptions
 from nextvec.session import Session
 
 DIAGNOSE_KEYS = {"std_ratio_median", "rankme_pred", "rankme_target", "pairwise_cos_pred", "pairwise_cos_target",

@@ -7,8 +7,9 @@ import torch
 from evalkit import AlwaysMean, OracleNext, make_store, one_hot_docs, random_docs
 from nextvec.data.windows import window_targets
 from nextvec.evaluate.distribution import evaluate_distributions, frechet_distance
-from nextvec.evaluate.diagnostics import DiagnoseOptions
-from nextvec.evaluate.rollout import KnnWalk, RolloutOptions, evaluate_rollouts, format_rollout, rollout_prompts, sample_rollouts
+from nextvec.options import DiagnoseOptions
+from nextvec.evaluate.rollout import KnnWalk, evaluate_rollouts, format_rollout, rollout_prompts, sample_rollouts
+from nextvec.options import RolloutOptions
 from nextvec.models.baselines import CopyLastBaseline
 from nextvec.models.samplers import KnnSuccessorSampler, residual_covariance
 from nextvec.session import Session

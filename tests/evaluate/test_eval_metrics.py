@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from evalkit import OracleNext, make_store, one_hot_docs, random_docs
-from nextvec.evaluate.metrics import Bank, evaluate_predictor, in_document_ranks, retrieval_ranks
+from nextvec.evaluate.metrics import evaluate_predictor, in_document_ranks
+from nextvec.scoring import Bank, retrieval_ranks
 from nextvec.models.baselines import CopyLastBaseline
 
 

@@ -55,9 +55,11 @@ def report(tmp_path_factory):
     from nextvec.integrity import seal_json  # each line as RunFolder.log writes it
 
     (root / "run" / "metrics.jsonl").write_text("".join(seal_json(r).decode() + "\n" for r in records))
-    from nextvec.evaluate.report import ReportOptions
-    from nextvec.evaluate.rollout import RolloutOptions, evaluate_rollouts
-    from nextvec.evaluate.runner import EvaluateOptions, evaluate_run
+    from nextvec.options import ReportOptions
+    from nextvec.evaluate.rollout import evaluate_rollouts
+    from nextvec.options import RolloutOptions
+    from nextvec.evaluate.runner import evaluate_run
+    from nextvec.options import EvaluateOptions
     from nextvec.session import Session
 
     session = Session.open(root / "run", store, encoder=None)

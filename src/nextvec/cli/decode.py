@@ -7,7 +7,9 @@ from pathlib import Path
 
 import typer
 
+from nextvec.cli.options import flag
 from nextvec.decode.spec import SPEC_HELP
+from nextvec.options import DecoderOptions
 
 
 def decode_cmd(
@@ -17,12 +19,12 @@ def decode_cmd(
     chunks: list[int] | None = typer.Option(None, "--chunk", help="decode the vector of this store chunk id"),
     k: int = typer.Option(3, "--k", min=1, help="candidates per vector"),
     decoder: str = typer.Option("retrieval", "--decoder", help=SPEC_HELP),
-    split: str | None = typer.Option(None, "--split", help="retrieval: only this split's chunks"),
-    index_kind: str = typer.Option("auto", "--index", help="retrieval: auto (exact up to 100k chunks, HNSW up to 1M, IVF above, IVF-PQ above 4M) | flat | ivf | ivfpq | hnsw"),
-    steps: int | None = typer.Option(None, "--steps", min=0, help="vec2text / learned: correction steps (default 20 / 0)"),
-    beam: int = typer.Option(0, "--beam", min=0, help="vec2text: sequence beam width"),
-    online: bool = typer.Option(False, "--online", help="vec2text: allow downloading the weights"),
-    device: str = typer.Option("cpu", "--device", help="learned: where the decoder runs (cpu, cuda[:N], auto)"),
+    split: str | None = flag(DecoderOptions, "split", "--split"),
+    index_kind: str = flag(DecoderOptions, "index_kind", "--index"),
+    steps: int | None = flag(DecoderOptions, "steps", "--steps", min=0),
+    beam: int = flag(DecoderOptions, "beam", "--beam", min=0),
+    online: bool = flag(DecoderOptions, "online", "--online"),
+    device: str = flag(DecoderOptions, "device", "--device"),
     round_trip: bool = typer.Option(False, "--round-trip", help="also report cosine(vector, encode(top-1 text))"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
@@ -33,7 +35,7 @@ def decode_cmd(
 
     Give exactly one of --vectors, --text (repeatable) or --chunk (repeatable).
     """
-    from nextvec.decode.spec import DecoderOptions, decoder_name, load_decoder
+    from nextvec.decode.spec import decoder_name, load_decoder
     from nextvec.errors import NextvecError
     from nextvec.session import open_encoder
     from nextvec.store import open_store

@@ -21,9 +21,11 @@ def demo_cmd(
     decoded by retrieval, and write a report. Rerunning reuses the finished store and run."""
     from nextvec.config import LVMConfig, load_config
     from nextvec.corpus import get_corpus
-    from nextvec.decode.spec import DecoderOptions, attach_decoder
+    from nextvec.decode.spec import attach_decoder
+    from nextvec.options import DecoderOptions
     from nextvec.evaluate import diagnose_run, evaluate_run, format_diagnosis, format_table, write_json
-    from nextvec.evaluate.report import ReportOptions, write_report
+    from nextvec.evaluate.report import write_report
+    from nextvec.options import ReportOptions
     from nextvec.evaluate.rollout import format_rollout
     from nextvec.ingest import ingest
     from nextvec.session import Session

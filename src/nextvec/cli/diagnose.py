@@ -7,22 +7,24 @@ from typing import Optional
 
 import typer
 
+from nextvec.cli.options import flag
 from nextvec.decode.spec import SPEC_HELP
+from nextvec.options import DiagnoseOptions
 
 
 def diagnose_cmd(
     run: Path = typer.Argument(..., help="Run folder (best checkpoint, else last) or a .safetensors checkpoint."),
     store: Path = typer.Option(..., "--store", help="Concept store made by the same encoder as the run's training store."),
-    split: str = typer.Option("test", help="Split to diagnose on: test | val | train."),
+    split: str = flag(DiagnoseOptions, "split"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Std-ratio histogram PNG (default RUN/diagnose/std_ratio_SPLIT.png)."),
-    max_windows: Optional[int] = typer.Option(None, help="Diagnose a fixed random subset of this many windows."),
-    n_decode: int = typer.Option(500, help="Windows for the decoder A/B/C tests."),
+    max_windows: Optional[int] = flag(DiagnoseOptions, "max_windows"),
+    n_decode: int = flag(DiagnoseOptions, "n_decode"),
     decoder: str = typer.Option("retrieval", help="Decoder for A/B/C: " + SPEC_HELP + " (any but retrieval loads "
                                 "the store's encoder to compare decoded texts)."),
     encoder: str = typer.Option("auto", help="Encoder for a non-retrieval decoder's A test and cosines ('auto': the store's)."),
     fail_on_collapse: bool = typer.Option(False, help="Exit with status 1 when the verdict is COLLAPSED."),
-    samples: int = typer.Option(8, "--samples", min=0, help="K samples per window for the samples' realism check; 0 = off."),
+    samples: int = flag(DiagnoseOptions, "samples", "--samples", min=0),
 ) -> None:
     """Collapse checks of a run, with a verdict per check.
 
@@ -32,7 +34,6 @@ def diagnose_cmd(
     from nextvec.errors import NextvecError
     from nextvec.decode.spec import attach_decoder
     from nextvec.evaluate import diagnose_run, format_diagnosis, write_json
-    from nextvec.evaluate.diagnostics import DiagnoseOptions
     from nextvec.evaluate.report import plot_std_ratio_hist
     from nextvec.session import Session
 

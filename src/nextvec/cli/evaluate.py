@@ -7,27 +7,26 @@ from typing import Optional
 
 import typer
 
+from nextvec.cli.options import flag
+from nextvec.options import EvaluateOptions
+
 
 def evaluate_cmd(
     run: Path = typer.Argument(..., help="Run folder (best checkpoint, else last) or a .safetensors checkpoint."),
     store: Path = typer.Option(..., "--store", help="Concept store made by the same encoder as the run's training store."),
-    split: str = typer.Option("test", help="Split to evaluate on: test | val | train."),
+    split: str = flag(EvaluateOptions, "split"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the results as JSON here."),
-    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Evaluate the four baselines beside the model."),
-    max_windows: Optional[int] = typer.Option(None, help="Evaluate a fixed random subset of this many windows."),
-    batch_size: int = typer.Option(512, help="Windows per forward pass."),
-    seed: int = typer.Option(0, help="Seed of the --max-windows subset."),
+    baselines: bool = flag(EvaluateOptions, "baselines", "--baselines/--no-baselines"),
+    max_windows: Optional[int] = flag(EvaluateOptions, "max_windows"),
+    batch_size: int = flag(EvaluateOptions, "batch_size"),
+    seed: int = flag(EvaluateOptions, "seed"),
     memory: bool = typer.Option(True, "--memory/--no-memory",
                                 help="Also evaluate the model with its successor memory (runs with memory.json)."),
-    samples: int = typer.Option(8, "--samples", min=0,
-                                help="K samples per window for the distribution table (energy score, realism); 0 = off."),
-    dist_windows: int = typer.Option(5000, "--dist-windows", min=1,
-                                     help="Score samples on a seeded subset of at most this many windows."),
-    rollout: int = typer.Option(10, "--rollout", min=0,
-                                help="Continue held-out documents this many steps and score every step against the "
-                                     "real continuation (0 = off)."),
-    rollouts: int = typer.Option(100, "--rollouts", min=1, help="Documents (prompts) in the rollout evaluation."),
-    prefix: int = typer.Option(5, "--prefix", min=1, help="Chunks of each document given as the rollout prompt."),
+    samples: int = flag(EvaluateOptions, "samples", "--samples", min=0),
+    dist_windows: int = flag(EvaluateOptions, "dist_windows", "--dist-windows", min=1),
+    rollout: int = flag(EvaluateOptions, "rollout", "--rollout", min=0),
+    rollouts: int = flag(EvaluateOptions, "rollouts", "--rollouts", min=1),
+    prefix: int = flag(EvaluateOptions, "prefix", "--prefix", min=1),
 ) -> None:
     """Score a run beside every baseline in one table.
 
@@ -44,7 +43,6 @@ def evaluate_cmd(
     the previous step and repeats, for the model with its memory, the model alone, its point rollout and the
     kNN walk."""
     from nextvec.evaluate import evaluate_run, format_summary, format_table, write_json
-    from nextvec.evaluate.runner import EvaluateOptions
     from nextvec.session import Session
 
     options = EvaluateOptions(split=split, baselines=baselines, max_windows=max_windows, batch_size=batch_size,

@@ -40,7 +40,8 @@ def generate_cmd(
     Stops early when a prediction's cosine to the previous one exceeds --stop-cos (Large Concept Model
     criterion); each step prints the decoder's score (retrieval: cosine to the nearest store chunk).
     """
-    from nextvec.decode.spec import DecoderOptions, attach_decoder
+    from nextvec.decode.spec import attach_decoder
+    from nextvec.options import DecoderOptions
     from nextvec.errors import NextvecError
     from nextvec.generate import generate
     from nextvec.session import Session

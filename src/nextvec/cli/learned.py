@@ -8,7 +8,9 @@ from typing import Optional
 
 import typer
 
+from nextvec.cli.options import flag
 from nextvec.extras import require
+from nextvec.options import DecoderEvalOptions, DecoderOptions
 
 
 def train_decoder_cmd(
@@ -40,25 +42,25 @@ def evaluate_decoder_cmd(
     decoder: str = typer.Argument(..., help="learned:PATH, PATH a DECODER folder (best checkpoint, else last) or a "
                                   ".safetensors file (the decoder spec of decode, generate and serve)."),
     store: Path = typer.Option(..., "--store", help="Store made by the same encoder as the decoder's training store."),
-    split: str = typer.Option("test", help="train | val | test."),
+    split: str = flag(DecoderEvalOptions, "split"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the full results as JSON here."),
-    steps: int = typer.Option(0, "--steps", help="Correction passes after the first (vec2text style)."),
-    n: int = typer.Option(300, "--n", help="Held-out chunks to decode (sampled with --seed)."),
+    steps: int = flag(DecoderEvalOptions, "steps", "--steps", default=0),
+    n: int = flag(DecoderEvalOptions, "n", "--n"),
     run: Optional[Path] = typer.Option(None, "--run", help="LVM run folder: also decode its predicted next vectors."),
     retrieval_split: str = typer.Option("train", help="Bank of the retrieval decoder: train | val | test | all."),
     encoder: str = typer.Option("auto", help="Encoder matching the store: auto (the store's) | minilm | st:PATH | gtr[:PATH]."),
-    seed: int = typer.Option(0, help="Seed of the sample and the noise."),
-    no_repeat_ngram: int = typer.Option(3, help="Decoding never repeats an n-gram of this length (0 = off)."),
-    samples: int = typer.Option(0, "--samples", help="Extra sampled hypotheses per pass; the one re-encoding closest wins."),
-    device: str = typer.Option("cpu", "--device", help="Where the decoder runs: cpu, cuda[:N] or auto."),
+    seed: int = flag(DecoderEvalOptions, "seed"),
+    no_repeat_ngram: int = flag(DecoderOptions, "no_repeat_ngram"),
+    samples: int = flag(DecoderOptions, "samples", "--samples"),
+    device: str = flag(DecoderOptions, "device", "--device"),
 ) -> None:
     """Score the learned decoder beside the retrieval decoder.
 
     Token F1, BLEU, exact match and round-trip cosine of the learned decoder beside the retrieval decoder,
     on exact, noised (sigma 0.01, 0.05) and (with --run) model-predicted vectors."""
     require("sacrebleu", "decoder-eval", "nextvec evaluate-decoder")  # BLEU; fail before loading any model
-    from nextvec.decode.learned_eval import DecoderEvalOptions, evaluate_decoder, format_table
-    from nextvec.decode.spec import DecoderOptions, load_decoder, parse_decoder_spec
+    from nextvec.decode.learned_eval import evaluate_decoder, format_table
+    from nextvec.decode.spec import load_decoder, parse_decoder_spec
     from nextvec.errors import NextvecError
     from nextvec.session import Session, open_encoder
     from nextvec.store import open_store

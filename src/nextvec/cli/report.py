@@ -7,20 +7,23 @@ from typing import Optional
 
 import typer
 
+from nextvec.cli.options import flag
+from nextvec.options import ReportOptions
+
 
 def report_cmd(
     run: Path = typer.Argument(..., help="Run folder (training curves come from RUN/metrics.jsonl)."),
     store: Path = typer.Option(..., "--store", help="Concept store made by the same encoder as the run's training store."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default RUN/report)."),
-    split: str = typer.Option("test", help="Split to evaluate and diagnose on."),
-    max_windows: Optional[int] = typer.Option(None, help="Use a fixed random subset of this many windows."),
-    examples: int = typer.Option(10, help="Example predictions decoded by retrieval."),
+    out: Optional[Path] = flag(ReportOptions, "out", "--out"),
+    split: str = flag(ReportOptions, "split"),
+    max_windows: Optional[int] = flag(ReportOptions, "max_windows"),
+    examples: int = flag(ReportOptions, "examples"),
 ) -> None:
     """Markdown and HTML report of a run, with plots.
 
     Training curves of every loss term and val metric, the evaluate table, the collapse diagnosis with
     its std-ratio histogram, and example predictions decoded by retrieval beside the true next sentence."""
-    from nextvec.evaluate.report import ReportOptions, write_report
+    from nextvec.evaluate.report import write_report
     from nextvec.session import Session
 
     path = write_report(Session.open(run, store, encoder=None),

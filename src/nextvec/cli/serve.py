@@ -7,8 +7,9 @@ from pathlib import Path
 
 import typer
 
-from nextvec.decode.spec import SPEC_HELP
+from nextvec.cli.options import flag
 from nextvec.extras import require
+from nextvec.options import ServeOptions
 
 
 def serve_cmd(
@@ -18,18 +19,15 @@ def serve_cmd(
     port: int = typer.Option(8000, "--port", help="TCP port"),
     api_key: str | None = typer.Option(None, "--api-key", envvar="NEXTVEC_API_KEY",
                                        help="require header X-API-Key on every endpoint but /health"),
-    encoder: str = typer.Option("auto", "--encoder", help="'auto' (the store's encoder), 'none' (vectors only) or a spec"),
-    decoder: str = typer.Option("retrieval", "--decoder", help="decoder of /decode and /generate: " + SPEC_HELP),
-    index_kind: str = typer.Option("auto", "--index", help="retrieval decoder's index: auto (exact up to 100k chunks, HNSW up to 1M, IVF above, IVF-PQ above 4M) | flat | ivf | ivfpq | hnsw"),
+    encoder: str = flag(ServeOptions, "encoder", "--encoder"),
+    decoder: str = flag(ServeOptions, "decoder", "--decoder"),
+    index_kind: str = flag(ServeOptions, "index_kind", "--index"),
     limits: list[str] | None = typer.Option(None, "--limit", help="request limit, e.g. --limit max_vectors=512"),
     log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
-    threads: int = typer.Option(1, "--threads", min=0,
-                                help="torch and FAISS CPU threads (1 suits small batches on few cores; 0 = their default)"),
+    threads: int = flag(ServeOptions, "threads", "--threads", min=0),
     workers: int = typer.Option(1, "--workers", min=1,
                                 help="server processes, each with the model and store loaded (2 suits 2 cores)"),
-    memory: bool = typer.Option(False, "--memory/--no-memory",
-                                help="y_cos from the model with the run's fitted successor memory (memory.json), as evaluate's "
-                                     "model+memory row; about doubles /predict latency"),
+    memory: bool = flag(ServeOptions, "memory", "--memory/--no-memory"),
 ) -> None:
     """Serve a trained model over HTTP.
 
@@ -58,12 +56,12 @@ def serve_cmd(
                     fg="yellow", err=True)
     from nextvec.serve import timeouts, workers as w
 
-    opts = {"encoder": encoder, "api_key": api_key, "limits": lim.model_dump(), "index_kind": index_kind, "memory": memory,
-            "decoder": decoder}
+    opts = ServeOptions(threads=threads, encoder=encoder, api_key=api_key, limits=lim.model_dump(), decoder=decoder,
+                        index_kind=index_kind, memory=memory)
     # slow clients: the head must arrive within header_timeout_s, a body within body_timeout_s (in the app)
     run_opts = dict(host=host, port=port, log_level=log_level, access_log=False, proxy_headers=False)
     if workers == 1:
-        app = w.build_app(str(run), str(store), threads, **opts)  # bad options fail here, with their message
+        app = w.build_app(str(run), str(store), opts)  # bad options fail here, with their message
         typer.echo(f"nextvec serving {run} on http://{host}:{port} (docs at /docs)", err=True)
         uvicorn.run(app, http=timeouts.protocol_with_header_timeout(lim.header_timeout_s), **run_opts)
         return
@@ -73,7 +71,7 @@ def serve_cmd(
 
     parse_decoder_spec(decoder)
     Session.open(run, store, encoder=None)
-    w.export_options(run=str(run), store=str(store), **opts, threads=threads)
+    w.export_options(str(run), str(store), opts)
     os.environ[timeouts.HEADER_TIMEOUT_ENV] = str(lim.header_timeout_s)
     typer.echo(f"nextvec serving {run} on http://{host}:{port} with {workers} worker processes (docs at /docs)", err=True)
     uvicorn.run("nextvec.serve.workers:app_from_env", factory=True, workers=workers,

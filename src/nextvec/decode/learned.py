@@ -226,7 +226,7 @@ class LearnedDecoderNet(nn.Module):
         return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
     @torch.no_grad()
-    def generate(self, target: torch.Tensor, hyp: torch.Tensor | None, bos: int, eos: int, max_tokens: int | None = None,
+    def generate(self, target: torch.Tensor, hyp: torch.Tensor | None, special: tuple[int, int], max_tokens: int | None = None,
                  no_repeat_ngram: int = 0, temperature: float = 0.0, top_p: float = 0.9,
                  generator: torch.Generator | None = None) -> tuple[list[list[int]], torch.Tensor]:
         """Greedy (temperature 0) or nucleus-sampled decoding with a KV cache. Returns token ids per row
@@ -236,6 +236,7 @@ class LearnedDecoderNet(nn.Module):
         otherwise loops: "the the the ...")."""
         from transformers import DynamicCache
 
+        bos, eos = special  # the tokenizer's begin and end ids
         max_tokens = max_tokens or self.config.max_tokens
         B = target.shape[0]
         dev = self.out_vocab.device
@@ -366,8 +367,10 @@ class LearnedDecoder:
     the distinct hypotheses met across correction passes, best first (at most steps + 1 of them).
     """
 
-    def __init__(self, model: LearnedDecoderNet, meta: dict, encoder=None, steps: int = 0, batch_size: int = 64,
-                 no_repeat_ngram: int = 3, samples: int = 0, temperature: float = 0.7, seed: int = 0):
+    BATCH_SIZE = 64  # vectors per generate call
+
+    def __init__(self, model: LearnedDecoderNet, meta: dict, encoder=None, steps: int = 0, no_repeat_ngram: int = 3,
+                 samples: int = 0, temperature: float = 0.7, seed: int = 0):
         self.model = model.eval()
         self.samples = samples
         self.temperature = temperature
@@ -379,7 +382,7 @@ class LearnedDecoder:
         self.tokenizer = load_tokenizer(meta.get("tokenizer", TOKENIZER_SOURCE))
         self.encoder = encoder
         self.steps = steps
-        self.batch_size = batch_size
+        self.batch_size = self.BATCH_SIZE
         if steps > 0 and encoder is None:
             raise NextvecError("correction steps re-encode each hypothesis: pass the store's encoder")
         if steps > 0 and not model.config.correction:
@@ -389,8 +392,8 @@ class LearnedDecoder:
 
     @classmethod
     def load(cls, path, encoder=None, device: str = "cpu", **kwargs) -> "LearnedDecoder":
-        """`device`: cpu, cuda[:N] or auto; `kwargs`: steps, batch_size, no_repeat_ngram, samples, temperature,
-        seed (see the class)."""
+        """`device`: cpu, cuda[:N] or auto; `kwargs`: steps, no_repeat_ngram, samples, temperature, seed (see
+        the class)."""
         from nextvec.train.distributed import resolve_device
 
         model, meta = load_checkpoint(path)
@@ -412,7 +415,7 @@ class LearnedDecoder:
         for s in range(0, len(vectors), self.batch_size):
             t = torch.from_numpy(vectors[s : s + self.batch_size])
             h = None if hyp is None else torch.from_numpy(hyp[s : s + self.batch_size])
-            ids, lp = self.model.generate(t, h, tok.cls_token_id, tok.sep_token_id, no_repeat_ngram=self.no_repeat_ngram,
+            ids, lp = self.model.generate(t, h, (tok.cls_token_id, tok.sep_token_id), no_repeat_ngram=self.no_repeat_ngram,
                                           temperature=temperature, generator=generator)
             texts += self._texts(ids)
             lps.append(lp.numpy())

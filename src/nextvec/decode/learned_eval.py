@@ -13,34 +13,18 @@ The retrieval decoder searches the TRAIN split by default, so a held-out sentenc
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
 
-from nextvec.config import Strict
 from nextvec.decode.learned import LearnedDecoder
 from nextvec.decode.learned_train import noisy
 from nextvec.decode.metrics import text_metrics
+from nextvec.options import DecoderEvalOptions
 from nextvec.vecmath import cosine_rows
 from nextvec.errors import NextvecError, check_fingerprint
 
-NOISE_LEVELS = (0.01, 0.05)
 
 
 def _summary(texts, refs, cos) -> dict:
     return {**text_metrics(texts, refs), "round_trip_cosine": float(np.mean(cos)) if len(cos) else float("nan")}
-
-
-class DecoderEvalOptions(Strict):
-    """What `nextvec evaluate-decoder` (and `evaluate_decoder`) measures; the CLI's flags are these fields."""
-
-    split: str = Field("test", description="train | val | test.")
-    n: int = Field(300, ge=1, description="Held-out chunks to decode (sampled with --seed).")
-    steps: int | None = Field(None, ge=0, description="Correction passes after the first (vec2text style; default "
-                                                      "the decoder's).")
-    retrieval_split: str | None = Field("train", description="Bank of the retrieval decoder: train | val | test "
-                                                             "(None: every chunk).")
-    seed: int = Field(0, description="Seed of the sample and the noise.")
-    noise_levels: tuple[float, ...] = NOISE_LEVELS
-    examples: int = Field(10, ge=0, description="Decoded examples kept in the result.")
 
 
 def predicted_vectors(session, split: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -130,7 +130,7 @@ def validate(model: LearnedDecoderNet, val: _ValSet, tokenizer, batch_size: int,
         f1s = []
         for s in range(0, min(decode_n, len(val.rows)), batch_size):
             e = min(s + batch_size, decode_n)
-            ids, _ = model.generate(torch.from_numpy(val.vectors[s:e]), None, tokenizer.cls_token_id, tokenizer.sep_token_id)
+            ids, _ = model.generate(torch.from_numpy(val.vectors[s:e]), None, (tokenizer.cls_token_id, tokenizer.sep_token_id))
             hyp = [tokenizer.decode(r, skip_special_tokens=True) for r in ids]
             f1s += [token_f1(h, r) for h, r in zip(hyp, val.texts[s:e])]
         out["val/token_f1"] = float(np.mean(f1s))

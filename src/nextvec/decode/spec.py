@@ -10,35 +10,10 @@ it with `.spec` (what the /decode and /generate responses report as the decoder 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from nextvec.errors import NextvecError
+from nextvec.options import SPEC_HELP, DecoderOptions
 
 KINDS = ("retrieval", "vec2text", "learned")
-SPEC_HELP = "retrieval | vec2text[:PATH] | learned:PATH"
-
-
-@dataclass(frozen=True)
-class DecoderOptions:
-    """Per-decoder settings; each decoder reads only its own (the others are ignored).
-
-    retrieval: split (None = every chunk), index_kind (auto | flat | ivf | ivfpq | hnsw).
-    vec2text and learned: steps, the correction passes after the first (None: 20 for vec2text, 0 for learned;
-    the learned decoder's need the encoder).
-    vec2text: beam (sequence beam width), online (may download its weights).
-    learned: no_repeat_ngram, samples (sampled hypotheses ranked by round-trip cosine; need the encoder),
-    seed, device.
-    """
-
-    split: str | None = None
-    index_kind: str = "auto"
-    steps: int | None = None
-    beam: int = 0
-    online: bool = False
-    no_repeat_ngram: int = 3
-    samples: int = 0
-    seed: int = 0
-    device: str = "cpu"
 
 
 def parse_decoder_spec(spec: str) -> tuple[str, str | None]:

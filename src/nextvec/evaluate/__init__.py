@@ -8,7 +8,8 @@
 from __future__ import annotations
 
 from nextvec.evaluate.diagnostics import diagnose_predictions, diagnose_run, format_diagnosis
-from nextvec.evaluate.metrics import Bank, evaluate_predictor
+from nextvec.evaluate.metrics import evaluate_predictor
+from nextvec.scoring import Bank
 from nextvec.evaluate.jsonio import to_jsonable, write_json
 from nextvec.evaluate.runner import evaluate_run, format_summary, format_table
 

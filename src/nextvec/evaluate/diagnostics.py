@@ -12,13 +12,12 @@
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
 
-from nextvec.config import Strict
 from nextvec.decode.metrics import exact_match, token_f1
 from nextvec.evaluate.collapse import mean_pairwise_cosine, moment_matching, rankme, std_ratio
-from nextvec.evaluate.metrics import Bank, retrieval_ranks
+from nextvec.scoring import Bank, retrieval_ranks
 from nextvec.models.base import predict_windows
+from nextvec.options import DiagnoseOptions
 from nextvec.data.windows import select_windows
 from nextvec.session import resolve_context_length
 from nextvec.vecmath import cosine_rows, unit_rows
@@ -205,18 +204,6 @@ def judge_samples(d: dict, dist: dict, has_sampler: bool) -> None:
         d["judged_on"] = "point"
         d["collapsed"] = d["collapsed"] or st == "fail"
         d["verdict"] = verdict(d["checks"], d)
-
-
-class DiagnoseOptions(Strict):
-    """What `nextvec diagnose` (and `diagnose_run`) checks; the CLI's flags are these fields."""
-
-    split: str = Field("test", description="Split to diagnose on: test | val | train.")
-    max_windows: int | None = Field(None, ge=1, description="Diagnose a fixed random subset of this many windows.")
-    batch_size: int = Field(512, ge=1, description="Windows per forward pass.")
-    n_decode: int = Field(500, ge=1, description="Windows for the decoder A/B/C tests.")
-    seed: int = Field(0, description="Seed of the window subsets.")
-    samples: int = Field(8, ge=0, description="K samples per window for the samples' realism check; 0 = off.")
-    sample_windows: int = Field(5000, ge=1, description="Judge samples on a seeded subset of at most this many windows.")
 
 
 def diagnose_run(session, options: DiagnoseOptions | None = None) -> dict:

@@ -12,10 +12,9 @@ import math
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
 
-from nextvec.config import Strict
 from nextvec.extras import require
+from nextvec.options import ReportOptions
 from nextvec.train.run_folder import read_metrics_lines
 
 _SKIP_CURVES = ("step", "epoch")
@@ -320,16 +319,6 @@ def _continuation_blocks(example: dict | None) -> list[dict]:
             _b("table", head=["step", "true continuation", *names], rows=rows)]
 
 
-class ReportOptions(Strict):
-    """What `nextvec report` (and `write_report`) writes; the CLI's flags are these fields."""
-
-    out: Path | None = Field(None, description="Output folder (default RUN/report).")
-    split: str = Field("test", description="Split to evaluate and diagnose on.")
-    max_windows: int | None = Field(None, ge=1, description="Use a fixed random subset of this many windows.")
-    examples: int = Field(10, ge=0, description="Example predictions decoded by retrieval.")
-    seed: int = Field(0, description="Seed of the window subsets and the examples.")
-
-
 def write_report(session, options: ReportOptions | None = None, evaluation: dict | None = None,
                  diagnosis: dict | None = None, continuation: dict | None = None) -> Path:
     """Evaluate and diagnose the session's model, plot, and write report.md + report.html (+ PNGs, JSON).
@@ -344,8 +333,9 @@ def write_report(session, options: ReportOptions | None = None, evaluation: dict
     Returns the path of report.md.
     """
     from nextvec.evaluate import write_json
-    from nextvec.evaluate.diagnostics import DiagnoseOptions, diagnose_run
-    from nextvec.evaluate.runner import EvaluateOptions, evaluate_run, format_summary, format_table
+    from nextvec.evaluate.diagnostics import diagnose_run
+    from nextvec.evaluate.runner import evaluate_run, format_summary, format_table
+    from nextvec.options import DiagnoseOptions, EvaluateOptions
     from nextvec.session import resolve_context_length
 
     o = options or ReportOptions()

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from pydantic import Field
 
-from nextvec.config import Strict
 from nextvec.data.windows import seeded_subset
 from nextvec.errors import NextvecError
-from nextvec.evaluate.distribution import K_SAMPLES, energy_score_np
+from nextvec.scoring import energy_score_np
 from nextvec.models.base import sample_from, sample_rollouts
+from nextvec.options import RolloutOptions
 from nextvec.vecmath import unit_centroid, unit_rows
 
 REPEAT_COS = 0.9
@@ -133,18 +132,6 @@ def score_continuations(gen: np.ndarray, truth: np.ndarray, centroid: np.ndarray
         "repeat_rate": float(rep.mean()),
         "example": texts[0],
     }
-
-
-class RolloutOptions(Strict):
-    """Which continuations `evaluate_rollouts` scores (`nextvec evaluate --rollout H` fills these)."""
-
-    split: str = "test"
-    horizon: int = Field(10, ge=1, description="steps of each continuation")
-    prompts: int = Field(100, ge=1, description="documents whose first `prefix` chunks are the prompts")
-    prefix: int = Field(5, ge=1, description="chunks of each document given as the prompt")
-    k: int = Field(K_SAMPLES, ge=1, description="rollouts per prompt")
-    seed: int = 0
-    knn_walk: bool = Field(True, description="add the kNN walk as the reference")
 
 
 def evaluate_rollouts(predictors: dict, store, options: RolloutOptions | None = None) -> dict:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from pydantic import Field
-
-from nextvec.config import Strict
 from nextvec.data.windows import seeded_subset, select_windows
 from nextvec.errors import NextvecError
 from nextvec.session import resolve_context_length
-from nextvec.evaluate.metrics import MARGIN_DEFINITION, PRIMARY_METRIC, Bank, score_predictions
+from nextvec.evaluate.metrics import MARGIN_DEFINITION, PRIMARY_METRIC, score_predictions
+from nextvec.scoring import Bank
 from nextvec.models.base import predict_windows
+from nextvec.options import EvaluateOptions, RolloutOptions
 
 RANK_DEFINITION = ("rank of the true next chunk by cosine with y_cos; ties count half; bank rows with a vector identical "
                    "to the target's are not competitors")
@@ -22,23 +21,6 @@ TABLE_COLUMNS = (("cosine", "cosine", True), ("r@1", "R@1", True), ("r@5", "R@5"
                  ("mrr", "MRR", True), ("in_doc_mrr", "in-doc MRR", True),
                  ("contrastive_accuracy", "contr. acc.", True), ("margin", "margin", True),
                  ("std_ratio", "std ratio", None))
-
-
-class EvaluateOptions(Strict):
-    """What `nextvec evaluate` (and `evaluate_run`) scores; the CLI's flags are these fields."""
-
-    split: str = Field("test", description="Split to evaluate on: test | val | train.")
-    baselines: bool = Field(True, description="Evaluate the four baselines beside the model.")
-    max_windows: int | None = Field(None, ge=1, description="Evaluate a fixed random subset of this many windows.")
-    batch_size: int = Field(512, ge=1, description="Windows per forward pass.")
-    seed: int = Field(0, description="Seed of the --max-windows subset, the samples and the rollout prompts.")
-    samples: int = Field(8, ge=0, description="K samples per window for the distribution table (energy score, "
-                                               "realism); 0 = off.")
-    dist_windows: int = Field(5000, ge=1, description="Score samples on a seeded subset of at most this many windows.")
-    rollout: int = Field(10, ge=0, description="Continue held-out documents this many steps and score every step "
-                                              "against the real continuation (0 = off).")
-    rollouts: int = Field(100, ge=1, description="Documents (prompts) in the rollout evaluation.")
-    prefix: int = Field(5, ge=1, description="Chunks of each document given as the rollout prompt.")
 
 
 def evaluate_run(session, options: EvaluateOptions | None = None, extra: dict | None = None) -> dict:
@@ -102,7 +84,7 @@ def evaluate_run(session, options: EvaluateOptions | None = None, extra: dict | 
 def _rollout(session, T: int, o: EvaluateOptions) -> dict:
     """The rollout section of a run (its default sampler, the model alone, its point rollout, the kNN
     walk), or why there is none (documents too short for prefix + horizon)."""
-    from nextvec.evaluate.rollout import RolloutOptions, evaluate_rollouts, run_rollout_predictors
+    from nextvec.evaluate.rollout import evaluate_rollouts, run_rollout_predictors
 
     try:
         return evaluate_rollouts(run_rollout_predictors(session.model, session.memory, T), session.store,

@@ -30,11 +30,15 @@ TOPIC_WEIGHTS = (0.0, 0.5, 1.0, 2.0)  # memory candidates re-ranked by their suc
 TOPIC_TIE = 0.001  # among settings this close to the best val energy score, the most topic-aware one wins
 
 
-def fit_memory(model, store, context_length: int, split: str = "val", max_windows: int = 20000, seed: int = 0,
-               batch_size: int = 512, memory: SuccessorMemory | None = None, index=None) -> dict:
-    """Grid-search the gate on `split`; returns {weight, threshold, split, windows, grid: [...]}. `memory`: an
-    already built SuccessorMemory of `store` (else one is built with IndexConfig `index`)."""
-    targets, _ = select_windows(store, split, max_windows, seed)
+FIT_SPLIT, FIT_WINDOWS, FIT_SEED, FIT_BATCH = "val", 20000, 0, 512  # a seeded subset of at most 20k val windows
+
+
+def fit_memory(model, store, context_length: int, memory: SuccessorMemory | None = None, index=None) -> dict:
+    """Grid-search the gate on (at most FIT_WINDOWS windows of) the val split; returns {weight, threshold,
+    split, windows, grid: [...]}. `memory`: an already built SuccessorMemory of `store` (else one is built
+    with IndexConfig `index`)."""
+    split, seed, batch_size = FIT_SPLIT, FIT_SEED, FIT_BATCH
+    targets, _ = select_windows(store, split, FIT_WINDOWS, seed)
     memory = memory or SuccessorMemory(store, index=index)
     y, mem, best = [], [], []
     with torch.no_grad():

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 
+from nextvec.options import ServeOptions
+
 SERVE_ENV = "NEXTVEC_SERVE_OPTIONS"
 
 
-def export_options(**options) -> None:
-    """Write the serve options (run, store, encoder, api_key, limits, decoder, index_kind, memory, threads) for
-    the workers."""
-    os.environ[SERVE_ENV] = json.dumps(options)
+def export_options(run: str, store: str, options: ServeOptions) -> None:
+    """Write what `app_from_env` builds each worker's app from."""
+    os.environ[SERVE_ENV] = json.dumps({"run": run, "store": store, "options": options.model_dump(mode="json")})
 
 
 def set_threads(threads: int) -> None:
@@ -38,17 +39,18 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def build_app(run: str, store: str, threads: int = 0, encoder: str = "auto", api_key: str | None = None,
-              limits: dict | None = None, decoder: str = "retrieval", index_kind: str = "auto", memory: bool = False):
+def build_app(run: str, store: str, options: ServeOptions | dict | None = None):
     """One server process's app: thread counts, `Session.open`, `create_app`, then the heap frozen."""
-    from nextvec.decode.spec import DecoderOptions, attach_decoder
+    from nextvec.decode.spec import attach_decoder
+    from nextvec.options import DecoderOptions
     from nextvec.serve.app import create_app
     from nextvec.session import Session
 
-    set_threads(threads)
-    session = Session.open(run, store, encoder=encoder, memory=memory)
-    attach_decoder(session, decoder, DecoderOptions(index_kind=index_kind))
-    app = create_app(session, api_key=api_key, limits=limits)
+    o = ServeOptions.model_validate(options or {})
+    set_threads(o.threads)
+    session = Session.open(run, store, encoder=o.encoder, memory=o.memory)
+    attach_decoder(session, o.decoder, DecoderOptions(index_kind=o.index_kind))
+    app = create_app(session, api_key=o.api_key, limits=o.limits)
     freeze_heap()
     return app
 
@@ -60,4 +62,4 @@ def app_from_env():
     raw = os.environ.get(SERVE_ENV)
     if not raw:
         raise NextvecError(f"${SERVE_ENV} is not set: start workers with `nextvec serve --workers N`")
-    return build_app(**json.loads(raw))
+    return build_app(**json.loads(raw))  # run, store, options
