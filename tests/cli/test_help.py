@@ -71,3 +71,11 @@ def test_every_command_keeps_its_options():
     from pathlib import Path
 
     assert option_lists() == (Path(__file__).with_name("options.txt")).read_text()
+
+
+def test_usage_and_flags_read_as_command_line_help():
+    """`Usage: nextvec generate [OPTIONS] RUN`, and no value placeholder after a flag (--json, --help)."""
+    res = CliRunner().invoke(app, ["generate", "--help"], env={"COLUMNS": "100"})
+    assert "generate [OPTIONS] RUN" in res.output and "{run}" not in res.output  # the runner names the program "root"
+    rows = {line.split()[1]: line for line in res.output.splitlines() if line.startswith("│") and "--" in line}
+    assert "<bool>" not in rows["--json"] and "<bool>" not in rows["--help"] and "<int>" in rows["--steps"]

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from nextvec.cli.options import flag
+from nextvec.cli.options import Command, flag
 from nextvec.errors import NextvecError
 from nextvec.ingest import IngestOptions
 from nextvec.text.splitters import DEFAULT_SPLITTER
@@ -133,7 +133,7 @@ def _verify_or_exit(path: Path) -> dict:
     return report
 
 
-@corpus_app.command("list")
+@corpus_app.command("list", cls=Command)
 def corpus_list() -> None:
     """List the demo corpora: sources, licences, cached or not."""
     from nextvec.corpus import CORPORA, corpus_path
@@ -143,7 +143,7 @@ def corpus_list() -> None:
         typer.echo(f"{name:10s} {c['description']}\n{'':10s} source: {c['source']}\n{'':10s} licence: {c['license']} [{cached}]")
 
 
-@corpus_app.command("get")
+@corpus_app.command("get", cls=Command)
 def corpus_get(name: str = typer.Argument(...), refresh: bool = typer.Option(False, help="Rebuild the cache."),
                splitter: str = typer.Option(DEFAULT_SPLITTER, help="Sentence splitter the cache is split with.")) -> None:
     """Fetch and cache a demo corpus as JSONL.

@@ -8,6 +8,7 @@ import sys
 import typer
 
 from nextvec.cli import decode, demo, diagnose, evaluate, generate, ingest, learned, report, serve, train
+from nextvec.cli.options import Command
 from nextvec.errors import NextvecError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -19,8 +20,10 @@ COMMANDS = {  # name -> function, in the order of the work; a docstring's first 
     "generate": generate.generate_cmd, "serve": serve.serve_cmd, "info": ingest.info_cmd, "verify": ingest.verify_cmd, "demo": demo.demo_cmd,
     "train-decoder": learned.train_decoder_cmd, "evaluate-decoder": learned.evaluate_decoder_cmd,
 }
+
+
 for _name, _command in COMMANDS.items():
-    app.command(_name)(_command)
+    app.command(_name, cls=Command)(_command)
 app.add_typer(ingest.corpus_app, name="corpus")  # typer lists a sub-app after the commands
 
 

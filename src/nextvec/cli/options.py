@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 from pydantic import BaseModel
+from typer.core import TyperArgument, TyperCommand
 
 
 def flag(model: type[BaseModel], name: str, *decls: str, prefix: str = "", **option: Any) -> Any:
@@ -24,3 +25,20 @@ def flag(model: type[BaseModel], name: str, *decls: str, prefix: str = "", **opt
         default = ",".join(map(str, default))
     help_text = option.pop("help", prefix + field.description if field.description else None)
     return typer.Option(default, *decls, help=help_text, **option)
+
+
+class Command(TyperCommand):
+    """Help as command-line tools write it: `Usage: nextvec generate [OPTIONS] RUN` (typer writes a required
+    argument as `{run}`) and nothing after a flag that takes no value (typer writes `<bool>`, even after
+    --help)."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        args = [p for p in self.get_params(ctx) if isinstance(p, TyperArgument)]
+        return [self.options_metavar] + [a.name.upper() if a.required else f"[{a.name.upper()}]" for a in args]
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for p in params:
+            if getattr(p, "is_flag", False) and p.metavar is None:
+                p.metavar = ""
+        return params
