@@ -115,15 +115,19 @@ def read_json(path: Path, sealed: bool | None) -> dict:
     """A JSON file, its seal checked. `sealed`: True where the file must carry one (its folder was written
     by a nextvec that seals), None where it may not (an older folder), False for a file never sealed."""
     data = Path(path).read_bytes()
-    ok = sealed_file(data)
-    if ok is False or (ok is None and sealed):
-        why = "does not match its content hash" if ok is False else "has lost its content hash"
-        raise IntegrityError(f"{path} is damaged: it {why}; check the whole folder with `nextvec verify "
-                             f"{Path(path).parent}`")
+    return load_sealed(data, sealed_file(data), sealed, str(path), Path(path).parent)
+
+
+def load_sealed(data: bytes, state: bool | None, sealed: bool | None, where: str, folder) -> dict:
+    """Parse JSON `data` whose seal check gave `state` (see `unseal`): refused when it does not match, or
+    when it carries no seal where one is required (`sealed`); the seal key is dropped."""
+    if state is False or (state is None and sealed):
+        why = "does not match its content hash" if state is False else "has lost its content hash"
+        raise IntegrityError(f"{where} is damaged: it {why}; check the whole folder with `nextvec verify {folder}`")
     try:
         obj = json.loads(data)
     except ValueError as e:
-        raise NextvecError(f"{path} is not valid JSON ({e})") from e
+        raise NextvecError(f"{where} is not valid JSON ({e})") from e
     if isinstance(obj, dict):
         obj.pop("seal", None)
     return obj

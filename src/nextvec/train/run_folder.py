@@ -21,7 +21,7 @@ from pathlib import Path
 from nextvec.config import save_config
 from nextvec.errors import NextvecError
 from nextvec.extras import require
-from nextvec.integrity import IntegrityError, read_json, seal_json, unseal
+from nextvec.integrity import IntegrityError, load_sealed, read_json, seal_json, unseal
 from nextvec.store.format import write_sealed_json
 
 
@@ -127,16 +127,7 @@ def read_metrics_lines(root: str | Path) -> list[dict]:
     for n, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue
-        ok = unseal(line)
-        if ok is False or (ok is None and sealed):
-            raise IntegrityError(f"{path} line {n} is damaged (it {'does not match' if ok is False else 'has lost'} "
-                                 f"its content hash); check the run with `nextvec verify {root}`")
-        try:
-            rec = json.loads(line)
-        except ValueError as e:
-            raise NextvecError(f"{path} line {n} is not JSON ({e})") from e
-        rec.pop("seal", None)
-        records.append(rec)
+        records.append(load_sealed(line, unseal(line), sealed, f"{path} line {n}", root))
     return records
 
 
