@@ -22,7 +22,7 @@ from nextvec.evaluate import evaluate_run, write_json
 from nextvec.options import EvaluateOptions
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory
 from nextvec.session import Session
-from nextvec.train.run_folder import MEMORY_FILE, read_run_json, run_index_config
+from nextvec.run.folder import MEMORY_FILE, read_run_json, run_index_config
 
 from generative import sample_ms
 

@@ -32,11 +32,11 @@ from nextvec.evaluate import evaluate_run, write_json
 from nextvec.options import EvaluateOptions
 from nextvec.session import Session
 from nextvec.models.memory_fit import fit_memory
-from nextvec.train.run_folder import save_memory
+from nextvec.run.folder import save_memory
 from nextvec.models import MODELS
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory
 from nextvec.store import open_store
-from nextvec.train.checkpoint import load_model
+from nextvec.run.checkpoint import load_model
 from nextvec.train.loop import train
 
 # A plain recurrent model as the earlier LVM system trained it: no prior, one head, MSE + cosine only.

@@ -13,14 +13,14 @@ from storekit import build_store, random_docs
 from nextvec.cli import app
 from nextvec.config import IndexConfig, LVMConfig, load_config
 from nextvec.errors import NextvecError
-from nextvec.train.run_folder import save_memory
+from nextvec.run.folder import save_memory
 from nextvec.index import store_unit_index
 from nextvec.integrity import IntegrityError, seal_json, sealed_file
 from nextvec.store import ConceptStore, StoreWriter
 from nextvec.store.card import write_card
-from nextvec.train.checkpoint import load_model
+from nextvec.run.checkpoint import load_model
 from nextvec.train.loop import train
-from nextvec.train.run_folder import read_metrics_lines, read_run_json
+from nextvec.run.folder import read_metrics_lines, read_run_json
 from nextvec.verify import damaged, verify
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.toml"

@@ -16,7 +16,7 @@ MAX_PUBLIC_PARAMETERS = 8
 LAYERS = (
     ("errors", "integrity", "vecmath", "extras", "readahead", "config", "options", "text", "encode", "store", "corpus"),
     ("data", "index", "models", "losses", "scoring", "ingest", "vector_import"),
-    ("train",),
+    ("run", "train"),
     ("session",),
     ("decode", "generate", "evaluate", "verify"),
     ("serve", "cli", "__main__"),

@@ -58,7 +58,7 @@ def resolve_context_length(model, context_length: int | None, meta: dict | None 
 
 def load_memory(model, store, run_dir):
     """The model with its fitted successor memory when RUN/memory.json holds a nonzero weight, else None."""
-    from nextvec.train.run_folder import MEMORY_FILE, read_run_json, run_index_config
+    from nextvec.run.folder import MEMORY_FILE, read_run_json, run_index_config
 
     fit = read_run_json(run_dir, MEMORY_FILE) if Path(run_dir).is_dir() else None
     if not fit or not fit.get("weight") and not fit.get("sample_weight"):
@@ -99,7 +99,7 @@ class Session:
         memory: attach the run's fitted successor memory (memory.json), when it has one.
         A decoder is attached by `nextvec.decode.spec.attach_decoder`.
         """
-        from nextvec.train.checkpoint import load_model
+        from nextvec.run.checkpoint import load_model
 
         store = _open_store(store)
         model, meta = load_model(run, device=device)  # `assemble` checks the store's fingerprint, once

@@ -14,7 +14,7 @@ from nextvec.errors import NextvecError
 from nextvec.integrity import check_file, check_safetensors, read_json, sealed_file
 from nextvec.store.format import MANIFEST, read_manifest
 from nextvec.store.reader import file_problems
-from nextvec.train.run_folder import run_is_sealed
+from nextvec.run.folder import run_is_sealed
 
 OK = None  # a file whose bytes are those written
 RUN_JSON = ("config.json", "summary.json", "memory.json")

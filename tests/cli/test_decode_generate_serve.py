@@ -100,7 +100,7 @@ def test_serve_binds_loopback_and_serves_the_trained_model(run_and_store, monkey
     import uvicorn
     from fastapi.testclient import TestClient
 
-    from nextvec.train.checkpoint import load_model
+    from nextvec.run.checkpoint import load_model
 
     run, store = run_and_store
     seen = {}

@@ -14,7 +14,7 @@ from nextvec.data.streaming import StreamingWindows, train_split_gb, use_streami
 from nextvec.data.windows import window_targets
 from nextvec.errors import NextvecError
 from nextvec.store import ConceptStore
-from nextvec.train.checkpoint import read_checkpoint
+from nextvec.run.checkpoint import read_checkpoint
 from nextvec.train.loop import train
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.toml"
@@ -101,7 +101,7 @@ def test_resume_at_any_batch_is_exact(store):
 
 
 def test_ranks_read_disjoint_documents_with_equal_batch_counts(store):
-    ranks = [source(store, rank=r, world_size=2) for r in (0, 1)]
+    ranks = [source(store, shard=(r, 2)) for r in (0, 1)]
     for epoch in (0, 1):
         docs = [set(store.chunk_doc[np.concatenate(epoch_windows(src, epoch))].tolist()) for src in ranks]
         assert docs[0] and docs[1] and not docs[0] & docs[1]

@@ -22,7 +22,7 @@ from nextvec.decode.learned import (
 from nextvec.decode.learned_train import noisy, pad_batch, tokenize
 from nextvec.decode.metrics import bleu, exact_match, text_metrics, token_f1, words
 from nextvec.errors import FingerprintMismatch, NextvecError
-from nextvec.train.checkpoint import save_checkpoint
+from nextvec.run.checkpoint import save_checkpoint
 from tests.conftest import build_store, random_docs
 
 SENTENCES = [
@@ -377,7 +377,7 @@ def test_diagnose_runs_the_abc_test_with_a_learned_decoder(tmp_path):
     from nextvec.decode.learned_train import train_decoder
     from nextvec.encode import load_encoder
     from nextvec.models.registry import build_model
-    from nextvec.train.checkpoint import save_checkpoint as save_lvm
+    from nextvec.run.checkpoint import save_checkpoint as save_lvm
 
     enc = load_encoder("minilm")
     docs = [SENTENCES[i : i + 5] for i in range(0, 20, 5)]

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from evalkit import make_store, random_docs
 from nextvec.errors import FingerprintMismatch
 from nextvec.models import registry
-from nextvec.train import checkpoint
+from nextvec.run import checkpoint
 
 ROW_KEYS = {"name", "cosine", "r@1", "r@5", "r@10", "mrr", "in_doc_mrr", "contrastive_accuracy", "margin",
             "std_ratio", "rankme_pred", "rankme_target"}

@@ -40,7 +40,7 @@ def report(tmp_path_factory):
     import torch
 
     from nextvec.models.registry import build_model
-    from nextvec.train.checkpoint import save_checkpoint
+    from nextvec.run.checkpoint import save_checkpoint
 
     root = tmp_path_factory.mktemp("report")
     docs = random_docs(n_docs=30, dim=8, seed=2)

@@ -15,7 +15,7 @@ from nextvec.cli import app
 from nextvec.data.windows import gather_windows, window_targets
 from nextvec.models.memory_fit import (SAMPLE_THRESHOLDS, SAMPLE_WEIGHTS, THRESHOLDS, TOPIC_TIE, TOPIC_WEIGHTS,
                                        WEIGHTS, fit_memory)
-from nextvec.train.run_folder import save_memory
+from nextvec.run.folder import save_memory
 from nextvec.session import load_memory
 from nextvec.models.baselines import LinearAverageBaseline
 from nextvec.models.memory import MemoryPredictor, SuccessorMemory, combine
@@ -144,7 +144,7 @@ def test_serve_uses_the_runs_memory_for_y_cos(templated, tmp_path):
 
     from nextvec.serve.app import create_app
     from nextvec.session import Session
-    from nextvec.train.checkpoint import load_model
+    from nextvec.run.checkpoint import load_model
 
     out = tmp_path / "run"
     r = CliRunner().invoke(app, ["train", str(templated.root), "--config", TINY, "--out", str(out), "--set", "train.max_steps=3",

@@ -179,7 +179,7 @@ def read_metrics(run: Path) -> dict[int, dict]:
 
 
 def checkpoint_step(run: Path) -> int | None:
-    from nextvec.train.checkpoint import read_checkpoint
+    from nextvec.run.checkpoint import read_checkpoint
 
     last = run / "checkpoints" / "last.safetensors"
     return read_checkpoint(last)[1]["step"] if last.is_file() else None

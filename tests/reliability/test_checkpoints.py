@@ -59,7 +59,7 @@ def _store(root, fp_name="test-enc", dim=8):
 
 def _loaders(run: Path, store_root: Path):
     from nextvec.session import Session
-    from nextvec.train.checkpoint import load_model
+    from nextvec.run.checkpoint import load_model
     from nextvec.train.loop import train
 
     return {
@@ -102,7 +102,7 @@ def test_crafted_checkpoints_are_refused_and_run_nothing(tmp_path, craft):
 
 def _checkpoint(path: Path, store, dim=None):
     from nextvec.models.registry import build_model
-    from nextvec.train.checkpoint import save_checkpoint
+    from nextvec.run.checkpoint import save_checkpoint
 
     cfg = {"name": "gru", "context_length": 4, "hidden_dim": 8, "num_layers": 1}
     dim = dim or store.dim
@@ -115,7 +115,7 @@ def _checkpoint(path: Path, store, dim=None):
 
 def test_checkpoint_for_another_encoder_or_dimension_is_refused_with_the_reason(tmp_path):
     from nextvec.session import Session
-    from nextvec.train.checkpoint import load_model
+    from nextvec.run.checkpoint import load_model
 
     store = _store(tmp_path / "s8")
     other_enc = _store(tmp_path / "other", fp_name="another-encoder")

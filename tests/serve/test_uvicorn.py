@@ -80,7 +80,7 @@ def test_serve_cli_with_two_worker_processes(tmp_path):
     import torch
 
     from storekit import random_docs
-    from nextvec.train.checkpoint import load_model
+    from nextvec.run.checkpoint import load_model
     from nextvec.train.loop import train
 
     store = build_store(tmp_path / "store", random_docs(dim=16))

@@ -9,7 +9,7 @@ import torch
 from nextvec.config import ModelConfig
 from nextvec.errors import NextvecError
 from nextvec.models import build_model
-from nextvec.train.checkpoint import (load_model, model_state, optimizer_state, read_checkpoint,
+from nextvec.run.checkpoint import (load_model, model_state, optimizer_state, read_checkpoint,
                                       resolve_checkpoint, save_checkpoint)
 
 FP = {"name": "test-random", "dim": 6, "pooling": "none", "normalized": True, "version": "0"}
@@ -121,7 +121,7 @@ def test_checkpoints_written_before_the_kind_still_load(tmp_path):
     from safetensors.torch import save_file, save_model
 
     from nextvec.decode.learned import decoder_meta, load_checkpoint
-    from nextvec.train.checkpoint import load_optimizer
+    from nextvec.run.checkpoint import load_optimizer
 
     lvm = build_model(ModelConfig(name="gru", hidden_dim=4, num_layers=1), 6)
     meta = dict(meta_for(lvm), format="nextvec-lvm-checkpoint/1")

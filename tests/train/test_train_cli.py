@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from storekit import build_store, random_docs
 from nextvec.cli import app
 from nextvec.errors import NextvecError
-from nextvec.train.checkpoint import load_model
+from nextvec.run.checkpoint import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "configs" / "tiny.toml")

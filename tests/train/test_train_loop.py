@@ -13,7 +13,7 @@ from nextvec.config import LVMConfig, load_config
 from nextvec.errors import FingerprintMismatch, NextvecError
 from nextvec.losses import TERMS
 from nextvec.train import loop as train_loop
-from nextvec.train.checkpoint import load_model, read_checkpoint
+from nextvec.run.checkpoint import load_model, read_checkpoint
 from nextvec.train.loop import train
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.toml"

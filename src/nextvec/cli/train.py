@@ -30,7 +30,7 @@ def train_cmd(
     from nextvec.config import LVMConfig, load_config
     from nextvec.errors import NextvecError
     from nextvec.train.loop import train
-    from nextvec.train.run_folder import read_run_json
+    from nextvec.run.folder import read_run_json
 
     extra = list(overrides or [])
     if model:

@@ -86,9 +86,12 @@ class Block:
 class StreamingWindows:
     """Batches of the train split streamed from the memory-mapped store (see the module docstring)."""
 
+    READ_AHEAD = 2  # blocks read ahead of the one being trained on
+
     def __init__(self, store, context_length: int, hard_negatives: int, batch_size: int, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, buffer_windows: int = 65536,
-                 device: str | torch.device = "cpu", read_ahead: int = 2):
+                 shard: tuple[int, int] = (0, 1), buffer_windows: int = 65536, device: str | torch.device = "cpu"):
+        """`shard`: (rank, world_size) of this process under DDP."""
+        rank, world_size = shard
         docs = store.split_docs("train")
         lengths = np.diff(store.doc_offsets)[docs]
         self.docs = docs[lengths >= 2]  # (n_docs,) store document ids with at least one window
@@ -98,7 +101,7 @@ class StreamingWindows:
         self.store, self.T, self.K, self.B = store, context_length, hard_negatives, batch_size
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.buffer = max(buffer_windows, batch_size)
-        self.device, self.read_ahead = device, read_ahead
+        self.device, self.read_ahead = device, self.READ_AHEAD
         self._cursor: tuple[int, int] | None = None  # (epoch, next batch) the reader is positioned at
         self._reader: ReadAhead | None = None
         self._block: tuple[Block, WindowDataset] | None = None

@@ -14,7 +14,7 @@ close but not equal, like a decoder's imperfect guess) so no encoder runs while 
 new hypothesis replaces the old one only where it re-encodes closer to the target.
 
 Files: a DECODER folder is a run folder like nextvec train's (config.json, metrics.jsonl,
-checkpoints/{last,best}.safetensors) in the one checkpoint format (nextvec.train.checkpoint, kind
+checkpoints/{last,best}.safetensors) in the one checkpoint format (nextvec.run.checkpoint, kind
 "decoder"), whose metadata holds config, step, encoder fingerprint, dim, tokenizer source, backbone config.
 """
 
@@ -324,13 +324,13 @@ def build_learned_decoder(config: LearnedDecoderModelConfig, dim: int, pretraine
 
 def decoder_meta(model: LearnedDecoderNet) -> dict:
     """What a decoder checkpoint needs beside its weights to rebuild `model` (with backbone_config, which
-    build_learned_decoder returns): written with nextvec.train.checkpoint.save_checkpoint(..., kind="decoder")."""
+    build_learned_decoder returns): written with nextvec.run.checkpoint.save_checkpoint(..., kind="decoder")."""
     return {"dim": model.dim, "model_config": model.config.model_dump(mode="json"), "out_vocab_size": len(model.out_vocab)}
 
 
 def load_checkpoint(path: str | Path) -> tuple[LearnedDecoderNet, dict]:
     """Rebuild a learned decoder from a DECODER folder (best, else last) or a .safetensors file; eval mode."""
-    from nextvec.train.checkpoint import load_weights, read_checkpoint
+    from nextvec.run.checkpoint import load_weights, read_checkpoint
 
     tensors, meta = read_checkpoint(path, kind="decoder")
     cfg = LearnedDecoderModelConfig.model_validate({"bow_queries": 0, **meta["model_config"]})  # older checkpoints: no bias
@@ -394,7 +394,7 @@ class LearnedDecoder:
     def load(cls, path, encoder=None, device: str = "cpu", **kwargs) -> "LearnedDecoder":
         """`device`: cpu, cuda[:N] or auto; `kwargs`: steps, no_repeat_ngram, samples, temperature, seed (see
         the class)."""
-        from nextvec.train.distributed import resolve_device
+        from nextvec.run.device import resolve_device
 
         model, meta = load_checkpoint(path)
         return cls(model.to(resolve_device(device)), meta, encoder=encoder, **kwargs)

@@ -1,6 +1,6 @@
 """The learned decoder's trainer: (store vector, chunk text) pairs of the train split, validated on val.
 
-It shares nextvec train's machinery: the run folder (nextvec.train.run_folder: config.json, metrics.jsonl,
+It shares nextvec train's machinery: the run folder (nextvec.run.folder: config.json, metrics.jsonl,
 checkpoints/{best,last}.safetensors), the one checkpoint format (kind "decoder"), the LR schedule and
 early stopping (nextvec.train.schedule), and exact resume. `train_decoder` strings together `_setup`,
 `_train_step`, `_validate_and_keep`; training never calls the encoder."""
@@ -26,8 +26,8 @@ from nextvec.decode.learned import (
 )
 from nextvec.decode.metrics import token_f1
 from nextvec.errors import NextvecError, check_fingerprint
-from nextvec.train.checkpoint import load_optimizer, load_weights, read_checkpoint, save_checkpoint
-from nextvec.train.run_folder import RunFolder
+from nextvec.run.checkpoint import load_optimizer, load_weights, read_checkpoint, save_checkpoint
+from nextvec.run.folder import RunFolder
 from nextvec.train.schedule import EarlyStopping, get_lr
 from nextvec.vecmath import unit_rows
 
@@ -272,7 +272,7 @@ def _setup(store, folder: RunFolder, cfg: LearnedDecoderConfig, resume: bool, pr
     """Data, model and optimizer; on resume the last checkpoint's weights, optimizer state and position."""
     from tqdm.auto import tqdm
 
-    from nextvec.train.distributed import resolve_device
+    from nextvec.run.device import resolve_device
 
     tc = cfg.train
     if tc.num_threads:

@@ -15,7 +15,7 @@ import numpy as np
 
 from nextvec.extras import require
 from nextvec.options import ReportOptions
-from nextvec.train.run_folder import read_metrics_lines
+from nextvec.run.folder import read_metrics_lines
 
 _SKIP_CURVES = ("step", "epoch")
 

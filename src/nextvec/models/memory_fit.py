@@ -8,7 +8,7 @@ successors) is fitted the same way by the val energy score of K samples (`fit_sa
 the weight of the topic in the memory's candidates (`topic_weight`): among the settings within TOPIC_TIE of
 the best val energy score, which one step cannot tell apart, the most topic-aware one wins, because drift
 shows only over several steps (on the val splits of four corpora it raised retention at h = 10 by
-0.006-0.06). Training writes the result beside the checkpoints as memory.json (nextvec.train.run_folder).
+0.006-0.06). Training writes the result beside the checkpoints as memory.json (nextvec.run.folder).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 `_setup` (data, model, optimizer, start checkpoint), `_train_step`, `_validate_and_keep`, `_finish`;
 `_run_steps` is the loop that strings them together.
 
-Run folder (nextvec.train.run_folder, shared with the decoder trainer):
+Run folder (nextvec.run.folder, shared with the decoder trainer):
     RUN/config.json                      the resolved config
     RUN/metrics.jsonl                    one JSON object per step (step, lr, loss, every term, grad_norm)
                                          and one per validation ("val/..." keys)
@@ -39,9 +39,9 @@ from nextvec.losses import HEAD_TERMS, TERMS, combined_loss, train_stats
 from nextvec.models.registry import build_model
 from nextvec.store import open_store
 from nextvec.train import distributed
-from nextvec.train.checkpoint import load_optimizer, load_weights, read_checkpoint, save_checkpoint
+from nextvec.run.checkpoint import load_optimizer, load_weights, read_checkpoint, save_checkpoint
 from nextvec.store.format import write_sealed_json
-from nextvec.train.run_folder import RunFolder, read_run_json
+from nextvec.run.folder import RunFolder, read_run_json
 from nextvec.train.schedule import EarlyStopping, get_lr
 
 VAL_METRICS = ("val/cosine", "val/std_ratio", "val/loss", "val/energy_score",
@@ -224,8 +224,8 @@ def _data(cfg: LVMConfig, store, env):
         raise NextvecError(f"the {val_split} split of {store.root} has no windows to validate on; "
                            "ingest with a val fraction > 0")
     if streaming:  # a split larger than train.max_ram_gb: read in shuffled blocks of documents
-        train_src = StreamingWindows(store, T, cfg.loss.hard_negatives, tc.batch_size, tc.seed, env.rank,
-                                     env.world_size, tc.shuffle_buffer, env.device)
+        train_src = StreamingWindows(store, T, cfg.loss.hard_negatives, tc.batch_size, tc.seed,
+                                     (env.rank, env.world_size), tc.shuffle_buffer, env.device)
     else:
         train_ds = WindowDataset(store, "train", T, cfg.loss.hard_negatives, train_targets, env.device)
         train_src = InRamWindows(train_ds, DiverseBatchSampler(train_ds.doc, tc.batch_size, tc.max_windows_per_doc,

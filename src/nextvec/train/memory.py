@@ -7,8 +7,8 @@ from pathlib import Path
 
 from nextvec.data.windows import window_targets
 from nextvec.models.memory_fit import fit_memory
-from nextvec.train.checkpoint import load_model
-from nextvec.train.run_folder import run_index_config, save_memory
+from nextvec.run.checkpoint import load_model
+from nextvec.run.folder import run_index_config, save_memory
 
 SUMMARY_KEYS = ("weight", "threshold", "val_cosine", "val_mrr", "model_val_cosine", "model_val_mrr", "sample_weight",
                 "sample_threshold", "topic_weight", "val_energy_score", "model_val_energy_score")

@@ -30,7 +30,7 @@ UNSEALED_FORMAT = "nextvec-checkpoint/2"
 LEGACY_LVM_FORMAT = "nextvec-lvm-checkpoint/1"
 META_KEY = "nextvec"
 KINDS = {"lvm": "an LVM (next-vector model)", "decoder": "a learned-decoder"}  # kind -> what it is
-LOADERS = {"lvm": "nextvec.train.checkpoint.load_model or `nextvec evaluate`",
+LOADERS = {"lvm": "nextvec.run.checkpoint.load_model or `nextvec evaluate`",
            "decoder": "nextvec.decode.learned.load_checkpoint or a --decoder option"}
 
 

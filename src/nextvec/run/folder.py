@@ -6,7 +6,7 @@
     RUN/checkpoints/best.safetensors     model at the best validation
     RUN/tensorboard/                     the same records as TensorBoard scalars (with tensorboard=True)
 
-A run written by a nextvec that seals (its checkpoints' format is nextvec.train.checkpoint.FORMAT) keeps a
+A run written by a nextvec that seals (its checkpoints' format is nextvec.run.checkpoint.FORMAT) keeps a
 content hash in each JSON file and each metrics line (nextvec.integrity); `read_run_json` and
 `read_metrics_lines` then refuse a file that lost or does not match its seal.
 """
@@ -97,7 +97,7 @@ def run_index_config(root: str | Path):
 def run_is_sealed(root: str | Path) -> bool:
     """Whether a run folder was written by a nextvec that seals: a header of either checkpoint names the
     sealed format (best and last both would have to be damaged for a sealed run to look older)."""
-    from nextvec.train.checkpoint import FORMAT
+    from nextvec.run.checkpoint import FORMAT
 
     for name in ("best", "last"):
         path = Path(root) / "checkpoints" / f"{name}.safetensors"
