@@ -77,6 +77,8 @@ def test_a_point_rollout_of_the_mean_repeats_from_its_second_step(onehot):
     res = evaluate_rollouts({"mean": (AlwaysMean(onehot), 3, "point")}, onehot, RolloutOptions(horizon=6, prompts=10, prefix=3))
     m = res["predictors"]["mean"]
     assert m["repeats"] == [0.0] + [1.0] * 5 and m["repeat_rate"] == pytest.approx(5 / 6)
+    # as read: the same vector every step still repeats (cosine 1 to the step before), whatever the decoder picks
+    assert m["repeats_read"] == [0.0] + [1.0] * 5
     walk = res["predictors"]["knn_walk"]
     assert res["reference"] == "knn_walk" and len(walk["energy"]) == 6
     assert "| real continuation |" in format_rollout(res) and "| mean |" in format_rollout(res)
@@ -138,3 +140,12 @@ def test_diagnose_judges_a_sampler_on_its_samples_and_a_point_model_on_its_point
     assert sampler["verdict"].startswith("not collapsed (judged on samples: realistic")
     assert point["judged_on"] == "point" and point["collapsed"] and point["verdict"].startswith("COLLAPSED")
     assert {c["check"]: c["status"] for c in point["checks"]}["samples_realism"] == "fail"
+
+
+def test_as_read_decoding_skips_what_was_said_like_generate():
+    from nextvec.evaluate.rollout import as_read
+
+    cands = [[["a", "b"], ["a", "c"], ["b", "a"], ["c", "b"]]]  # one rollout, 4 steps, 2 candidates each
+    assert as_read(cands, [["p"]]) == [["a", "c", "b", "c"]]  # step 4: both said -> its first candidate
+    assert as_read(cands, [["a"]]) == [["b", "c", "b", "c"]]  # the prompt counts as said
+

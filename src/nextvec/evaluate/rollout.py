@@ -13,6 +13,10 @@ rollout is scored against the document's true chunk h steps ahead. Per horizon h
                 exceeds 0.9 (the Large Concept Model's stopping rule). The real continuation's own rate is
                 measured with its chunks decoded into the train split only (a bank without them): the share
                 of repeats that the decoder's resolution makes of text that never repeats itself
+    repeats as read   the same, with each step decoded as `nextvec generate` decodes by default (no-repeat:
+                the best of its nearest 8 chunks not already said in the prompt or the rollout): what a
+                reader meets. Its text repeats only when all 8 were said; the cosine rule is unchanged, so
+                a rollout that stalls still counts
 
 The rolled-out baselines: the kNN walk (the kNN-successor sampler fed its own draws; the K walks of a
 prompt draw distinct successors at every step where the bank has them, so their spread is not understated)
@@ -26,6 +30,7 @@ import torch
 
 from nextvec.data.windows import seeded_subset
 from nextvec.errors import NextvecError
+from nextvec.generate import NO_REPEAT_CANDIDATES
 from nextvec.scoring import energy_score_np
 from nextvec.models.base import sample_from, sample_rollouts
 from nextvec.options import RolloutOptions
@@ -107,30 +112,50 @@ def repeats(gen: np.ndarray, texts: list[list[str]]) -> np.ndarray:
     return close | seen
 
 
-def decode_nearest(u: np.ndarray, indexes: list) -> np.ndarray:
-    """Store id of the nearest chunk (by cosine) to each unit row over several indexes (N, D) -> (N,)."""
-    found = [ix.search(u, 1) for ix in indexes]
-    scores = np.stack([s[:, 0] for s, _ in found], 1)
-    ids = np.stack([i[:, 0] for _, i in found], 1)
-    return ids[np.arange(len(u)), scores.argmax(1)]
+def decode_nearest(u: np.ndarray, indexes: list, k: int = 1) -> np.ndarray:
+    """Store ids of the k nearest chunks (by cosine, best first) to each unit row over several indexes:
+    (N, D) -> (N, k)."""
+    found = [ix.search(u, k) for ix in indexes]
+    scores = np.concatenate([s for s, _ in found], 1)
+    ids = np.concatenate([i for _, i in found], 1)
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(ids, best, 1)
+
+
+def as_read(candidates: list[list[list[str]]], said: list[list[str]]) -> list[list[str]]:
+    """Each rollout's steps decoded without repeats: step s takes its first candidate not said before (in
+    `said`, the rollout's prompt, or an earlier step), its first candidate when every one was."""
+    out = []
+    for cands, prompt in zip(candidates, said):
+        seen, row = set(prompt), []
+        for c in cands:
+            text = next((t for t in c if t not in seen), c[0])
+            seen.add(text)
+            row.append(text)
+        out.append(row)
+    return out
 
 
 def score_continuations(gen: np.ndarray, truth: np.ndarray, centroid: np.ndarray, last: np.ndarray,
-                        texts: list[list[str]]) -> dict:
+                        texts: list[list[str]], read: list[list[str]] | None = None) -> dict:
     """Per-horizon scores of rollouts gen (B, K, S, D) against truth (B, S, D) unit; `centroid` (B, D) the
     prompts' unit centroids, `last` (B, D) their last chunks, `texts` the decoded steps of each of the B * K
-    rollouts. The real continuation is scored by the same function (K = 1, gen = truth)."""
+    rollouts (nearest chunk), `read` the same decoded without repeats (see `as_read`). The real
+    continuation is scored by the same function (K = 1, gen = truth)."""
     B, K, S, D = gen.shape
     u = unit_rows(gen.reshape(-1, D)).reshape(B, K, S, D)
     prev = np.concatenate([np.broadcast_to(unit_rows(last)[:, None, None], (B, K, 1, D)), u[:, :, :-1]], 2)
     rep = repeats(gen.reshape(B * K, S, D), texts).reshape(B, K, S)
+    rep_read = repeats(gen.reshape(B * K, S, D), read if read is not None else texts).reshape(B, K, S)
     return {
         "energy": [float(energy_score_np(np.ascontiguousarray(u[:, :, h]), truth[:, h]).mean()) for h in range(S)],
         "retention": (np.einsum("bksd,bd->s", u, centroid) / (B * K)).tolist(),
         "cos_prev": (np.einsum("bksd,bksd->s", u, prev) / (B * K)).tolist(),
         "repeats": rep.mean((0, 1)).tolist(),
         "repeat_rate": float(rep.mean()),
-        "example": texts[0],
+        "repeats_read": rep_read.mean((0, 1)).tolist(),
+        "repeat_rate_read": float(rep_read.mean()),
+        "example": (read if read is not None else texts)[0],
     }
 
 
@@ -150,10 +175,13 @@ def evaluate_rollouts(predictors: dict, store, options: RolloutOptions | None = 
     exact = IndexConfig(hnsw_above=IndexConfig().approx_above)  # decoded in batches: exact search is fast
     indexes = [store_unit_index(store, store.split_chunks(s), f"split-{s}", exact) for s in dict.fromkeys(("train", split))]
 
+    said = [store.texts(range(s, s + prefix)) for s in start]
+
     def scored(g: np.ndarray, banks: list) -> dict:  # g (B, K, S, D), decoded into `banks`
-        ids = decode_nearest(unit_rows(g.reshape(-1, D)), banks)
-        texts = np.array(store.texts(ids), dtype=object).reshape(-1, horizon).tolist()
-        return score_continuations(g, truth, centroid, prompt[:, -1], texts)
+        ids = decode_nearest(unit_rows(g.reshape(-1, D)), banks, NO_REPEAT_CANDIDATES)  # (B*K*S, 8)
+        cands = np.array(store.texts(ids.reshape(-1)), dtype=object).reshape(-1, horizon, ids.shape[1]).tolist()
+        read = as_read(cands, [said[r // g.shape[1]] for r in range(len(cands))])
+        return score_continuations(g, truth, centroid, prompt[:, -1], [[c[0] for c in row] for row in cands], read)
 
     runs = dict(predictors)
     if o.knn_walk:
@@ -167,7 +195,8 @@ def evaluate_rollouts(predictors: dict, store, options: RolloutOptions | None = 
     real = scored(truth[:, None], indexes[:1])
     return {"split": split, "prompts": int(len(start)), "prefix": prefix, "horizon": horizon, "k": k,
             "repeat_cos": REPEAT_COS, "reference": REFERENCE if o.knn_walk else None,
-            "real": {key: real[key] for key in ("retention", "cos_prev", "repeats", "repeat_rate")},
+            "real": {key: real[key] for key in ("retention", "cos_prev", "repeats", "repeat_rate", "repeats_read",
+                                                "repeat_rate_read")},
             "predictors": out}
 
 
@@ -194,16 +223,17 @@ def format_rollout(result: dict) -> str:
     lines = [f"continuations: {result['prompts']} {result['split']} documents, the first {result['prefix']} chunks "
              f"as the prompt, K = {result['k']} rollouts of {result['horizon']} steps each, step h scored against "
              f"the true chunk h ahead (retention = cosine to the prompt's unit centroid; repeat = same decoded text "
-             f"as an earlier step, or cosine > {result['repeat_cos']} to the previous step)",
+             f"as an earlier step, or cosine > {result['repeat_cos']} to the previous step; decoded to the nearest "
+             f"chunk, and as read: as `generate` decodes, the best of the nearest 8 not already said)",
              f"| predictor | retention {hdr} | energy score {hdr} | vs {result.get('reference')} | cos to previous "
-             f"| repeats |", "|---|---|---|---|---|---|"]
+             f"| repeats | repeats as read |", "|---|---|---|---|---|---|---|"]
     real = result["real"]
     lines.append(f"| real continuation | {col(real['retention'], '{:.3f}')} | - | - | {col(real['cos_prev'], '{:.3f}')} | "
-                 f"{real['repeat_rate']:.1%} (decoded into train) |")
+                 f"{real['repeat_rate']:.1%} (decoded into train) | {real.get('repeat_rate_read', float('nan')):.1%} |")
     for name, p in result["predictors"].items():
         r = col(ratios[name], "{:.3f}") if name in ratios else "-"
         lines.append(f"| {name} | {col(p['retention'], '{:.3f}')} | {col(p['energy'], '{:.4f}')} | {r} | "
-                     f"{col(p['cos_prev'], '{:.3f}')} | {p['repeat_rate']:.1%} |")
+                     f"{col(p['cos_prev'], '{:.3f}')} | {p['repeat_rate']:.1%} | {p.get('repeat_rate_read', float('nan')):.1%} |")
     return "\n".join(lines)
 
 
