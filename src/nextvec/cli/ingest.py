@@ -107,7 +107,7 @@ def info_cmd(store: Path = typer.Argument(..., help="Store folder."),
     from nextvec.store import ConceptStore
     from nextvec.store.card import card_markdown, load_card
 
-    report = _verify_or_exit(store) if check else None
+    report = _verify_or_exit(store, err=True) if check else None  # stdout stays the summary (or its JSON)
     st = ConceptStore(store)
     s, card = st.summary(), load_card(st)
     s["integrity"] = ("every file hashed and as written" if report else "sizes and small files checked at open"
@@ -120,14 +120,14 @@ def verify_cmd(path: Path = typer.Argument(..., help="A store folder or a run fo
 
     Names each file that differs, with what was expected; exit 1 if any does. Opening a store already checks
     sizes and small files, and loading a checkpoint checks it whole; this reads everything."""
-    _verify_or_exit(path)
+    _verify_or_exit(path, err=False)
 
 
-def _verify_or_exit(path: Path) -> dict:
+def _verify_or_exit(path: Path, err: bool) -> dict:
     from nextvec.verify import damaged, format_report, verify
 
     report = verify(path)
-    typer.echo(format_report(report, path), err=True)
+    typer.echo(format_report(report, path), err=err)
     if damaged(report):
         raise typer.Exit(1)
     return report
