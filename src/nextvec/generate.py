@@ -31,7 +31,8 @@ def split_prompt(prompt: str, max_chars: int | None = None, splitter: str | None
 
 
 def store_splitter(store) -> str:
-    """The splitter a store was ingested with; stores from before splitters were recorded used blingfire."""
+    """The splitter a store was ingested with: the one its manifest names, else blingfire (a manifest that
+    names none was split by blingfire)."""
     params = store.manifest.get("params", {}) if hasattr(store, "manifest") else {}
     return (params.get("splitter") or {}).get("name", "blingfire")
 

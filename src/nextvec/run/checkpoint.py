@@ -169,7 +169,7 @@ def checkpoint_kind(meta: dict) -> str:
 
 
 def _legacy_decoder(path: Path, tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict]:
-    """A decoder checkpoint from before the one format: bare weight names, metadata (kind "inverter") in the
+    """A decoder checkpoint in the decoder's own format: bare weight names, metadata (kind "inverter") in the
     .json beside it, optimizer state in `<name>.optim.safetensors`."""
     from safetensors.torch import load_file
 

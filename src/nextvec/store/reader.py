@@ -39,7 +39,7 @@ class ConceptStore:
                 f"{self.root} is incomplete ({sum(s['chunks'] for s in manifest['shards'])} chunks in "
                 f"{len(manifest['shards'])} shards): its ingest was interrupted; rerun the same ingest command to resume"
             )
-        self.hashed = "files" in manifest  # False for a store written before nextvec recorded content hashes
+        self.hashed = "files" in manifest  # False when the manifest lists no file records: nothing to check
         if self.hashed:
             bad = {name: why for name, why in file_problems(self.root, manifest, full=False).items() if why}
             if bad:
@@ -53,8 +53,8 @@ class ConceptStore:
 
     def _load(self, manifest: dict) -> None:
         self.manifest = manifest
-        # the sentence splitter that made the chunks ({"name", "version"}; None for stores made before it
-        # was recorded); part of the fingerprint so that checks refuse mixing chunks split differently
+        # the sentence splitter that made the chunks ({"name", "version"}; None when the manifest names none);
+        # part of the fingerprint so that checks refuse mixing chunks split differently
         self.splitter: dict | None = manifest.get("params", {}).get("splitter")
         self.fingerprint: dict = {**manifest["encoder"], **({"splitter": self.splitter} if self.splitter else {})}
         self.dim: int = int(manifest["dim"])
