@@ -14,21 +14,21 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from nextvec.data.windows import context_indices, window_targets
+from nextvec.data.windows import window_targets
 from nextvec.errors import NextvecError
 from nextvec.store.reader import concat_ranges
 
 
-def vector_keys(table: np.ndarray, block: int = 8192) -> np.ndarray:
+def vector_keys(table: np.ndarray, block: int = 1024) -> np.ndarray:
     """An int64 key per row, equal for bit-identical rows: a random integer combination of the float bits
     (integer sums are exact, so no rounding can split two copies). Comparing keys finds every repeat of
     a vector; a rare collision of different vectors only drops a negative, never lets the positive in."""
     coef = np.random.default_rng(0).integers(-(2**62), 2**62, size=table.shape[1], dtype=np.int64)
     keys = np.empty(len(table), dtype=np.int64)
-    bits = np.ascontiguousarray(table, dtype=np.float32).view(np.int32)
     with np.errstate(over="ignore"):
-        for s in range(0, len(table), block):
-            keys[s:s + block] = (bits[s:s + block].astype(np.int64) * coef).sum(1)  # wraps mod 2^64
+        for s in range(0, len(table), block):  # a block at a time: a float16 table is never copied whole
+            bits = np.ascontiguousarray(table[s:s + block], dtype=np.float32).view(np.int32)
+            keys[s:s + block] = (bits.astype(np.int64) * coef).sum(1)  # wraps mod 2^64
     return keys
 
 
@@ -102,17 +102,18 @@ class WindowDataset(torch.utils.data.Dataset):
         self.pad_row = len(self.chunks)  # index of the zero row
         local = lambda ids: np.searchsorted(self.chunks, ids)  # noqa: E731
 
-        ctx, mask = context_indices(store, targets, self.T)
         self.vectors = torch.from_numpy(table).to(device)  # (n_chunks + 1, D)
         # (n_chunks + 1,) keys that keep a repeat of the positive out of the negatives; none without negatives
         self.vector_key = torch.from_numpy(vector_keys(table)).to(device) if self.K else None
-        self.context_idx = torch.from_numpy(np.where(mask, local(np.clip(ctx, 0, None)), self.pad_row)).to(device)
-        self.mask = torch.from_numpy(mask).to(device)  # (M, T)
+        # The up-to-T chunks before a target sit in the table right before it (its whole document, or its
+        # window's own run of rows), so a batch's context rows are its target rows minus T..1: no (M, T) index
+        # array is held (17 MB per streamed block of 65,536 windows at T = 32, and 4x that while built).
         self.target_idx = torch.from_numpy(local(targets)).to(device)  # (M,)
         doc_start = local(store.doc_offsets[self.doc])
         self.doc_start = torch.from_numpy(doc_start).to(device)  # (M,) local index of the doc's first chunk
         self.doc_len = torch.from_numpy(np.diff(store.doc_offsets)[self.doc]).to(device)  # (M,)
-        self.target_pos = torch.from_numpy(store.pos_of(targets)).to(device)  # (M,)
+        self.target_pos = torch.from_numpy(store.pos_of(targets)).to(device)  # (M,) chunks before each target
+        self.back = torch.arange(self.T, 0, -1, device=device)  # (T,) column j holds the chunk T - j places back
         self.doc_t = torch.from_numpy(self.doc).to(device)
         self.device = torch.device(device)
 
@@ -128,10 +129,12 @@ class WindowDataset(torch.utils.data.Dataset):
         rows = torch.as_tensor(rows, dtype=torch.long).to(self.device)
         V = self.vectors
         target_idx = self.target_idx[rows]
+        mask = self.back <= self.target_pos[rows].unsqueeze(1)  # (B, T) left padding masked (as context_indices)
+        context_idx = torch.where(mask, target_idx.unsqueeze(1) - self.back, self.pad_row)  # (B, T)
         neg_idx, neg_mask = self.sample_negatives(rows, generator)
         return WindowBatch(
-            context=V[self.context_idx[rows]].float(),  # (B, T, D); a float16 table is upcast here
-            mask=self.mask[rows],
+            context=V[context_idx].float(),  # (B, T, D); a float16 table is upcast here
+            mask=mask,
             target=V[target_idx].float(),
             negatives=V[neg_idx].float(),  # (B, K, D)
             negatives_mask=neg_mask,
