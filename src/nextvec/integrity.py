@@ -43,12 +43,6 @@ def digest(parts) -> str:
     return h.hexdigest()
 
 
-def record(parts) -> dict:
-    """The record of bytes about to be written (one buffer or a list)."""
-    parts = parts if isinstance(parts, list) else [parts]
-    return {"bytes": sum(memoryview(p).nbytes for p in parts), HASH: digest(parts)}
-
-
 def hash_range(path: Path, offset: int, length: int, buf: bytearray | None = None) -> str:
     """xxh3-128 of `length` bytes of `path` from `offset`, read in blocks (plain reads: nothing is mapped)."""
     h = xxhash.xxh3_128()

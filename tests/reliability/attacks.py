@@ -253,7 +253,7 @@ def _half_written(name: str, real, args) -> None:
     """What a full disk leaves behind at a failing write: half a temporary file, or half the appended bytes."""
     if name == "atomic_write_bytes":
         path, data = args
-        data = b"".join(bytes(part) for part in data) if isinstance(data, list) else data
+        data = data if isinstance(data, (bytes, bytearray)) else b"".join(bytes(part) for part in data)
         Path(str(path) + ".tmp").write_bytes(data[: len(data) // 2])
     elif name == "_write_at":
         path, offset, data = args

@@ -7,11 +7,12 @@ Written by ingest beside the arrays as `card.json` (numbers) and `card.md` (the 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
 from nextvec.store.format import atomic_write_bytes, atomic_write_json, record_files
-from nextvec.store.reader import SPLITS, ConceptStore
+from nextvec.store.reader import SPLITS, ConceptStore, percentile_of_counts
 
 CARD_JSON, CARD_MD = "card.json", "card.md"
 LENGTH_EDGES = (0, 10, 20, 40, 80, 160, 320, 640)  # chunk length bins in characters: [a, b), the last open
@@ -20,10 +21,9 @@ TOP = 10
 BLOCK_CHUNKS, BLOCK_BYTES = 16_384, 1 << 22  # the card reads texts.bin in blocks of at most these (~15 MB at a time)
 
 
-def _length_histogram(lengths: np.ndarray) -> list[dict]:
+def _length_histogram(counts: np.ndarray) -> list[dict]:
     edges = list(LENGTH_EDGES) + [None]
-    return [{"from": a, "to": b, "chunks": int(((lengths >= a) & (lengths < (b or np.inf))).sum())}
-            for a, b in zip(edges[:-1], edges[1:])]
+    return [{"from": a, "to": b, "chunks": int(counts[a:b].sum())} for a, b in zip(edges[:-1], edges[1:])]
 
 
 def build_card(store: ConceptStore, top: int = TOP, block_chunks: int = BLOCK_CHUNKS,
@@ -31,14 +31,16 @@ def build_card(store: ConceptStore, top: int = TOP, block_chunks: int = BLOCK_CH
     """Counts per split, chunk lengths, splitter, encoder, hygiene and exact duplicates of a store.
 
     One streaming pass over texts.bin, a block of at most `block_chunks` chunks and `block_bytes` bytes at a
-    time, keeps 12 bytes per chunk (its length in characters and a hash of its text); counting duplicates
-    then sorts the hashes (about 10 bytes per chunk more). The card is the one that reading every text
-    into a list, as build_card did before, would give: tests/store/test_card.py checks them equal."""
-    with _TextFile(store) as tf:
-        lengths, hashes, letterless = _scan(tf, block_chunks, block_bytes)
-        chunk_chars, very_short = _length_stats(lengths)
-        del lengths  # before the hashes are sorted: the peak is then the sort's
-        duplicates = _duplicates(hashes, top, tf.text)
+    time, counts chunks per length and writes each chunk's (text hash, index) to one of BUCKETS temporary
+    files by its hash; duplicates are then counted a bucket at a time. Memory holds one block and one
+    bucket (16 bytes for 1 / BUCKETS of the chunks), whatever the store's size. The card is the one that
+    reading every text into a list would give: tests/store/test_card.py checks them equal."""
+    import tempfile
+
+    with _TextFile(store) as tf, tempfile.TemporaryDirectory(prefix="nextvec-card-") as spill:
+        length_counts, letterless = _scan(tf, block_chunks, block_bytes, Path(spill))
+        chunk_chars, very_short = _length_stats(length_counts)
+        duplicates = _duplicates(Path(spill), len(store), top, tf.text)
     per_doc = np.diff(store.doc_offsets)
     return {
         "store": str(store.root),
@@ -56,12 +58,14 @@ def build_card(store: ConceptStore, top: int = TOP, block_chunks: int = BLOCK_CH
     }
 
 
-def _length_stats(lengths: np.ndarray) -> tuple[dict, dict]:
-    """The card's `chunk_chars` and `very_short` from the length of every chunk in characters."""
-    short = lengths < SHORT_CHARS
-    return ({"mean": round(float(lengths.mean()), 1), "p50": float(np.percentile(lengths, 50)),
-             "max": int(lengths.max()), "histogram": _length_histogram(lengths)},
-            {"below_chars": SHORT_CHARS, "chunks": int(short.sum()), "share": round(float(short.mean()), 5)})
+def _length_stats(counts: np.ndarray) -> tuple[dict, dict]:
+    """The card's `chunk_chars` and `very_short` from the number of chunks of each length in characters
+    (the median as np.percentile's linear interpolation gives it)."""
+    n = int(counts.sum())
+    short = int(counts[:SHORT_CHARS].sum())
+    return ({"mean": round(float((np.arange(len(counts)) * counts).sum() / n), 1), "p50": percentile_of_counts(counts, 50),
+             "max": int(np.flatnonzero(counts)[-1]), "histogram": _length_histogram(counts)},
+            {"below_chars": SHORT_CHARS, "chunks": short, "share": round(short / n, 5)})
 
 
 class _TextFile:
@@ -106,19 +110,33 @@ class _TextFile:
             a += m
 
 
-def _scan(tf: _TextFile, block_chunks: int, block_bytes: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Characters per chunk (int32), a 64-bit hash of each chunk's text, and how many chunks hold no letter or
-    digit, in one pass over the texts."""
-    lengths, hashes, letterless = np.empty(tf.n, np.int32), np.empty(tf.n, np.int64), 0
-    for a, offs, buf in tf.blocks(block_chunks, block_bytes):
-        b = a + len(offs) - 1
-        lengths[a:b], n_letterless = _block_stats(offs, buf)
-        letterless += n_letterless
-        bounds = offs.tolist()
-        # Python's hash of the bytes (64-bit SipHash, 3x faster here than blake2b): equal texts hash equal; two
-        # different ones share a hash with odds of about N^2 / 2^65 (1e-5 for 20M chunks)
-        hashes[a:b] = [hash(buf[x:y]) for x, y in zip(bounds[:-1], bounds[1:])]
-    return lengths, hashes, letterless
+BUCKETS = 64  # duplicate counting spills (hash, chunk index) pairs into this many files, by hash
+
+
+def _scan(tf: _TextFile, block_chunks: int, block_bytes: int, spill: Path) -> tuple[np.ndarray, int]:
+    """Chunks per length in characters, and how many chunks hold no letter or digit, in one pass over the
+    texts; each chunk's (hash of its text, index) goes to spill/bucket-B.bin, B its hash's bucket."""
+    counts, letterless = np.zeros(1, np.int64), 0
+    files = [open(spill / f"bucket-{b}.bin", "wb") for b in range(BUCKETS)]
+    try:
+        for a, offs, buf in tf.blocks(block_chunks, block_bytes):
+            lengths, n_letterless = _block_stats(offs, buf)
+            letterless += n_letterless
+            block = np.bincount(lengths)
+            counts = np.pad(counts, (0, max(0, len(block) - len(counts))))
+            counts[: len(block)] += block
+            bounds = offs.tolist()
+            # Python's hash of the bytes (64-bit SipHash, 3x faster here than blake2b): equal texts hash equal;
+            # two different ones share a hash with odds of about N^2 / 2^65 (1e-5 for 20M chunks)
+            hashes = np.array([hash(buf[x:y]) for x, y in zip(bounds[:-1], bounds[1:])], np.int64)
+            pairs = np.stack([hashes, np.arange(a, a + len(hashes), dtype=np.int64)], 1)
+            bucket = hashes % BUCKETS
+            for b in np.unique(bucket).tolist():
+                files[b].write(pairs[bucket == b].tobytes())
+    finally:
+        for f in files:
+            f.close()
+    return counts, letterless
 
 
 def _block_stats(offs: np.ndarray, buf: bytes) -> tuple[np.ndarray, int]:
@@ -155,27 +173,31 @@ def _any_per_chunk(flags: np.ndarray, offs: np.ndarray) -> np.ndarray:
     return out
 
 
-def _duplicates(hashes: np.ndarray, top: int, text_of) -> dict:
-    """Exact duplicates from the chunk hashes (sorted in place), counted as collections.Counter would count
-    the texts; `most_frequent` in Counter.most_common's order: by count, ties in order of first occurrence.
-    Beyond the hashes, memory holds their sort order: 8 bytes a chunk, then 8 per chunk that repeats."""
-    order = np.argsort(hashes)  # not stable (faster, no buffer): a group's first chunk is its least index
-    hashes.sort()
-    new = np.ones(len(hashes) + 1, bool)  # new[i]: sorted chunk i starts a group; new[n] closes the last one
-    np.not_equal(hashes[1:], hashes[:-1], out=new[1:-1])
-    distinct = int(np.count_nonzero(new)) - 1
-    repeating = ~(new[:-1] & new[1:])  # sorted chunks in groups of two or more
-    starts = np.flatnonzero(new[:-1][repeating])  # where each repeated text's group starts among them
-    order = order[repeating]
-    counts = np.diff(np.append(starts, len(order)))
-    first = np.minimum.reduceat(order, starts) if len(starts) else starts  # first occurrences
-    del order
-    pick = np.lexsort((first, -counts))[:top]
+def _duplicates(spill: Path, n: int, top: int, text_of) -> dict:
+    """Exact duplicates, a bucket of (hash, chunk index) pairs at a time, counted as collections.Counter
+    would count the texts; `most_frequent` in Counter.most_common's order: by count, ties in order of first
+    occurrence (each bucket's best `top`, then the best of those: the same texts as one global sort)."""
+    distinct, repeated, best = 0, 0, np.zeros((0, 2), np.int64)  # best: (count, first index) rows
+    for b in range(BUCKETS):
+        pairs = np.fromfile(spill / f"bucket-{b}.bin", np.int64).reshape(-1, 2)
+        if not len(pairs):
+            continue
+        pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]  # by hash, then index
+        new = np.ones(len(pairs), bool)
+        np.not_equal(pairs[1:, 0], pairs[:-1, 0], out=new[1:])
+        starts = np.flatnonzero(new)
+        counts = np.diff(np.append(starts, len(pairs)))
+        distinct += len(starts)
+        many = counts > 1
+        repeated += int(many.sum())
+        found = np.stack([counts[many], pairs[starts[many], 1]], 1)  # the group's first (least) index
+        found = np.concatenate([best, found])
+        best = found[np.lexsort((found[:, 1], -found[:, 0]))][:top]
     return {
         "distinct_texts": distinct,
-        "duplicate_chunks": len(hashes) - distinct,  # chunks that repeat an earlier one exactly
-        "texts_repeated": len(starts),
-        "most_frequent": [{"text": text_of(int(first[i])), "count": int(counts[i])} for i in pick],
+        "duplicate_chunks": n - distinct,  # chunks that repeat an earlier one exactly
+        "texts_repeated": repeated,
+        "most_frequent": [{"text": text_of(int(first)), "count": int(count)} for count, first in best.tolist()],
     }
 
 

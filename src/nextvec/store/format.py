@@ -22,7 +22,9 @@ import json
 import os
 from pathlib import Path
 
-from nextvec.integrity import record, seal_json
+import xxhash
+
+from nextvec.integrity import HASH, seal_json
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -38,20 +40,27 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes | list) -> dict:
+def atomic_write_bytes(path: Path, data) -> dict:
     """Write to a temporary sibling, fsync, then rename over `path`: readers see old or new, never half.
-    `data` is bytes or a list of buffers written one after the other (a header and an array, uncopied).
-    Returns the file's integrity record (size and hash of the bytes written)."""
-    parts = data if isinstance(data, list) else [data]
+    `data` is bytes, or buffers (a list, or an iterator that makes them block by block) written one after
+    the other. Returns the file's integrity record: its size and the hash of the bytes as they went out."""
+    parts = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        for part in parts:
-            f.write(part)
-        f.flush()
-        os.fsync(f.fileno())
+    h, size = xxhash.xxh3_128(), 0
+    try:
+        with open(tmp, "wb") as f:
+            for part in parts:
+                f.write(part)
+                h.update(part)
+                size += memoryview(part).nbytes
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     fsync_path(path.parent)
-    return record(parts)
+    return {"bytes": size, HASH: h.hexdigest()}
 
 
 def atomic_write_json(path: Path, obj) -> dict:

@@ -156,8 +156,7 @@ class ConceptStore:
 
     def summary(self) -> dict:
         """Counts per split, dimension, encoder and chunk-length statistics (what `nextvec info` prints)."""
-        lengths = np.diff(self._text_offsets)  # bytes; equal to characters for ASCII text
-        char_lens = np.array([len(self.text(i)) for i in range(len(self))]) if len(self) <= 200_000 else lengths
+        counts = self._length_counts()
         splits = {}
         for s in SPLITS:
             docs = self.split_docs(s)
@@ -173,10 +172,10 @@ class ConceptStore:
             "splits": splits,
             "split_seed": self.manifest.get("split", {}).get("seed"),
             "chunk_chars": {
-                "mean": float(char_lens.mean()),
-                "p50": float(np.percentile(char_lens, 50)),
-                "p95": float(np.percentile(char_lens, 95)),
-                "max": int(char_lens.max()),
+                "mean": float((np.arange(len(counts)) * counts).sum() / counts.sum()),
+                "p50": percentile_of_counts(counts, 50),
+                "p95": percentile_of_counts(counts, 95),
+                "max": int(np.flatnonzero(counts)[-1]),
             },
             "chunks_per_doc": {
                 "mean": float(np.diff(self.doc_offsets).mean()),
@@ -186,6 +185,21 @@ class ConceptStore:
             "params": self.manifest.get("params", {}),
             "letterless_merged": self.letterless_merged,
         }
+
+    def _length_counts(self, block: int = 1 << 20) -> np.ndarray:
+        """Chunks per length: in characters up to 200k chunks, else in bytes (equal for ASCII text), read in
+        blocks of offsets with plain reads (a bounded amount of memory, nothing left mapped)."""
+        if len(self) <= 200_000:
+            return np.bincount([len(self.text(i)) for i in range(len(self))])
+        counts = np.zeros(1, np.int64)
+        with open(self.root / "text_offsets.npy", "rb") as f:
+            for a in range(0, len(self), block):
+                f.seek(self._text_offsets.offset + a * 8)
+                m = min(block, len(self) - a) + 1
+                c = np.bincount(np.diff(np.frombuffer(f.read(m * 8), np.int64)))
+                counts = np.pad(counts, (0, max(0, len(c) - len(counts))))
+                counts[: len(c)] += c
+        return counts
 
     @property
     def letterless_merged(self) -> int | None:
@@ -200,6 +214,16 @@ def file_problems(root: Path, manifest: dict, full: bool = True) -> dict[str, st
     """Each file a hashed store's manifest lists -> what is wrong with it (None: nothing). Sizes always;
     contents of every file when `full`, else of the small ones (nextvec.integrity.SMALL_BYTES)."""
     return {name: check_file(Path(root) / name, rec, full) for name, rec in sorted(manifest.get("files", {}).items())}
+
+
+def percentile_of_counts(counts: np.ndarray, q: float) -> float:
+    """np.percentile(values, q) (linear interpolation, its rounding) of the values whose counts are
+    `counts` (counts[v] = how many values equal v)."""
+    ends = np.cumsum(counts)
+    pos = (q / 100) * (int(ends[-1]) - 1)
+    a, b = (float(np.searchsorted(ends, k, "right")) for k in (np.floor(pos), np.ceil(pos)))
+    t = pos - np.floor(pos)
+    return float(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
 
 
 def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

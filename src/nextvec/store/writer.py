@@ -192,30 +192,29 @@ class StoreWriter:
     def finalize(self, fractions: tuple[float, float, float], seed: int) -> None:
         """Put the appended vectors and texts in place, split documents, compute train statistics, mark complete.
 
-        Streams shard by shard, so memory holds per-chunk offsets, never all texts or vectors at once."""
+        Every per-chunk array is written in blocks of whole documents as it is made, and the statistics read
+        the vectors back in blocks: memory holds per-document arrays and one block, never a per-chunk array."""
         if self.complete:
             return
         n, text_end = self._ends()
         if n == 0:
             raise NextvecError("no chunks were ingested: every document was empty or skipped")
         try:
-            doc_ids, doc_lengths, text_offsets = self._listing()
-            if len(text_offsets) - 1 != n or text_offsets[-1] != text_end:
+            doc_ids, doc_lengths = self._documents()
+            if int(doc_lengths.sum()) != n:
                 raise NextvecError(f"the shard listings of {self.root} disagree with its manifest; re-ingest")
-            files = {"text_offsets.npy": atomic_write_bytes(self.root / "text_offsets.npy", _npy_bytes(text_offsets))}
-            del text_offsets  # arrays are written one by one and dropped: a 20M-chunk store stays under 1 GB
             doc_offsets = np.zeros(len(doc_ids) + 1, dtype=np.int64)
             np.cumsum(doc_lengths, out=doc_offsets[1:])
-            chunk_doc = np.repeat(np.arange(len(doc_ids), dtype=np.int64), doc_lengths)
-            chunk_pos = np.arange(n, dtype=np.int64)
-            chunk_pos -= doc_offsets[:-1].repeat(doc_lengths)
             doc_split = split_documents(len(doc_ids), fractions, seed)
-            for name, arr in (("chunk_pos", chunk_pos.astype(np.int32)), ("doc_offsets", doc_offsets),
-                              ("doc_split", doc_split), ("chunk_doc", chunk_doc)):
+            per_chunk = {"text_offsets": (np.int64, n + 1, self._text_offsets(text_end)),
+                         "chunk_pos": (np.int32, n, (p for _, p in _doc_blocks(doc_offsets))),
+                         "chunk_doc": (np.int64, n, (d for d, _ in _doc_blocks(doc_offsets)))}
+            files = {f"{name}.npy": atomic_write_bytes(self.root / f"{name}.npy", _npy_blocks(dtype, rows, blocks))
+                     for name, (dtype, rows, blocks) in per_chunk.items()}
+            for name, arr in (("doc_offsets", doc_offsets), ("doc_split", doc_split)):
                 files[f"{name}.npy"] = atomic_write_bytes(self.root / f"{name}.npy", _npy_bytes(arr))
-            del chunk_pos
             files["doc_ids.json"] = atomic_write_json(self.root / "doc_ids.json", doc_ids)
-            mean, std = self._train_stats(n, doc_split[chunk_doc] == 0)
+            mean, std = self._train_stats(n, doc_offsets, doc_split)
             files["stats.npz"] = atomic_write_bytes(self.root / "stats.npz", _npz_bytes(mean=mean.astype(np.float32), std=std.astype(np.float32)))
             header = _npy_header(self.dtype, n, self.dim)
             self._place(VECTORS_PART, "vectors.npy", HEADER_BYTES + n * self.row_bytes, header)
@@ -250,24 +249,36 @@ class StoreWriter:
         path = self.root / SHARDS / part
         return path if path.exists() else self.root / final
 
-    def _listing(self) -> tuple[list[str], list[int], np.ndarray]:
-        """Document ids, chunks per document and the (N + 1,) text byte offsets, from the shard listings."""
-        doc_ids: list[str] = []
-        doc_lengths: list[int] = []
-        byte_lengths: list[np.ndarray] = []
+    def _listings(self):
+        """Each shard's listing: {"ids", "chunks" (per document), "bytes" (per chunk)}, one at a time."""
         for s in self.manifest["shards"]:
-            listing = json.loads((self.root / SHARDS / f"{s['name']}.json").read_bytes())
-            doc_ids += listing["ids"]
-            doc_lengths += listing["chunks"]
-            byte_lengths.append(np.asarray(listing["bytes"], dtype=np.int64))
-        lengths = np.concatenate(byte_lengths)
-        text_offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=text_offsets[1:])
-        return doc_ids, doc_lengths, text_offsets
+            yield json.loads((self.root / SHARDS / f"{s['name']}.json").read_bytes())
 
-    def _train_stats(self, n: int, is_train: np.ndarray, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+    def _documents(self) -> tuple[list[str], np.ndarray]:
+        """Document ids and chunks per document, from the shard listings."""
+        doc_ids: list[str] = []
+        lengths: list[np.ndarray] = []
+        for listing in self._listings():
+            doc_ids += listing["ids"]
+            lengths.append(np.asarray(listing["chunks"], dtype=np.int64))
+        return doc_ids, np.concatenate(lengths)
+
+    def _text_offsets(self, text_end: int):
+        """The (N + 1,) byte offsets of the texts in texts.bin, a shard at a time; refuses listings whose
+        bytes do not add up to what the manifest says was appended."""
+        end = 0
+        yield np.zeros(1, np.int64)
+        for listing in self._listings():
+            offsets = end + np.cumsum(np.asarray(listing["bytes"], dtype=np.int64))
+            end = int(offsets[-1]) if len(offsets) else end
+            yield offsets
+        if end != text_end:
+            raise NextvecError(f"the shard listings of {self.root} disagree with its manifest; re-ingest")
+
+    def _train_stats(self, n: int, doc_offsets: np.ndarray, doc_split: np.ndarray,
+                     block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
         """Per-dimension mean and std of the train rows, read back in blocks (float32 sums of 4096 rows,
-        accumulated in float64)."""
+        accumulated in float64); a row is train when its document is."""
         total = np.zeros(self.dim, np.float64)
         total_sq = np.zeros(self.dim, np.float64)
         with open(self._part(VECTORS_PART, "vectors.npy"), "rb") as f:  # reads, not a memmap: RSS holds one block
@@ -275,11 +286,12 @@ class StoreWriter:
             for a in range(0, n, block):
                 m = min(block, n - a)
                 rows = np.fromfile(f, self.dtype, m * self.dim)
-                tr = rows.reshape(m, self.dim)[is_train[a : a + m]].astype(np.float32)
+                is_train = doc_split[np.searchsorted(doc_offsets, np.arange(a, a + m), "right") - 1] == 0
+                tr = rows.reshape(m, self.dim)[is_train].astype(np.float32)
                 for b in range(0, len(tr), 4096):
                     total += tr[b : b + 4096].sum(0)
                     total_sq += np.einsum("nd,nd->d", tr[b : b + 4096], tr[b : b + 4096])
-        n_train = max(int(is_train.sum()), 1)
+        n_train = max(int(np.diff(doc_offsets)[doc_split == 0].sum()), 1)
         mean = total / n_train
         return mean, np.sqrt(np.maximum(total_sq / n_train - mean * mean, 0.0))
 
@@ -325,6 +337,34 @@ def _write_at(path: Path, offset: int, data) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _doc_blocks(doc_offsets: np.ndarray, rows: int = 1 << 20):
+    """(chunk_doc, chunk_pos) of whole documents holding about `rows` chunks at a time, in store order."""
+    a, n_docs = 0, len(doc_offsets) - 1
+    while a < n_docs:
+        b = max(a + 1, int(np.searchsorted(doc_offsets, doc_offsets[a] + rows, "right")) - 1)
+        lengths = np.diff(doc_offsets[a : b + 1])
+        docs = np.repeat(np.arange(a, b, dtype=np.int64), lengths)
+        yield docs, (np.arange(len(docs), dtype=np.int64) - (doc_offsets[docs] - doc_offsets[a])).astype(np.int32)
+        a = b
+
+
+def _npy_blocks(dtype, rows: int, blocks):
+    """An npy file of `rows` items of `dtype` made block by block: the header, then each block's bytes."""
+    import io
+
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(head, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                "fortran_order": False, "shape": (rows,)})
+    yield head.getvalue()
+    written = 0
+    for block in blocks:
+        block = np.ascontiguousarray(block, dtype=dtype)
+        written += len(block)
+        yield block.view(np.uint8).reshape(-1)
+    if written != rows:
+        raise NextvecError(f"made {written} rows of an array of {rows}; the store's shard listings disagree")
 
 
 def _npy_bytes(arr: np.ndarray) -> list:
