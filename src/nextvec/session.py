@@ -49,13 +49,6 @@ def known_context_length(model, meta: dict | None = None) -> int | None:
     return None
 
 
-def resolve_context_length(model, context_length: int | None, meta: dict | None = None) -> int:
-    """Explicit value, else the checkpoint's, else the model's own attribute, else 5."""
-    if context_length is not None:
-        return int(context_length)
-    return known_context_length(model, meta) or DEFAULT_CONTEXT_LENGTH
-
-
 def load_memory(model, store, run_dir):
     """The model with its fitted successor memory when RUN/memory.json holds a nonzero weight, else None."""
     from nextvec.run.folder import MEMORY_FILE, read_run_json, run_index_config
@@ -122,6 +115,11 @@ class Session:
         return cls(model, meta, store, open_encoder(store, encoder), memory=memory, run_dir=run_dir,
                    context_length=known_context_length(model, meta),
                    checkpoint=str(meta.get("path", run_dir or "")))
+
+    @property
+    def window(self) -> int:
+        """Vectors of context the evaluators give each prediction: the run's context length, else 5."""
+        return self.context_length or DEFAULT_CONTEXT_LENGTH
 
     @property
     def predictor(self):

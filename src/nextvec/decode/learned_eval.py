@@ -31,7 +31,6 @@ def predicted_vectors(session, split: str, n: int, seed: int) -> tuple[np.ndarra
     """(n, D) next-vector predictions (y_cos) of an opened LVM run on `split`, and the target chunk ids."""
     from nextvec.data.windows import window_targets
     from nextvec.models.base import predict_windows
-    from nextvec.session import resolve_context_length
 
     store = session.store
     targets = window_targets(store, split)
@@ -39,7 +38,7 @@ def predicted_vectors(session, split: str, n: int, seed: int) -> tuple[np.ndarra
         raise NextvecError(f"split {split!r} of {store.root} has no windows to predict")
     rng = np.random.default_rng(seed)
     targets = np.sort(rng.choice(targets, min(n, len(targets)), replace=False))
-    T = resolve_context_length(session.model, session.context_length)
+    T = session.window
     _, y_cos, _ = predict_windows({"model": session.model}, store, targets, T, batch_size=256)["model"]
     return y_cos, targets
 

@@ -19,7 +19,6 @@ from nextvec.scoring import Bank, retrieval_ranks
 from nextvec.models.base import predict_windows
 from nextvec.options import DiagnoseOptions
 from nextvec.data.windows import select_windows
-from nextvec.session import resolve_context_length
 from nextvec.vecmath import cosine_rows, unit_rows
 
 # Verdict thresholds. A check "fails" (collapse) past `collapsed_*`, "warns" outside `healthy`.
@@ -216,7 +215,7 @@ def diagnose_run(session, options: DiagnoseOptions | None = None) -> dict:
     """
     o, model, store = options or DiagnoseOptions(), session.model, session.store
     split, seed = o.split, o.seed
-    T = resolve_context_length(model, session.context_length)
+    T = session.window
     targets, total = select_windows(store, split, o.max_windows, seed)
     y_dec, y_cos, _ = predict_windows({"model": model}, store, targets, T, o.batch_size)["model"]
     d = diagnose_predictions(y_dec, y_cos, store.get(targets), store.mean)

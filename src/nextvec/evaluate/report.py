@@ -336,14 +336,13 @@ def write_report(session, options: ReportOptions | None = None, evaluation: dict
     from nextvec.evaluate.diagnostics import diagnose_run
     from nextvec.evaluate.runner import evaluate_run, format_summary, format_table
     from nextvec.options import DiagnoseOptions, EvaluateOptions
-    from nextvec.session import resolve_context_length
 
     o = options or ReportOptions()
     model, meta, store, split, seed = session.model, session.meta, session.store, o.split, o.seed
     run = Path(meta.get("run_dir") or session.run_dir or Path(session.checkpoint).parent)
     out = o.out if o.out is not None else run / "report"
     out.mkdir(parents=True, exist_ok=True)
-    T = resolve_context_length(model, session.context_length)
+    T = session.window
     ckpt = session.checkpoint
     if evaluation is None:
         evaluation = evaluate_run(session, EvaluateOptions(split=split, max_windows=o.max_windows, seed=seed))

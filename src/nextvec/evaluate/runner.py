@@ -6,7 +6,6 @@ import numpy as np
 
 from nextvec.data.windows import seeded_subset, select_windows
 from nextvec.errors import NextvecError
-from nextvec.session import resolve_context_length
 from nextvec.evaluate.metrics import MARGIN_DEFINITION, PRIMARY_METRIC, score_predictions
 from nextvec.scoring import Bank
 from nextvec.models.base import predict_windows
@@ -36,7 +35,7 @@ def evaluate_run(session, options: EvaluateOptions | None = None, extra: dict | 
     store's fingerprint and the checkpoint.
     """
     o, model, store = options or EvaluateOptions(), session.model, session.store
-    T = resolve_context_length(model, session.context_length)
+    T = session.window
     predictors = {} if model is None else {"model": model}
     if session.memory is not None:
         predictors["model+memory"] = session.memory
