@@ -4,21 +4,17 @@ theme's JavaScript has run."""
 
 from __future__ import annotations
 
-import html
 import importlib.util
-import json
 import os
-import re
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
+from browser import CHROMIUM, SKIP_REASON, probe_page
+
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _missing(module: str) -> bool:
@@ -70,18 +66,10 @@ def test_site_builds_every_page(site):
 
 def browser_view(page: Path, tmp_path: Path) -> dict:
     """What headless Chromium shows of `page` (a copy with the probe beside it, so relative assets resolve)."""
-    probe = page.with_name("probe-" + page.name)
-    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
-    profile = Path(tempfile.mkdtemp(dir=tmp_path))  # a fresh profile per browser: no lock left by the last one
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-           "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
-    assert found, f"the probe script did not run; chromium printed:\n{dom.stdout[:2000]}\n{dom.stderr[-2000:]}"
-    return json.loads(html.unescape(found.group(1)))
+    return probe_page(page.read_text(), PROBE, page.with_name("probe-" + page.name), tmp_path)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (Debian: apt-get install -y chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
 @pytest.mark.parametrize("page, header", [
     ("index.html", ["step", "command", "what it does"]),
     ("results/index.html", ["corpus (test split)", "topic retention at h = 10: real / default / kNN walk"]),

@@ -3,21 +3,17 @@
 
 from __future__ import annotations
 
-import html
-import json
 import re
-import shutil
 import struct
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from browser import CHROMIUM, SKIP_REASON, probe_page
 from evalkit import make_store, random_docs
 from nextvec.evaluate.report import _b, _render_html, write_report
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 # Appended to a copy of report.html: on the load event (every image has loaded or failed by then; a broken
 # one has naturalWidth 0) write what the browser sees into <pre id="probe">, which --dump-dom then prints.
@@ -90,18 +86,11 @@ def md_tables(md: str) -> list[int]:
 
 
 def browser_view(page, tmp_path) -> dict:
-    run = Path(tempfile.mkdtemp(dir=tmp_path))  # a fresh profile per browser: no lock left by the previous one
-    probe = run / "probe.html"
-    probe.write_text(page.replace("</body>", PROBE + "</body>"))
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={run / 'profile'}",
-           "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
-    assert found, f"the probe script did not run; chromium printed:\n{dom.stdout[:2000]}\n{dom.stderr[-2000:]}"
-    return json.loads(html.unescape(found.group(1)))
+    run = Path(tempfile.mkdtemp(dir=tmp_path))
+    return probe_page(page, PROBE, run / "probe.html", tmp_path)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary on PATH (Debian: apt-get install -y chromium)")
+@pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
 def test_report_html_renders_in_chromium(report, tmp_path):
     md_path, html_path = report
     page = html_path.read_text()
