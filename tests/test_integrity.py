@@ -182,3 +182,24 @@ def test_a_seal_covers_every_byte():
             changed = bytearray(text)
             changed[i] ^= bit
             assert sealed_file(bytes(changed)) is not True, (i, bit)
+
+
+def test_a_blank_line_added_to_the_metrics_and_a_damaged_header_length_are_caught(made, tmp_path):
+    """Two damages a random byte can make: a newline appended to metrics.jsonl (a blank last line), and a
+    checkpoint whose first 8 bytes claim a header longer than the file (read no more than the file)."""
+    _, run_root = made
+    copy = tmp_path / "run"
+    shutil.copytree(run_root, copy)
+    with open(copy / "metrics.jsonl", "ab") as f:
+        f.write(b"\n")
+    assert damaged(verify(copy)) == ["metrics.jsonl"]
+    with pytest.raises(IntegrityError):
+        read_metrics_lines(copy)
+    shutil.copyfile(run_root / "metrics.jsonl", copy / "metrics.jsonl")
+    best = copy / "checkpoints" / "best.safetensors"
+    data = bytearray(best.read_bytes())
+    data[7] ^= 0x40  # the header length's top byte: 2^62 and more
+    best.write_bytes(bytes(data))
+    assert damaged(verify(copy)) == ["checkpoints/best.safetensors"]
+    with pytest.raises(NextvecError):
+        load_model(best)

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from nextvec.errors import NextvecError
-from nextvec.integrity import check_file, check_safetensors, read_json, sealed_file
+from nextvec.integrity import check_file, check_safetensors, read_json
 from nextvec.store.format import MANIFEST, read_manifest
 from nextvec.store.reader import file_problems
-from nextvec.run.folder import run_is_sealed
+from nextvec.run.folder import read_metrics_lines, run_is_sealed
 
 OK = None  # a file whose bytes are those written
 RUN_JSON = ("config.json", "summary.json", "memory.json")
@@ -66,7 +66,7 @@ def verify_run(root: Path) -> dict:
     for side in sorted((root / "checkpoints").glob("*.json")):
         files[f"checkpoints/{side.name}"] = _json_problem(side, sealed)
     if (root / "metrics.jsonl").is_file():
-        files["metrics.jsonl"] = _metrics_problem(root / "metrics.jsonl", sealed)
+        files["metrics.jsonl"] = _metrics_problem(root)
     return {"kind": "run", "hashed": sealed, "files": files}
 
 
@@ -91,14 +91,11 @@ def _checkpoint_problem(path: Path, sealed: bool) -> str | None:
     return OK
 
 
-def _metrics_problem(path: Path, sealed: bool) -> str | None:
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        return "ends in a partial line"
-    for n, line in enumerate(data.split(b"\n")[:-1], 1):
-        state = sealed_file(line + b"\n")
-        if state is False or (state is None and sealed):
-            return f"line {n} {'does not match' if state is False else 'has lost'} its content hash"
+def _metrics_problem(root: Path) -> str | None:
+    try:
+        read_metrics_lines(root)  # the reader `report` uses: every line's seal, and no partial last line
+    except NextvecError as e:
+        return str(e)
     return OK
 
 

@@ -102,10 +102,11 @@ def run_is_sealed(root: str | Path) -> bool:
     for name in ("best", "last"):
         path = Path(root) / "checkpoints" / f"{name}.safetensors"
         try:
-            with open(path, "rb") as f:
-                if FORMAT.encode() in f.read(8 + int.from_bytes(f.read(8), "little")):
+            with open(path, "rb") as f:  # the header's length as the file states it, at most the file (it may be damaged)
+                head = min(int.from_bytes(f.read(8), "little"), os.fstat(f.fileno()).st_size)
+                if FORMAT.encode() in f.read(head):
                     return True
-        except (OSError, ValueError, OverflowError):
+        except OSError:
             continue
     return False
 
@@ -124,8 +125,9 @@ def read_metrics_lines(root: str | Path) -> list[dict]:
     sealed, records, data = run_is_sealed(root), [], path.read_bytes()
     if sealed and data and not data.endswith(b"\n"):
         raise IntegrityError(f"{path} ends in a partial line; check the run with `nextvec verify {root}`")
-    for n, line in enumerate(data.split(b"\n"), 1):
-        if not line.strip():
+    lines = data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")
+    for n, line in enumerate(lines, 1):
+        if not line.strip() and not sealed:  # a sealed run writes no blank line: one there is damage
             continue
         records.append(load_sealed(line, unseal(line), sealed, f"{path} line {n}", root))
     return records

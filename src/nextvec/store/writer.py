@@ -30,7 +30,7 @@ from nextvec.store.format import (
     read_manifest,
     write_sealed_json,
 )
-from nextvec.integrity import IntegrityError, check_file, digest
+from nextvec.integrity import IntegrityError, check_file, digest, hash_range
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
@@ -126,26 +126,31 @@ class StoreWriter:
     def _check_shards(self) -> None:
         """Before resuming, hash the shards this store keeps against what was written: a damaged one is named
         and nothing more is written."""
-        rows = text = 0
-        for s in self.manifest["shards"]:
+        for s, vectors, texts in self._shard_spans():
             if "vectors_xxh3" not in s:  # written by a nextvec that recorded no hashes
-                rows, text = s["rows_end"], s["text_end"]
                 continue
-            spans = {(VECTORS_PART, "vectors.npy"): (HEADER_BYTES + rows * self.row_bytes, (s["rows_end"] - rows) * self.row_bytes, s["vectors_xxh3"]),
-                     (TEXTS_PART, "texts.bin"): (text, s["text_end"] - text, s["texts_xxh3"])}
-            for (part, final), (offset, length, h) in spans.items():
+            for (part, final), (offset, length), h in (((VECTORS_PART, "vectors.npy"), vectors, s["vectors_xxh3"]),
+                                                       ((TEXTS_PART, "texts.bin"), texts, s["texts_xxh3"])):
                 path = self._part(part, final)
-                problem = check_file(path, {"bytes": path.stat().st_size if path.exists() else -1,
-                                            "parts": [[offset, length, h]]})
-                if problem is None and path.stat().st_size < offset + length:
+                if not path.is_file() or path.stat().st_size < offset + length:
                     problem = "shorter than its shards"
-                if problem:
-                    raise IntegrityError(f"{path} is damaged in {s['name']} ({problem}); the store cannot be resumed: "
-                                         f"ingest into a new --out folder")
+                elif hash_range(path, offset, length) != h:
+                    problem = f"bytes {offset}..{offset + length} differ from those written"
+                else:
+                    continue
+                raise IntegrityError(f"{path} is damaged in {s['name']} ({problem}); the store cannot be resumed: "
+                                     f"ingest into a new --out folder")
             listing = self.root / SHARDS / f"{s['name']}.json"
             problem = check_file(listing, s["listing_xxh3"])
             if problem:
                 raise IntegrityError(f"{listing} is damaged ({problem}); ingest into a new --out folder")
+
+    def _shard_spans(self):
+        """Each listed shard with its (offset, length) in the appended vectors file and in the texts file."""
+        rows = text = 0
+        for s in self.manifest["shards"]:
+            yield (s, (HEADER_BYTES + rows * self.row_bytes, (s["rows_end"] - rows) * self.row_bytes),
+                   (text, s["text_end"] - text))
             rows, text = s["rows_end"], s["text_end"]
 
     def _ends(self) -> tuple[int, int]:
@@ -236,11 +241,11 @@ class StoreWriter:
         shards = self.manifest["shards"]
         if not shards or any("vectors_xxh3" not in s for s in shards):
             return {}
-        vectors, texts, rows, text = [[0, HEADER_BYTES, digest(header)]], [], 0, 0
-        for s in shards:
-            vectors.append([HEADER_BYTES + rows * self.row_bytes, (s["rows_end"] - rows) * self.row_bytes, s["vectors_xxh3"]])
-            texts.append([text, s["text_end"] - text, s["texts_xxh3"]])
-            rows, text = s["rows_end"], s["text_end"]
+        vectors, texts = [[0, HEADER_BYTES, digest(header)]], []
+        for s, v, t in self._shard_spans():
+            vectors.append([*v, s["vectors_xxh3"]])
+            texts.append([*t, s["texts_xxh3"]])
+        rows, text = self._ends()
         return {"vectors.npy": {"bytes": HEADER_BYTES + rows * self.row_bytes, "parts": vectors},
                 "texts.bin": {"bytes": text, "parts": texts}}
 
