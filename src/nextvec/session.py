@@ -11,7 +11,8 @@ A Session is the value everything downstream takes: `evaluate_run`, `diagnose_ru
 `generate`, the server and the decoder evaluation. `Session.open` loads a run; `Session.assemble` makes one
 from parts already in memory (tests, baselines, embedding in other code). The checks happen here, once: the
 store was made by the checkpoint's encoder (fingerprint and dimension) and the encoder is the store's.
-The run-level files (memory.json, the index section of config.json) are read and written here too.
+The run-level files it reads (memory.json, the index section of config.json) are read and written by
+nextvec.run.folder.
 """
 
 from __future__ import annotations

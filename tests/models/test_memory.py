@@ -224,3 +224,20 @@ def test_python_and_the_cli_make_the_same_run_folder(templated, tmp_path):
     fits = [json.loads((tmp_path / run / "memory.json").read_text()) for run in ("cli", "py")]
     assert fits[0]["grid"] == fits[1]["grid"] and fits[0]["sample_grid"] == fits[1]["sample_grid"]
     assert summary["memory"]["weight"] == fits[1]["weight"]
+
+
+def test_a_session_given_the_memory_reads_the_models_context_length(templated):
+    """A model with its memory carries the model's context length, so a Session (and every evaluator) built
+    on it feeds the run's window, not the default of 5."""
+    from types import SimpleNamespace
+
+    from nextvec.session import Session
+
+    model, plain = LinearAverageBaseline(), LinearAverageBaseline()
+    for m in (model, plain):
+        m.eval = lambda m=m: m  # a trained model's eval(); the session calls it
+    model.config = SimpleNamespace(context_length=7)
+    mp = MemoryPredictor(model, SuccessorMemory(templated), 1.0, 0.5)
+    assert Session.assemble(mp, None, templated).window == 7
+    assert Session.assemble(MemoryPredictor(plain, mp.memory, 1.0, 0.5), None, templated).window == 5
+

@@ -122,6 +122,9 @@ class MemoryPredictor:
         self.sample_threshold = float(sample_threshold)
         self.topic_weight = float(topic_weight)
         self.name = f"{getattr(model, 'name', type(model).__name__)}+memory"
+        # the model's context length: whoever is handed the memory (a Session, an evaluator) feeds it as many
+        # vectors as the model reads
+        self.context_length = getattr(getattr(model, "config", None), "context_length", None)
 
     def parameters(self):
         return self.model.parameters()
