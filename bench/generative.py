@@ -64,7 +64,7 @@ def train_recipe(store_path: str, out: Path, minutes: float, overrides: list[str
 def open_recipe(store_path: str, run: Path):
     """(model, model with its successor memory) of a run, as `nextvec train` left it."""
     if not (run / "memory.json").is_file():
-        fit_run_memory(store_path, run)
+        fit_run_memory(open_store(store_path), run)
     s = Session.open(run, store_path, encoder="none", memory=True)
     return s.model.eval(), s.predictor
 

@@ -133,6 +133,9 @@ class ModelConfig(Strict):
     temperature: float = Field(1.0, ge=0.0, le=10.0,
                                description="sampling heads: scale of the input noise (1.0: the scale they are trained at)")
     guidance: float = Field(1.0, ge=0.0, le=20.0, description="flow head: classifier-free guidance weight (1 = off)")
+    prompt_guidance: float = Field(2.0, ge=0.0, le=20.0,
+                                   description="sampling heads, in a continuation: weight of the prompt against the "
+                                               "model's own steps (guidance with the prompt as the condition; 1 = off)")
 
     @model_validator(mode="after")
     def _heads_divide(self):

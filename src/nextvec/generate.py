@@ -56,12 +56,16 @@ class SampleOptions(Strict):
     flow_steps: int | None = Field(None, ge=1, le=1000, description="flow head: Euler steps per draw")
     seed: int = Field(0, ge=0, le=2**63 - 1, description="seed of the draws: the same seed gives the same output")
 
-    def draw(self, model, ctx, mask, generator, n: int = 1):
-        """n draws per row (B, n, D) from `model` with these options."""
+    def draw(self, model, ctx, mask, generator, n: int = 1, own: int = 0):
+        """n draws per row (B, n, D) from `model` with these options; `own`: how many of the context's last
+        vectors are the model's earlier draws."""
         from nextvec.models.base import sample_from
 
-        return sample_from(model, ctx, mask, n, generator, temperature=self.temperature, guidance=self.guidance,
-                           steps=self.flow_steps)
+        return sample_from(model, ctx, mask, n, generator, own=own, **self.knobs())
+
+    def knobs(self) -> dict:
+        """The sampling head's options (None = the run's)."""
+        return {"temperature": self.temperature, "guidance": self.guidance, "steps": self.flow_steps}
 
 
 class GenerateOptions(SampleOptions):
@@ -76,6 +80,13 @@ class GenerateOptions(SampleOptions):
     no_repeat: bool = Field(True, description="decode each step to its best candidate (of the nearest "
                                               f"{NO_REPEAT_CANDIDATES}) not already said in the prompt or the "
                                               "continuation, as language models' no-repeat decoding does")
+    prompt_guidance: float | None = Field(None, ge=0.0, le=20.0, allow_inf_nan=False,
+                                          description="weight of the prompt against the continuation's own steps "
+                                                      "(1 = off; default: the run's)")
+
+    def knobs(self) -> dict:
+        """The sampling head's options, the prompt's weight among them (None = the run's)."""
+        return {**super().knobs(), "prompt_guidance": self.prompt_guidance}
 
 
 def checked_options(cls, **values):
@@ -105,11 +116,11 @@ def rollouts(model, context: np.ndarray, steps: int, stop_cos: float = 0.9, cont
     if context_length is not None and context_length < 1:
         raise NextvecError(f"context_length must be >= 1, got {context_length}")
 
-    def draw(ctx, mask, k):
+    def draw(ctx, mask, k, own):
         if sampling is None:
             y = model.predict(ctx, mask).y_dec[:, None].expand(-1, k, -1)
         else:
-            y = sampling.draw(model, ctx, mask, generator, k)
+            y = sampling.draw(model, ctx, mask, generator, k, own)
         if y.shape[-1] != ctx.shape[-1]:
             raise NextvecError(f"the model predicts {y.shape[-1]}-d vectors but the context is {ctx.shape[-1]}-d")
         return y.float()

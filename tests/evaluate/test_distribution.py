@@ -102,13 +102,14 @@ def test_the_knn_walks_of_a_prompt_draw_distinct_successors_at_every_step(tmp_pa
 def test_sample_rollouts_draws_k_from_the_prompt_then_one_per_rollout():
     calls = []
 
-    def draw(ctx, mask, n):
-        calls.append((tuple(ctx.shape), n))
+    def draw(ctx, mask, n, own):
+        calls.append((tuple(ctx.shape), n, own))
         return ctx[:, -1:].expand(-1, n, -1) + 1.0
 
-    g = sample_rollouts(torch.zeros(2, 4, 3), steps=3, k=5, context_length=2, draw=draw)
-    assert calls == [((2, 2, 3), 5), ((10, 2, 3), 1), ((10, 2, 3), 1)]
-    assert torch.equal(g[:, :, :, 0], torch.tensor([1.0, 2.0, 3.0]).expand(2, 5, 3))
+    # `own`: how many of the context's last vectors are earlier draws (at most the context's length)
+    g = sample_rollouts(torch.zeros(2, 4, 3), steps=4, k=5, context_length=2, draw=draw)
+    assert calls == [((2, 2, 3), 5, 0), ((10, 2, 3), 1, 1), ((10, 2, 3), 1, 2), ((10, 2, 3), 1, 2)]
+    assert torch.equal(g[:, :, :, 0], torch.tensor([1.0, 2.0, 3.0, 4.0]).expand(2, 5, 4))
 
 
 def test_rollouts_need_long_enough_documents(onehot):

@@ -107,3 +107,31 @@ def test_every_predictor_samples_and_a_point_predictor_repeats_its_point(tiny_st
         s = sample_from(p, ctx, mask, 5)
         y = p.predict(ctx, mask).y_dec
         assert s.shape == (2, 5, tiny_store.dim) and torch.allclose(s, y[:, None].expand_as(s)), p.name
+
+
+def test_prompt_guidance_weighs_the_prompt_only_in_a_continuation():
+    """With draws of its own in the context (own > 0), the energy head samples around
+    unit(y_own + g (y - y_own)), y_own read from the model's own draws alone: further from y_own than the
+    unguided point. A one-step draw from real context (own = 0), g = 1, or a context of draws only is
+    unchanged; an unknown option is refused."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="amn", head="energy", hidden_dim=32, head_width=32, context_length=6), 16)
+    model.eval()
+    ctx, mask = F.normalize(torch.randn(3, 6, 16), dim=-1), torch.ones(3, 6, dtype=torch.bool)
+
+    def point(own=0, g=None, m=mask):  # temperature 0: the energy head's draw is its point
+        y = model.sample(ctx, m, 1, torch.Generator().manual_seed(0), own=own, temperature=0.0, prompt_guidance=g)
+        return F.normalize(y[:, 0], dim=-1)
+
+    mine = mask.clone()
+    mine[:, :-2] = False
+    y, y_own = point(), point(m=mine)
+    guided = point(own=2, g=2.0)
+    torch.testing.assert_close(guided, F.normalize(y_own + 2.0 * (y - y_own), dim=-1), atol=1e-5, rtol=0)
+    assert ((guided * y_own).sum(-1) < (y * y_own).sum(-1)).all()
+    assert model.config.prompt_guidance == 2.0  # the default: on
+    torch.testing.assert_close(point(own=2), guided)
+    for same in (point(own=0, g=2.0), point(own=2, g=1.0), point(own=6, g=2.0)):
+        torch.testing.assert_close(same, y)
+    with pytest.raises(TypeError, match="unknown sampling options"):
+        model.sample(ctx, mask, 1, temprature=0.5)

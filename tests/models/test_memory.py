@@ -176,11 +176,11 @@ def test_memory_draws_distinct_successors_without_replacement():
     samples = rng.normal(size=(B, n, D)).astype(np.float32)
     succ = np.eye(k, D, dtype=np.float32)[None].repeat(B, 0)  # successor j = basis vector j
     order = rng.random((B, k)).argsort(1)
-    mixed = mix_samples(samples, succ, np.ones(B, np.float32), 1.0, -1.5, np.zeros((B, n)), order)
+    mixed = mix_samples(samples, succ, np.ones(B, np.float32), 1.0, -1.5, np.zeros((B, n + 1)), order)
     picked = np.abs(mixed).argmax(-1)  # (B, n) which successor each sample became
     assert all(len(set(row)) == n for row in picked)
     np.testing.assert_allclose(np.linalg.norm(mixed, axis=-1), np.linalg.norm(samples, axis=-1), rtol=1e-5)
-    shut = mix_samples(samples, succ, np.zeros(B, np.float32), 1.0, 2.5, np.full((B, n), 0.5), order)
+    shut = mix_samples(samples, succ, np.zeros(B, np.float32), 1.0, 2.5, np.full((B, n + 1), 0.5), order)
     np.testing.assert_array_equal(shut, samples)
 
 
@@ -241,3 +241,23 @@ def test_a_session_given_the_memory_reads_the_models_context_length(templated):
     assert Session.assemble(mp, None, templated).window == 7
     assert Session.assemble(MemoryPredictor(plain, mp.memory, 1.0, 0.5), None, templated).window == 5
 
+
+
+def test_memory_share_is_stratified_in_every_set():
+    """A gate of 0.5 replaces exactly half of every set of samples (not a binomial count that leaves some sets
+    all model, some all memory); a fractional share rounds to its floor or ceiling with the right odds."""
+    from nextvec.models.memory import mix_samples
+
+    rng = np.random.default_rng(0)
+    B, n, k, D = 4000, 8, 8, 16
+    samples = rng.normal(size=(B, n, D)).astype(np.float32) + 10.0  # no successor looks like a sample
+    succ = np.eye(k, D, dtype=np.float32)[None].repeat(B, 0)
+    order = rng.random((B, k)).argsort(1)
+    best = np.full(B, 5.0, np.float32)  # the gate fully open: share = weight
+    half = mix_samples(samples, succ, best, 0.5, 0.0, rng.random((B, n + 1)), order)
+    replaced = (half != samples).any(-1).sum(1)
+    assert (replaced == 4).all()
+    frac = mix_samples(samples, succ, best, 0.3, 0.0, rng.random((B, n + 1)), order)  # 2.4 of 8
+    replaced = (frac != samples).any(-1).sum(1)
+    assert set(replaced) == {2, 3}
+    assert abs(replaced.mean() - 2.4) < 0.05

@@ -29,6 +29,7 @@ def generate_cmd(
     samples: int = flag(GenerateOptions, "samples", "--samples"),
     temperature: float | None = flag(GenerateOptions, "temperature", "--temperature"),
     guidance: float | None = flag(GenerateOptions, "guidance", "--guidance"),
+    prompt_guidance: float | None = flag(GenerateOptions, "prompt_guidance", "--prompt-guidance"),
     flow_steps: int | None = flag(GenerateOptions, "flow_steps", "--flow-steps"),
     seed: int = flag(GenerateOptions, "seed", "--seed"),
     no_repeat: bool = flag(GenerateOptions, "no_repeat", "--no-repeat/--allow-repeats"),
@@ -49,7 +50,8 @@ def generate_cmd(
     if not prompt.strip():  # refused before the model, store and encoder load
         raise NextvecError("--prompt is empty; give at least one sentence to continue")
     options = checked_options(GenerateOptions, steps=steps, stop_cos=stop_cos, k=k, samples=samples,
-                              temperature=temperature, guidance=guidance, flow_steps=flow_steps, seed=seed,
+                              temperature=temperature, guidance=guidance, prompt_guidance=prompt_guidance,
+                              flow_steps=flow_steps, seed=seed,
                               no_repeat=no_repeat)
     session = Session.open(run, store, encoder=encoder, memory=memory)
     attach_decoder(session, decoder, DecoderOptions(split=split))

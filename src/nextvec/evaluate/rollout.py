@@ -56,11 +56,12 @@ MODES = ("sample", "point", "walk")  # how a predictor is rolled out (see `roll`
 
 
 def predictor_draw(predictor, generator: torch.Generator, point: bool = False, **options):
-    """draw(context, mask, n) for `sample_rollouts`: the predictor's samples, or (point) its y_dec n times."""
-    def draw(ctx, mask, n):
+    """draw(context, mask, n, own) for `sample_rollouts`: the predictor's samples (told which context vectors are
+    its own draws), or (point) its y_dec n times."""
+    def draw(ctx, mask, n, own):
         if point:
             return predictor.predict(ctx, mask).y_dec.float()[:, None].expand(-1, n, -1)
-        return sample_from(predictor, ctx, mask, n, generator, **options).float()
+        return sample_from(predictor, ctx, mask, n, generator, own=own, **options).float()
     return draw
 
 
@@ -87,7 +88,7 @@ class KnnWalk:
     def __init__(self, sampler, k: int, generator: torch.Generator):
         self.sampler, self.k, self.gen = sampler, k, generator
 
-    def draw(self, ctx: torch.Tensor, mask: torch.Tensor, n: int) -> torch.Tensor:
+    def draw(self, ctx: torch.Tensor, mask: torch.Tensor, n: int, own: int = 0) -> torch.Tensor:
         if n > 1:  # one shared context per prompt: n draws without replacement
             return self.sampler.sample(ctx, mask, n, self.gen).float()
         ids = self.sampler.successor_ids(ctx, 2 * self.k)  # (B*K, c)

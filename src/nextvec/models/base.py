@@ -72,27 +72,31 @@ def model_device(model) -> torch.device:
         return torch.device("cpu")
 
 
-def autoregress(seq: torch.Tensor, steps: int, context_length: int | None, next_vector) -> Iterator[torch.Tensor]:
-    """Feed predictions back: `steps` times, next_vector(context (B, T, D), mask (B, T)) -> (B, D) on the last
-    `context_length` vectors of seq (B, L, D) (all when None); each result is yielded, then appended."""
+def autoregress(seq: torch.Tensor, steps: int, context_length: int | None, next_vector,
+                own: int = 0) -> Iterator[torch.Tensor]:
+    """Feed predictions back: `steps` times, next_vector(context (B, T, D), mask (B, T), own) -> (B, D) on the
+    last `context_length` vectors of seq (B, L, D) (all when None), `own` of them (the last) fed back rather
+    than given (`own` of seq's are at the start); each result is yielded, then appended."""
     for _ in range(steps):
         ctx = seq if context_length is None else seq[:, -context_length:]
-        y = next_vector(ctx, torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device))
+        y = next_vector(ctx, torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device), min(own, ctx.shape[1]))
         yield y
         seq = torch.cat([seq, y[:, None]], dim=1)
+        own += 1
 
 
 def sample_rollouts(prompts: torch.Tensor, steps: int, k: int, context_length: int | None, draw) -> torch.Tensor:
-    """K rollouts of every prompt (B, L, D) -> (B, K, steps, D). `draw(context, mask, n)` -> (B', n, D): the
-    first step draws K vectors from each prompt at once (a sampler that draws without replacement gives K
-    distinct first steps); every later step draws one per rollout from its own context."""
+    """K rollouts of every prompt (B, L, D) -> (B, K, steps, D). `draw(context, mask, n, own)` -> (B', n, D),
+    `own` the number of the context's last vectors that are earlier draws: the first step draws K vectors
+    from each prompt at once (a sampler that draws without replacement gives K distinct first steps); every
+    later step draws one per rollout from its own context."""
     B, L, D = prompts.shape
     T = context_length
     ctx = prompts if T is None else prompts[:, -T:]
-    first = draw(ctx, torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device), k)  # (B, k, D)
+    first = draw(ctx, torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device), k, 0)  # (B, k, D)
     seq = torch.cat([prompts.repeat_interleave(k, 0), first.reshape(B * k, 1, D)], 1)
     out = [first.reshape(B * k, D)]
-    out += list(autoregress(seq, steps - 1, T, lambda c, m: draw(c, m, 1)[:, 0]))
+    out += list(autoregress(seq, steps - 1, T, lambda c, m, own: draw(c, m, 1, own)[:, 0], own=1))
     return torch.stack(out, 1).reshape(B, k, steps, D)
 
 

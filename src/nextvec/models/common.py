@@ -15,6 +15,9 @@ from nextvec.models.base import Prediction
 from nextvec.models.heads import build_head
 
 
+SAMPLING_KNOBS = ("temperature", "guidance", "steps", "prompt_guidance")  # LVMModel.sample's options
+
+
 class ProjectionHead(nn.Sequential):
     """Linear -> GELU -> LayerNorm -> Linear: hidden (B, H) -> vector (B, D)."""
 
@@ -106,20 +109,40 @@ class LVM(nn.Module):
         return self(context, mask)
 
     def sample(self, context: torch.Tensor, mask: torch.Tensor, n: int, generator: torch.Generator | None = None,
-               temperature: float | None = None, guidance: float | None = None,
-               steps: int | None = None) -> torch.Tensor:
+               own: int = 0, **knobs) -> torch.Tensor:
         """n draws of the next vector (B, n, D). A point head returns y_dec n times; a sampling head's
         unit samples are scaled to the norm of y_dec, so they live where the point prediction lives.
-        temperature / guidance / steps default to the model config's."""
+        `own`: how many of the last context vectors are the model's own draws (a continuation); the head is
+        then guided toward the prompt (see `_prompt_guided`). `knobs`: any of SAMPLING_KNOBS (temperature,
+        guidance, steps, prompt_guidance); unset or None = the model config's."""
+        unknown = set(knobs) - set(SAMPLING_KNOBS)
+        if unknown:
+            raise TypeError(f"unknown sampling options {sorted(unknown)}; known: {', '.join(SAMPLING_KNOBS)}")
         pred, cond = self._point(context, mask)
         if self.sampler is None:
             return pred.y_dec[:, None].expand(-1, n, -1).clone()
         c = self.config
-        temp = c.temperature if temperature is None else temperature
-        extra = {} if c.head == "energy" else {"steps": steps or c.sample_steps,
-                                               "guidance": c.guidance if guidance is None else guidance}
-        unit = self.sampler(cond, pred.y_cos, n, temperature=temp, generator=generator, **extra)  # (B, n, D)
+        k = {"temperature": c.temperature, "guidance": c.guidance, "steps": c.sample_steps,
+             "prompt_guidance": c.prompt_guidance, **{name: v for name, v in knobs.items() if v is not None}}
+        y_cos, cond = self._prompt_guided(context, mask, own, k["prompt_guidance"], pred.y_cos, cond)
+        extra = {} if c.head == "energy" else {"steps": k["steps"] or c.sample_steps, "guidance": k["guidance"]}
+        unit = self.sampler(cond, y_cos, n, temperature=k["temperature"], generator=generator, **extra)  # (B, n, D)
         return unit * pred.y_dec.norm(dim=-1, keepdim=True)[:, None]
+
+    def _prompt_guided(self, context: torch.Tensor, mask: torch.Tensor, own: int, g: float, y_cos: torch.Tensor,
+                       cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Classifier-free guidance with the prompt as the condition: the point the head samples around becomes
+        unit(y_own + g (y_cos - y_own)), where y_own reads only the last `own` context vectors (the model's
+        own draws). A model fed its own samples drifts from the prompt's topic step by step; this weighs what
+        the prompt adds by g. With no draws of its own in view, or no prompt left in view, or g = 1, the
+        point is unchanged (a one-step prediction from real context never is)."""
+        if g == 1.0 or own <= 0 or own >= context.shape[1]:
+            return y_cos, cond
+        mine = mask.clone()
+        mine[:, :-own] = False
+        y_own = self._point(context, mine)[0].y_cos
+        y = F.normalize(y_own + g * (y_cos - y_own), dim=-1)
+        return y, torch.cat([cond[:, : -y.shape[-1]], y.detach()], dim=-1)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -9,9 +9,9 @@ weights, and adds that vector to the model's `y_cos` with a gate that opens only
 
 where s_1 is the best match's cosine. Text that recurs across documents (templates, boilerplate, lists,
 quoted passages) is predicted from the memory; everything else from the model. Sampling works the same
-way (kNN-LM's interpolation, for samples): each of the model's samples is replaced, with probability
-sample_weight * sigmoid((s_1 - sample_threshold) / 0.05), by one of the k successors, drawn uniformly
-without replacement. `y_dec` is the model's
+way (kNN-LM's interpolation, for samples): a share sample_weight * sigmoid((s_1 - sample_threshold) / 0.05)
+of the model's samples (stratified: that share of every set) is replaced by the k successors, drawn
+uniformly without replacement. `y_dec` is the model's
 (the memory is a retrieval aid, and the decoder output keeps the model's spread). `weight` and
 `threshold` are fitted on the val split (`nextvec.models.memory_fit.fit_memory`); weight 0 is the model.
 
@@ -91,14 +91,20 @@ def gate(best: np.ndarray, weight: float, threshold: float) -> np.ndarray:
 
 def mix_samples(samples: np.ndarray, succ: np.ndarray, best: np.ndarray, weight: float, threshold: float,
                 u: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Replace each sample (B, n, D) with a memory successor with probability gate(s_1) (weight <= 1).
+    """Replace a share gate(s_1) of each window's samples (B, n, D) with memory successors (weight <= 1).
 
-    `u` (B, n) uniform draws which samples are replaced; `order` (B, k) is a random permutation of the k
+    The share is stratified: exactly floor(n g) samples, and one more with probability frac(n g), so every
+    set of n holds both sources in the gate's proportion. (Replacing each sample independently leaves some
+    sets all model, some all memory; the energy score rewards a mixture by the distance between its two
+    sources, and a one-source set forgoes it.) `u` (B, n + 1) uniform: the replaced samples are the n g
+    with the lowest u[:, :n], and u[:, n] rounds. `order` (B, k) is a random permutation of the k
     successors, and sample i takes successor order[i mod k]: drawn uniformly and without replacement, as the
     kNN-successor sampler draws (repeated draws of one successor shrink the set's spread, which the energy
     score penalises). A replacement keeps the norm of the sample it replaces."""
     B, n = samples.shape[:2]
-    take = u < gate(best, weight, threshold)[:, None]  # (B, n)
+    share = n * gate(best, weight, threshold)  # (B,) expected replacements
+    count = np.floor(share) + (u[:, n] < share - np.floor(share))
+    take = u[:, :n].argsort(1, kind="stable").argsort(1) < count[:, None]  # (B, n): the `count` lowest draws
     j = order[:, np.arange(n) % order.shape[1]]  # (B, n)
     chosen = succ[np.arange(B)[:, None], j] * np.linalg.norm(samples, axis=-1, keepdims=True)
     return np.where(take[..., None], chosen, samples).astype(np.float32)
@@ -135,14 +141,14 @@ class MemoryPredictor:
 
     def sample(self, context: torch.Tensor, mask: torch.Tensor, n: int,
                generator: torch.Generator | None = None, **options) -> torch.Tensor:
-        """The model's samples, each replaced by a memory successor with probability
-        sample_weight * sigmoid((s_1 - sample_threshold) / 0.05): recurring text is drawn from the memory."""
+        """The model's samples, a share sample_weight * sigmoid((s_1 - sample_threshold) / 0.05) of them
+        replaced by memory successors (see mix_samples): recurring text is drawn from the memory."""
         x = sample_from(self.model, context, mask, n, generator, **options)
         if self.sample_weight == 0:
             return x
         succ, _, best = self.memory.candidates(context.detach().float().cpu().numpy(), mask.detach().cpu().numpy(),
                                                self.topic_weight)
-        u = torch.rand(x.shape[0], n, generator=generator).numpy()
+        u = torch.rand(x.shape[0], n + 1, generator=generator).numpy()
         order = torch.rand(x.shape[0], succ.shape[1], generator=generator).argsort(1).numpy()
         y = mix_samples(x.detach().float().cpu().numpy(), succ, best, self.sample_weight, self.sample_threshold,
                         u, order)

@@ -78,7 +78,7 @@ def fit_sampling(model, store, targets: np.ndarray, context_length: int, memory:
     targets = seeded_subset(targets, max_windows, seed)
     x = draw_samples({"model": model}, store, targets, context_length, k, seed)["model"]  # (M, k, D) unit
     rng = np.random.default_rng(seed + 1)
-    u, order = rng.random(x.shape[:2]), rng.random((len(targets), memory.k)).argsort(1)
+    u, order = rng.random((len(targets), k + 1)), rng.random((len(targets), memory.k)).argsort(1)
     tv = unit_rows(store.get(targets))
     grid = [{"sample_weight": 0.0, "sample_threshold": None, "topic_weight": 0.0,
              "energy_score": float(energy_score_np(x, tv).mean())}]
