@@ -72,7 +72,7 @@ def browser_view(page: Path, tmp_path: Path) -> dict:
 @pytest.mark.skipif(CHROMIUM is None, reason=SKIP_REASON)
 @pytest.mark.parametrize("page, header", [
     ("index.html", ["step", "command", "what it does"]),
-    ("results/index.html", ["corpus (test split)", "topic retention at h = 10: real / default / kNN walk"]),
+    ("results/index.html", ["corpus (test split)", "topic retention at h = 1 / 10: real / default / kNN walk"]),
 ])
 def test_page_renders_its_tables_in_chromium(site, tmp_path, page, header):
     seen = browser_view(site / page, tmp_path)

@@ -75,8 +75,9 @@ def model_device(model) -> torch.device:
 def autoregress(seq: torch.Tensor, steps: int, context_length: int | None, next_vector,
                 own: int = 0) -> Iterator[torch.Tensor]:
     """Feed predictions back: `steps` times, next_vector(context (B, T, D), mask (B, T), own) -> (B, D) on the
-    last `context_length` vectors of seq (B, L, D) (all when None), `own` of them (the last) fed back rather
-    than given (`own` of seq's are at the start); each result is yielded, then appended."""
+    last `context_length` vectors of seq (B, L, D) (all when None); each result is yielded, then appended.
+    `own`: how many of seq's last vectors are already draws rather than given; next_vector is told how many
+    of its context's are."""
     for _ in range(steps):
         ctx = seq if context_length is None else seq[:, -context_length:]
         y = next_vector(ctx, torch.ones(ctx.shape[:2], dtype=torch.bool, device=ctx.device), min(own, ctx.shape[1]))
