@@ -55,7 +55,7 @@ def damage(path: Path, how: str, rng: random.Random) -> None:
     path.write_bytes(bytes(data))
 
 
-def opens(kind: str, folder: Path, store_root: Path) -> None:
+def opens(kind: str, folder: Path) -> None:
     """What a command does first with the folder: open the store, or load the run's checkpoints and files."""
     if kind == "store":
         ConceptStore(folder)
@@ -89,7 +89,7 @@ def test_every_file_damaged_is_named_by_verify_and_refused_at_open(made, tmp_pat
             if "indexes" in rel.parts:  # a cache: rebuilt with a warning, never trusted
                 continue
             with pytest.raises(NextvecError):
-                opens(kind, copy, store_root)
+                opens(kind, copy)
             shutil.rmtree(copy)
 
 
